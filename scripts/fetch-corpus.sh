@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# Fetch the kernel-module corpora (Debian's 6.12 and 6.1 kernels) and their real objtool.
+#
+# usage: scripts/fetch-corpus.sh [--refresh] [--resolve] [-j N] [6.12|6.1|all]
+#   (default: all)
+#   --refresh   throw away an existing corpus and fetch it again (version resolved again)
+#   --resolve   only print which packages/version would be fetched, then stop
+#   -j N        parallel decompression jobs (default: number of CPUs)
+#
+# Idempotent: a corpus that is complete (corpus/<K>/corpus.env exists) is left as it is, and the
+# script only prints its summary line. Cache: $ORCTOOL_CACHE (default $HOME/.cache/orctool); the
+# layout is described in scripts/lib/corpus.sh. Environment: ORCTOOL_NO_PIN=1 ignores the pinned
+# versions and takes the newest available pair (used to test the fallback).
+set -euo pipefail
+export LC_ALL=C
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib/corpus.sh"
+
+# Pinned versions: the ones the project's numbers were measured on.
+PIN_612_IMAGE=linux-image-6.12.117+deb12-amd64-unsigned
+PIN_612_KBUILD=linux-kbuild-6.12.117+deb12
+PIN_612_VERSION=6.12.117-1~deb12u1
+PIN_61_IMAGE=linux-image-6.1.0-56-amd64-unsigned
+PIN_61_KBUILD=linux-kbuild-6.1
+PIN_61_VERSION=6.1.192-2
+
+die()  { echo "fetch-corpus: error: $*" >&2; exit 1; }
+note() { echo "fetch-corpus: $*" >&2; }
+
+refresh=0 resolve_only=0 jobs=$(nproc 2>/dev/null || echo 2) what=all
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --refresh) refresh=1 ;;
+        --resolve) resolve_only=1 ;;
+        -j|--jobs) [[ $# -ge 2 ]] || die "$1 needs a number"; jobs=$2; shift ;;
+        -j*) jobs=${1#-j} ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        6.12|6.1|all) what=$1 ;;
+        *) echo "usage: $0 [--refresh] [--resolve] [-j N] [6.12|6.1|all]" >&2; exit 2 ;;
+    esac
+    shift
+done
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || die "-j wants a positive number, got '$jobs'"
+kernels=$CORPUS_KERNELS
+[[ $what == all ]] || kernels=$what
+
+cache=$(corpus_cache)
+
+# ---------------------------------------------------------------- apt helpers
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then "$@"
+    elif command -v sudo >/dev/null; then sudo "$@"
+    else die "need root for: $* (no sudo)"; fi
+}
+
+# versions PKG: every version apt knows for PKG, one per line (empty if none).
+versions() { apt-cache madison "$1" 2>/dev/null | awk -F'|' -v p="$1" '{gsub(/ /,""); if ($1 == p) print $2}' | sort -u; }
+has_version() { local v; v=$(versions "$1"); grep -qxF -- "$2" <<< "$v"; }
+
+# newest: the newest of the "VERSION rest..." lines on stdin, by Debian version order.
+newest() {
+    local best= line v
+    while read -r line; do
+        v=${line%% *}
+        if [[ -z $best ]] || dpkg --compare-versions "$v" gt "${best%% *}"; then best=$line; fi
+    done
+    [[ -n $best ]] && printf '%s\n' "$best"
+}
+
+apt_updated=0
+apt_update_once() {
+    [[ $apt_updated -eq 0 ]] || return 1
+    apt_updated=1
+    note "package lists do not know the kernel packages; running apt-get update"
+    as_root apt-get update -qq >&2 || die "apt-get update failed"
+}
+
+# resolve K: prints "VERSION IMAGE_PKG KBUILD_PKG" for the pinned pair, else the newest available pair.
+resolve_candidates() {
+    local k=$1 img abi kb v
+    case $k in
+        6.12)
+            apt-cache search --names-only '^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$' | awk '{print $1}' |
+            while read -r img; do
+                abi=${img#linux-image-}; abi=${abi%-amd64-unsigned}; kb=linux-kbuild-$abi
+                comm -12 <(versions "$img") <(versions "$kb") | while read -r v; do echo "$v $img $kb"; done
+            done ;;
+        6.1)
+            local kbv; kbv=$(versions linux-kbuild-6.1)
+            apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' | awk '{print $1}' |
+            while read -r img; do
+                comm -12 <(versions "$img") <(printf '%s\n' "$kbv") | while read -r v; do [[ -n $v ]] && echo "$v $img linux-kbuild-6.1"; done
+            done ;;
+    esac
+}
+resolve() {
+    local k=$1 pimg pkb pver best
+    case $k in
+        6.12) pimg=$PIN_612_IMAGE pkb=$PIN_612_KBUILD pver=$PIN_612_VERSION ;;
+        6.1)  pimg=$PIN_61_IMAGE  pkb=$PIN_61_KBUILD  pver=$PIN_61_VERSION ;;
+    esac
+    while :; do
+        if [[ ${ORCTOOL_NO_PIN:-0} != 1 ]] && has_version "$pimg" "$pver" && has_version "$pkb" "$pver"; then
+            echo "$pver $pimg $pkb"; return 0
+        fi
+        best=$(resolve_candidates "$k" | newest || true)
+        if [[ -n $best ]]; then
+            [[ ${ORCTOOL_NO_PIN:-0} == 1 ]] || note "$k: pinned $pimg=$pver is not available; falling back to the newest pair: $best"
+            echo "$best"; return 0
+        fi
+        apt_update_once || die "$k: no linux-image/linux-kbuild pair with equal versions is available from apt (check /etc/apt/sources.list: bookworm and bookworm-security)"
+    done
+}
+
+# download PKG VERSION: prints the path of the .deb in $cache/debs, downloading it if needed.
+download() {
+    local pkg=$1 ver=$2 debs=$cache/debs f tmp
+    mkdir -p "$debs"
+    # apt-get names files PKG_VERSION_ARCH.deb with ':' escaped as %3a.
+    f=$(compgen -G "$debs/${pkg}_${ver//:/%3a}_*.deb" | head -n 1 || true)
+    if [[ -n $f ]] && dpkg-deb --info "$f" >/dev/null 2>&1; then printf '%s\n' "$f"; return 0; fi
+    [[ -z $f ]] || { note "removing unreadable $f"; rm -f "$f"; }
+    tmp=$(mktemp -d "$debs/.download.XXXXXX")
+    note "downloading $pkg=$ver"
+    # apt's _apt sandbox user must be able to write into the directory.
+    chmod 0777 "$tmp"
+    if ! (cd "$tmp" && apt-get download -q "$pkg=$ver" >&2); then rm -rf "$tmp"; die "apt-get download $pkg=$ver failed"; fi
+    f=$(compgen -G "$tmp/${pkg}_*.deb" | head -n 1 || true)
+    [[ -n $f ]] || { rm -rf "$tmp"; die "apt-get download $pkg=$ver produced no .deb"; }
+    mv "$f" "$debs/"
+    rm -rf "$tmp"
+    printf '%s\n' "$debs/$(basename "$f")"
+}
+
+# -------------------------------------------------------------- building a corpus
+# Decompress/copy one module: args SRC_ROOT DST_ROOT REL...
+# shellcheck disable=SC2016
+unpack_worker='
+src=$1 dst=$2; shift 2
+for rel in "$@"; do
+    case $rel in
+        *.ko)     cp "$src/$rel" "$dst/$rel" ;;
+        *.ko.xz)  xz -dc   "$src/$rel" > "$dst/${rel%.xz}" ;;
+        *.ko.zst) zstd -qdc "$src/$rel" > "$dst/${rel%.zst}" ;;
+        *.ko.gz)  gzip -dc "$src/$rel" > "$dst/${rel%.gz}" ;;
+    esac || { echo "fetch-corpus: cannot unpack $src/$rel" >&2; exit 255; }
+done'
+
+build_corpus() {
+    local k=$1 ver=$2 img=$3 kb=$4 dir stage img_deb kb_deb kroot kver n objtool_rel first
+    dir=$(corpus_dir "$k")
+    img_deb=$(download "$img" "$ver")
+    kb_deb=$(download "$kb" "$ver")
+
+    stage=$cache/corpus/.$k.staging
+    rm -rf "$stage"               # left over from an interrupted run (we hold the lock)
+    mkdir -p "$stage/img" "$stage/modules"
+    note "$k: extracting $(basename "$img_deb")"
+    dpkg-deb -x "$img_deb" "$stage/img"
+    dpkg-deb -x "$kb_deb" "$stage/kbuild"
+
+    kroot=$(compgen -G "$stage/img/lib/modules/*/kernel" | head -n 1 || true)
+    [[ -n $kroot ]] || die "$k: no lib/modules/*/kernel in $img_deb"
+    kver=$(basename "$(dirname "$kroot")")
+
+    note "$k: unpacking modules ($jobs jobs)"
+    (cd "$kroot" && find . -mindepth 1 -type d -printf '%P\0') | (cd "$stage/modules" && xargs -0 -r mkdir -p)
+    (cd "$kroot" && find . -type f \( -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst' -o -name '*.ko.gz' \) -printf '%P\0') |
+        xargs -0 -r -n 64 -P "$jobs" bash -c "$unpack_worker" unpack "$kroot" "$stage/modules" ||
+        die "$k: unpacking the modules failed"
+    find "$stage/modules" -type d -empty -delete
+    [[ -d $stage/img/boot ]] && mv "$stage/img/boot" "$stage/boot"
+    rm -rf "$stage/img"
+
+    (cd "$stage/modules" && find . -type f -name '*.ko' -printf '%P\n' | LC_ALL=C sort) > "$stage/modules.list"
+    n=$(wc -l < "$stage/modules.list")
+    [[ $n -gt 0 ]] || die "$k: no modules found in $img_deb"
+
+    # Modules without .orc_unwind: one readelf over many files ("File: X" headers separate them).
+    (cd "$stage/modules" && xargs -d '\n' -n 256 readelf -S -W < ../modules.list) 2>/dev/null |
+        awk '/^File: /{ if (f != "" && !has) print f; f = substr($0, 7); has = 0; next }
+             / \.orc_unwind /{ has = 1 }
+             END { if (f != "" && !has) print f }' | LC_ALL=C sort > "$stage/no-orc.list"
+
+    # The real objtool binary (6.12 ships a SRCARCH dispatcher called objtool beside objtool.real-x86).
+    objtool_rel=$(cd "$stage" && { compgen -G 'kbuild/usr/lib/*/tools/objtool/objtool.real-x86' || compgen -G 'kbuild/usr/lib/*/tools/objtool/objtool'; } | head -n 1 || true)
+    [[ -n $objtool_rel ]] || die "$k: no tools/objtool/objtool in $kb_deb"
+    ln -s "$objtool_rel" "$stage/objtool"
+    first=$(grep -m 1 -vxF -f "$stage/no-orc.list" "$stage/modules.list")
+    "$stage/objtool" --dump=orc "$stage/modules/$first" > "$stage/.probe" ||
+        die "$k: $stage/objtool --dump=orc $first failed (missing libelf?)"
+    grep -q '^\.text+0:' "$stage/.probe" || die "$k: $stage/objtool --dump=orc $first printed no ORC table"
+    rm -f "$stage/.probe"
+
+    {
+        printf '# written by scripts/fetch-corpus.sh on %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        printf 'CORPUS_KERNEL=%q\n' "$k"
+        printf 'CORPUS_VERSION=%q\n' "$ver"
+        printf 'CORPUS_IMAGE_PKG=%q\n' "$img"
+        printf 'CORPUS_KBUILD_PKG=%q\n' "$kb"
+        printf 'CORPUS_KVER=%q\n' "$kver"
+        printf 'CORPUS_MODULE_COUNT=%q\n' "$n"
+        printf 'CORPUS_NO_ORC_COUNT=%q\n' "$(wc -l < "$stage/no-orc.list")"
+        printf 'CORPUS_OBJTOOL_REL=%q\n' "$objtool_rel"
+    } > "$stage/corpus.env.tmp"
+    mv "$stage/corpus.env.tmp" "$stage/corpus.env"
+    rm -rf "$dir"
+    mv "$stage" "$dir"
+}
+
+fetch_one() {
+    local k=$1 lock r ver img kb
+    mkdir -p "$cache/corpus"
+    lock=$cache/corpus/.$k.lock
+    exec 9>"$lock"
+    flock 9 || die "cannot lock $lock"
+    if [[ $resolve_only -eq 1 ]]; then
+        r=$(resolve "$k"); read -r ver img kb <<< "$r"
+        echo "corpus $k: would fetch $img=$ver and $kb=$ver"
+    else
+        if [[ $refresh -eq 1 ]] && corpus_ready "$k"; then
+            note "$k: --refresh: removing $(corpus_dir "$k")"
+            rm -rf "$(corpus_dir "$k")"
+        fi
+        if ! corpus_ready "$k"; then
+            r=$(resolve "$k"); read -r ver img kb <<< "$r"
+            build_corpus "$k" "$ver" "$img" "$kb"
+        fi
+        corpus_summary "$k"
+    fi
+    exec 9>&-
+}
+
+for k in $kernels; do fetch_one "$k"; done
