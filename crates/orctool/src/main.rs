@@ -1,0 +1,42 @@
+//! `orctool`: the command line. Thin by design: each command parses its options and calls the
+//! library crates; nothing here knows ELF or x86.
+
+mod dump;
+mod input;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "orctool", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the ORC table of kernel objects, modules or vmlinux, as objtool --dump=orc does.
+    Dump(dump::DumpArgs),
+}
+
+/// objtool is run as `objtool --dump=orc FILE` (5.18+); accept that spelling so orctool can
+/// stand in for it: a first argument that is an objtool option selects the matching command.
+fn objtool_style(args: Vec<String>) -> Vec<String> {
+    let Some(first) = args.get(1) else { return args };
+    if !first.starts_with("--") || matches!(first.as_str(), "--help" | "--version") {
+        return args;
+    }
+    let command = if args.iter().any(|a| a == "--dump" || a.starts_with("--dump=")) { "dump" } else { "check" };
+    let mut out = vec![args[0].clone(), command.to_string()];
+    out.extend(args.into_iter().skip(1));
+    out
+}
+
+fn main() {
+    let cli = Cli::parse_from(objtool_style(std::env::args().collect()));
+    let code = match cli.command {
+        Command::Dump(args) => dump::run(&args),
+    };
+    std::process::exit(code);
+}

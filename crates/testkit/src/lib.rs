@@ -1,0 +1,80 @@
+//! Test support shared by orctool's crates.
+//!
+//! Tests read like the thing they check: a few lines of assembly in, a table out. This crate
+//! turns the assembly into an object with GNU `as` (part of binutils, installed with gcc on
+//! every machine of this project), and offers the small deterministic random generator the
+//! mutation tests use.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The 20-byte `.orc_header` of 6.4+ kernels, as assembler directives.
+pub const ORC_HEADER_V3: &str = "\t.section .orc_header,\"a\"\n\t.byte 0xfe,0x5d,0x32,0xbf,0x58,0x1b,0xd6,0x3b,0x2c,0xa9,0xa5,0xc6,0x5b,0xa5,0xa6,0x25,0xea,0xb3,0xfe,0x24\n";
+
+/// Assembles `source` (AT&T syntax, x86-64) and returns the object's bytes.
+///
+/// # Panics
+/// If `as` is missing or rejects the source: a test fixture that does not assemble is a bug
+/// in the test.
+pub fn assemble(source: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = assemble_in(dir.path(), "fixture", source);
+    std::fs::read(path).expect("read assembled object")
+}
+
+/// Assembles `source` into `dir/name.o` and returns its path.
+pub fn assemble_in(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.s"));
+    let obj = dir.join(format!("{name}.o"));
+    std::fs::write(&src, source).expect("write assembly source");
+    let out = Command::new("as")
+        .args(["--64", "-o"])
+        .arg(&obj)
+        .arg(&src)
+        .output()
+        .expect("run GNU as (binutils must be installed)");
+    assert!(out.status.success(), "as failed on fixture {name}:\n{}", String::from_utf8_lossy(&out.stderr));
+    obj
+}
+
+/// xorshift64*: a tiny, deterministic generator, so that a failing mutation test can be
+/// replayed from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a non-zero seed (zero is replaced).
+    pub fn new(seed: u64) -> Self {
+        Rng(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// Overwrites 1 to `max` bytes of `data` with random values, each inside one of `ranges`
+    /// (byte ranges of the file worth hitting: headers, chosen sections) when given.
+    pub fn mutate(&mut self, data: &mut [u8], ranges: &[std::ops::Range<usize>], max: usize) {
+        if data.is_empty() {
+            return;
+        }
+        let count = 1 + self.below(max.max(1));
+        for _ in 0..count {
+            let at = match ranges.get(self.below(ranges.len().max(1))) {
+                Some(r) if !r.is_empty() && r.end <= data.len() => r.start + self.below(r.len()),
+                _ => self.below(data.len()),
+            };
+            data[at] = self.next_u64() as u8;
+        }
+    }
+}
