@@ -23,6 +23,7 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib/corpus.sh"
+. "$here/lib/orctool.sh"
 
 die() { echo "compat-dump: error: $*" >&2; exit 2; }
 usage() { sed -n '4,5p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -52,17 +53,7 @@ case $kernel in all) kernels=$CORPUS_KERNELS ;; *) corpus_check_kernel "$kernel"
 for k in $kernels; do corpus_require "$k" || exit 2; done
 
 # ------------------------------------------------------------------ the binary under test
-if [[ -z $orctool ]]; then
-    root=$(git -C "$here/.." rev-parse --show-toplevel 2>/dev/null || (cd "$here/.." && pwd))
-    echo "compat-dump: building orctool (cargo build --release -p orctool)" >&2
-    (cd "$root" && cargo build --release -p orctool) >&2 || die "cargo build --release -p orctool failed (or use --orctool PATH)"
-    tdir=${CARGO_TARGET_DIR:-target}
-    [[ $tdir == /* ]] || tdir=$root/$tdir
-    orctool=$tdir/release/orctool
-fi
-if [[ $orctool != */* ]]; then orctool=$(command -v "$orctool") || die "--orctool: '$orctool' not found in PATH"; fi
-[[ -x $orctool && -f $orctool ]] || die "orctool binary '$orctool' does not exist or is not executable"
-orctool=$(cd "$(dirname "$orctool")" && pwd)/$(basename "$orctool")
+orctool=$(orctool_bin "$orctool") || exit 2
 
 # ------------------------------------------------------------------ one module, run in parallel
 # Environment: CD_OBJTOOL CD_ORCTOOL CD_MODDIR CD_NOORC CD_OUT CD_TIMEOUT; arguments: module paths.
