@@ -16,6 +16,7 @@ mod error;
 mod file;
 pub mod modinfo;
 pub mod orc;
+pub mod write;
 
 pub use error::ElfError;
 pub use file::{ElfFile, FileKind, Relocation, Section, Symbol, SymbolKind};
