@@ -70,7 +70,7 @@ else
     dir=$moddir
 fi
 n=$(wc -l < "$list")
-bytes=$(cd "$moddir" && xargs -d '\n' du -cb < "$list" | awk 'END { print $1 }')
+bytes=$(cd "$moddir" && xargs -d '\n' stat -c %s < "$list" | awk '{ s += $1 } END { print s }')
 
 # The three commands, run from inside the module directory.
 cmd_obj="xargs -d '\\n' -n 1 $(printf '%q' "$objtool") --dump=orc < $(printf '%q' "$list")"

@@ -69,6 +69,8 @@ newest() {
 }
 
 apt_updated=0
+dl_tmp=
+trap '[[ -z $dl_tmp ]] || rm -rf "$dl_tmp"' EXIT
 apt_update_once() {
     [[ $apt_updated -eq 0 ]] || return 1
     apt_updated=1
@@ -122,6 +124,7 @@ download() {
     if [[ -n $f ]] && dpkg-deb --info "$f" >/dev/null 2>&1; then printf '%s\n' "$f"; return 0; fi
     [[ -z $f ]] || { note "removing unreadable $f"; rm -f "$f"; }
     tmp=$(mktemp -d "$debs/.download.XXXXXX")
+    dl_tmp=$tmp   # removed by the EXIT trap if we are interrupted
     note "downloading $pkg=$ver"
     # apt's _apt sandbox user must be able to write into the directory.
     chmod 0777 "$tmp"
@@ -129,7 +132,7 @@ download() {
     f=$(compgen -G "$tmp/${pkg}_*.deb" | head -n 1 || true)
     [[ -n $f ]] || { rm -rf "$tmp"; die "apt-get download $pkg=$ver produced no .deb"; }
     mv "$f" "$debs/"
-    rm -rf "$tmp"
+    rm -rf "$tmp"; dl_tmp=
     printf '%s\n' "$debs/$(basename "$f")"
 }
 
