@@ -14,20 +14,22 @@
 #   orctool dump M         one process per module
 #   orctool dump DIR       one process for the whole directory
 # Timing: hyperfine (apt-get install hyperfine, done here when missing and possible), else
-# /usr/bin/time (also with ORCTOOL_BENCH_TIMER=time). First an untimed pass checks exit codes and counts output lines. Progress goes
-# to stderr; stdout gets a markdown table (wall mean ± stddev, user, sys, ratios). Writes no files
-# outside a temporary directory.
+# /usr/bin/time (also with ORCTOOL_BENCH_TIMER=time). First an untimed pass checks exit codes and
+# counts output lines. Progress goes to stderr; stdout gets a markdown table (wall mean ± stddev,
+# user, sys, ratios). Writes no files outside a temporary directory.
 set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib/corpus.sh
 . "$here/lib/corpus.sh"
+# shellcheck source=scripts/lib/orctool.sh
 . "$here/lib/orctool.sh"
 
 die() { echo "bench-dump: error: $*" >&2; exit 2; }
 note() { echo "bench-dump: $*" >&2; }
 
-kernel=6.12 orctool= runs=3 warmup=1 sample=0 ignore=0
+kernel=6.12 orctool="" runs=3 warmup=1 sample=0 ignore=0
 while [[ $# -gt 0 ]]; do
     [[ $1 != --*=* ]] || { set -- "${1%%=*}" "${1#*=}" "${@:2}"; }
     case $1 in
@@ -38,7 +40,7 @@ while [[ $# -gt 0 ]]; do
         --warmup)  warmup=$2; shift ;;
         --sample)  sample=$2; shift ;;
         --ignore-failure) ignore=1 ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
         *) echo "bench-dump: unknown argument '$1'" >&2; sed -n '4,5p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
     shift

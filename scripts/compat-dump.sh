@@ -22,13 +22,15 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib/corpus.sh
 . "$here/lib/corpus.sh"
+# shellcheck source=scripts/lib/orctool.sh
 . "$here/lib/orctool.sh"
 
 die() { echo "compat-dump: error: $*" >&2; exit 2; }
 usage() { sed -n '4,5p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-kernel=6.12 sample=0 orctool= jobs=$(nproc 2>/dev/null || echo 2) only= show=5 out= tmo=300
+kernel=6.12 sample=0 orctool="" jobs=$(nproc 2>/dev/null || echo 2) only="" show=5 out="" tmo=300
 while [[ $# -gt 0 ]]; do
     [[ $1 != --*=* ]] || { set -- "${1%%=*}" "${1#*=}" "${@:2}"; }
     case $1 in
@@ -42,7 +44,7 @@ while [[ $# -gt 0 ]]; do
         --show)    show=$2; shift ;;
         --out)     out=$2; shift ;;
         --timeout) tmo=$2; shift ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
         *) echo "compat-dump: unknown argument '$1'" >&2; usage ;;
     esac
     shift

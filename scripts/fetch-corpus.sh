@@ -15,6 +15,7 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib/corpus.sh
 . "$here/lib/corpus.sh"
 
 # Pinned versions: the ones the project's numbers were measured on.
@@ -35,7 +36,7 @@ while [[ $# -gt 0 ]]; do
         --resolve) resolve_only=1 ;;
         -j|--jobs) [[ $# -ge 2 ]] || die "$1 needs a number"; jobs=$2; shift ;;
         -j*) jobs=${1#-j} ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
         6.12|6.1|all) what=$1 ;;
         *) echo "usage: $0 [--refresh] [--resolve] [-j N] [6.12|6.1|all]" >&2; exit 2 ;;
     esac
@@ -60,7 +61,7 @@ has_version() { local v; v=$(versions "$1"); grep -qxF -- "$2" <<< "$v"; }
 
 # newest: the newest of the "VERSION rest..." lines on stdin, by Debian version order.
 newest() {
-    local best= line v
+    local best="" line v
     while read -r line; do
         v=${line%% *}
         if [[ -z $best ]] || dpkg --compare-versions "$v" gt "${best%% *}"; then best=$line; fi

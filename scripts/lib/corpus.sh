@@ -48,6 +48,7 @@ corpus_require() {
 # corpus_get K VAR: one value from corpus.env, e.g. corpus_get 6.12 CORPUS_VERSION
 corpus_get() {
     corpus_require "$1" || return
+    # shellcheck disable=SC1090
     ( . "$(corpus_env "$1")"; printf '%s\n' "${!2-}" )
 }
 
@@ -55,6 +56,7 @@ corpus_get() {
 corpus_summary() {
     corpus_require "$1" || return
     (
+        # shellcheck disable=SC1090
         . "$(corpus_env "$1")"
         printf 'corpus %s: version %s (%s), %s modules (%s without ORC) in %s, objtool %s\n' \
             "$1" "$CORPUS_VERSION" "$CORPUS_KVER" "$CORPUS_MODULE_COUNT" "$CORPUS_NO_ORC_COUNT" \
