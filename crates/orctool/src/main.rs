@@ -1,6 +1,7 @@
 //! `orctool`: the command line. Thin by design: each command parses its options and calls the
 //! library crates; nothing here knows ELF or x86.
 
+mod check;
 mod dump;
 mod input;
 mod progress;
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Print the ORC table of kernel objects, modules or vmlinux, as objtool --dump=orc does.
     Dump(dump::DumpArgs),
+    /// Validate the stack state of an x86-64 object and write its ORC table (objtool's flags).
+    Check(check::CheckArgs),
 }
 
 /// objtool is run as `objtool --dump=orc FILE` (5.18+); accept that spelling so orctool can
@@ -37,6 +40,7 @@ fn main() {
     let cli = Cli::parse_from(objtool_style(std::env::args().collect()));
     let code = match cli.command {
         Command::Dump(args) => dump::run(&args),
+        Command::Check(args) => check::run(&args),
     };
     std::process::exit(code);
 }

@@ -1,0 +1,263 @@
+//! Runtime-patched code as extra control flow: alternatives (`.altinstructions`), jump labels
+//! (`__jump_table`) and exception fixups (`__ex_table`) become branches from the original
+//! instruction, and each alternative site gets one shared per-byte CFI array across the
+//! original and every replacement (the "union" rule of the 2017 thread).
+
+use orc_decode::InsnKind;
+
+use crate::program::{Alt, Insn, InsnId};
+use crate::report::Fatal;
+use crate::Checker;
+
+/// One patch site entry, as objtool's `special_alt`: where the original is, where the new
+/// code is, and how to treat it.
+#[derive(Clone, Debug)]
+pub struct SpecialAlt {
+    /// An `.altinstructions` entry: the replacement is patched over the original in place.
+    pub group: bool,
+    /// A `__jump_table` entry: a NOP that becomes a JMP or the reverse.
+    pub jump_or_nop: bool,
+    /// Original code: section index and offset.
+    pub orig_sec: usize,
+    /// Original offset.
+    pub orig_off: u64,
+    /// Replacement (or jump target, or fixup): section index and offset; `None` for an empty
+    /// replacement.
+    pub new: Option<(usize, u64)>,
+    /// Original length (groups only; nested ALTERNATIVE()s share the longest).
+    pub orig_len: u8,
+    /// Replacement length (groups only).
+    pub new_len: u8,
+    /// Follow only the alternatives, not the original (X86_FEATURE_POPCNT; SMAP with
+    /// `--uaccess`).
+    pub skip_orig: bool,
+    /// Do not follow the alternatives (SMAP without `--uaccess`).
+    pub skip_alt: bool,
+    /// The jump label key's relocation addend (flag bits in the low bits).
+    pub key_addend: i64,
+}
+
+/// An alternative group: the original instructions of a site, or one replacement.
+#[derive(Clone, Debug)]
+pub struct AltGroup {
+    /// For a replacement: the original group. `None` for the original itself.
+    pub orig_group: Option<u32>,
+    /// First instruction.
+    pub first_insn: InsnId,
+    /// Last instruction (`None` for an empty replacement, which is only its padding NOP).
+    pub last_insn: Option<InsnId>,
+    /// The padding NOP objtool invents when the replacement is shorter than the original.
+    pub nop: Option<InsnId>,
+    /// Index of the shared per-byte CFI array in [`Checker::alt_cfi`].
+    pub cfi: u32,
+}
+
+impl Checker<'_> {
+    fn fatal_at(&self, id: InsnId, msg: impl Into<String>) -> Fatal {
+        let insn = &self.p.insns[id as usize];
+        Fatal::at(self.p.offstr(insn.sec as usize, insn.offset), msg)
+    }
+
+    /// objtool's `handle_group_alt`: sets up the original group (once per site) and a
+    /// replacement group, and returns the replacement's first instruction.
+    fn handle_group_alt(&mut self, alt: &SpecialAlt, orig: InsnId, new: Option<InsnId>) -> Result<Option<InsnId>, Fatal> {
+        let orig_group = match self.p.insns[orig as usize].alt_group {
+            None => {
+                let cfi = self.alt_cfi.len() as u32;
+                self.alt_cfi.push(vec![None; alt.orig_len as usize]);
+                let g = self.groups.len() as u32;
+                let end = alt.orig_off + u64::from(alt.orig_len);
+                let mut last = orig;
+                let mut it = Some(orig);
+                while let Some(id) = it {
+                    if self.p.insns[id as usize].offset >= end {
+                        break;
+                    }
+                    self.p.insns[id as usize].alt_group = Some(g);
+                    last = id;
+                    it = self.p.next_in_sec(id);
+                }
+                self.groups.push(AltGroup { orig_group: None, first_insn: orig, last_insn: Some(last), nop: None, cfi });
+                g
+            }
+            Some(g) => {
+                let group = &self.groups[g as usize];
+                let first = &self.p.insns[group.first_insn as usize];
+                let last = &self.p.insns[group.last_insn.expect("original groups have a last instruction") as usize];
+                let len = last.end() - first.offset;
+                if len != u64::from(alt.orig_len) {
+                    return Err(self.fatal_at(orig, format!("weirdly overlapping alternative! {len} != {}", alt.orig_len)));
+                }
+                g
+            }
+        };
+        let cfi = self.groups[orig_group as usize].cfi;
+        let new_group = self.groups.len() as u32;
+        self.groups.push(AltGroup { orig_group: Some(orig_group), first_insn: orig, last_insn: None, nop: None, cfi });
+
+        let orig_sym = self.p.insns[orig as usize].sym;
+        let ignore = self.p.insns[orig as usize].ignore_alts;
+        let mut nop = None;
+        if alt.new_len < alt.orig_len {
+            // Pad the replacement to the original's length with a fake NOP, so that the state
+            // after its last instruction lands in the shared array at the original's end.
+            let (new_sec, new_off) = alt.new.unwrap_or((alt.orig_sec, alt.orig_off));
+            let id = self.p.insns.len() as InsnId;
+            self.p.insns.push(Insn {
+                sec: new_sec as u32,
+                offset: new_off + u64::from(alt.new_len),
+                len: alt.orig_len - alt.new_len,
+                kind: InsnKind::Nop,
+                ops: Default::default(),
+                immediate: 0,
+                branch: None,
+                sym: orig_sym,
+                dead_end: false,
+                ignore,
+                ignore_alts: false,
+                hint: false,
+                save: false,
+                restore: false,
+                retpoline_safe: false,
+                noendbr: false,
+                jump_dest: None,
+                call_dest: None,
+                jump_table: None,
+                first_jump_src: None,
+                alts: Vec::new(),
+                alt_group: Some(new_group),
+                fake: true,
+            });
+            nop = Some(id);
+        }
+
+        let first;
+        let mut last_new = None;
+        if alt.new_len == 0 {
+            first = nop;
+        } else {
+            let Some(start) = new else { return Ok(None) };
+            first = Some(start);
+            let (new_sec, new_off) = alt.new.expect("checked by caller");
+            let end = new_off + u64::from(alt.new_len);
+            let orig_last = self.groups[orig_group as usize].last_insn.expect("original groups have a last instruction");
+            let mut it = Some(start);
+            while let Some(id) = it {
+                if self.p.insns[id as usize].offset >= end {
+                    break;
+                }
+                last_new = Some(id);
+                {
+                    let insn = &mut self.p.insns[id as usize];
+                    insn.ignore = ignore;
+                    insn.sym = orig_sym;
+                    insn.alt_group = Some(new_group);
+                }
+                // (objtool rejects PC-relative relocations in replacements on architectures
+                // that cannot fix them up when patching; x86 fixes them all.)
+                let insn = &self.p.insns[id as usize];
+                if insn.kind.is_static_jump() && insn.immediate != 0 {
+                    let dest = insn.end().wrapping_add(insn.immediate as u64);
+                    if dest == end {
+                        // A jump to the end of the replacement continues after the original.
+                        let Some(after) = self.p.next_in_sec(orig_last) else {
+                            return Err(self.fatal_at(id, "can't find alternative jump destination"));
+                        };
+                        self.p.insns[id as usize].jump_dest = Some(after);
+                    }
+                }
+                it = self.p.next_in_sec(id);
+            }
+            if last_new.is_none() {
+                return Err(Fatal::at(self.p.offstr(new_sec, new_off), "can't find last new alternative instruction"));
+            }
+        }
+        let g = &mut self.groups[new_group as usize];
+        g.first_insn = first.unwrap_or(orig);
+        g.last_insn = last_new;
+        g.nop = nop;
+        Ok(first)
+    }
+
+    /// objtool's `handle_jump_alt`: a jump label site must be a NOP or a JMP. For a NOP the
+    /// alternative is the jump target; for a JMP it is the next instruction.
+    fn handle_jump_alt(&mut self, alt: &SpecialAlt, orig: InsnId, new: Option<InsnId>) -> Result<Option<InsnId>, Fatal> {
+        let kind = self.p.insns[orig as usize].kind;
+        if kind != InsnKind::JumpUnconditional && kind != InsnKind::Nop {
+            return Err(self.fatal_at(orig, "unsupported instruction at jump label"));
+        }
+        if self.opts.hack_jump_label && alt.key_addend & 2 != 0 {
+            // objtool writes a NOP over the jump (the label's initial state is "off").
+            self.p.insns[orig as usize].kind = InsnKind::Nop;
+        }
+        if self.p.insns[orig as usize].kind == InsnKind::Nop {
+            return Ok(new);
+        }
+        Ok(self.p.next_in_sec(orig))
+    }
+
+    /// objtool's `add_special_section_alts`: `alts` in the order objtool reads them
+    /// (`.altinstructions`, then `__jump_table`, then `__ex_table`, each in entry order).
+    pub(crate) fn add_special_section_alts(&mut self, alts: &[SpecialAlt]) -> Result<(), Fatal> {
+        for alt in alts {
+            let Some(orig) = self.p.find_insn(alt.orig_sec, alt.orig_off) else {
+                return Err(Fatal::at(self.p.offstr(alt.orig_sec, alt.orig_off), "special: can't find orig instruction"));
+            };
+            let mut new = None;
+            if !alt.group || alt.new_len != 0 {
+                let (ns, no) = alt.new.unwrap_or((0, 0));
+                new = self.p.find_insn(ns, no);
+                if new.is_none() {
+                    return Err(Fatal::at(self.p.offstr(ns, no), "special: can't find new instruction"));
+                }
+            }
+            let target = if alt.group {
+                if alt.orig_len == 0 {
+                    self.warn_insn(orig, "empty alternative entry".to_string());
+                    continue;
+                }
+                self.handle_group_alt(alt, orig, new)?
+            } else if alt.jump_or_nop {
+                self.handle_jump_alt(alt, orig, new)?
+            } else {
+                new
+            };
+            let insn = &mut self.p.insns[orig as usize];
+            insn.ignore_alts |= alt.skip_alt;
+            if let Some(t) = target {
+                insn.alts.insert(0, Alt { insn: t, skip_orig: alt.skip_orig });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// objtool's nested-ALTERNATIVE fix-up (x86 `arch_handle_alternative`): consecutive entries
+/// for the same original site all get the longest original length among them.
+pub fn merge_nested_orig_len(alts: &mut [SpecialAlt]) {
+    let mut start = 0;
+    while start < alts.len() {
+        let mut end = start + 1;
+        while end < alts.len()
+            && alts[end].group
+            && alts[start].group
+            && alts[end].orig_sec == alts[start].orig_sec
+            && alts[end].orig_off == alts[start].orig_off
+        {
+            end += 1;
+        }
+        // objtool widens progressively: entry k gets max(len[start..=k]), and every earlier
+        // entry of the run is widened with it; the result is the maximum over the run for
+        // all but the effect on later entries, which see the same maximum.
+        let mut max = 0;
+        for a in &alts[start..end] {
+            max = max.max(a.orig_len);
+        }
+        if alts[start].group {
+            for a in &mut alts[start..end] {
+                a.orig_len = max;
+            }
+        }
+        start = end;
+    }
+}

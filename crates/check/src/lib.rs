@@ -1,0 +1,232 @@
+//! objtool's stack validation, done again: read an x86-64 relocatable object, follow every
+//! path through every function, know the stack state before each instruction, report what is
+//! wrong, and produce the ORC table.
+//!
+//! The stages, in the order objtool runs them:
+//!
+//! 1. [`program`]: sections, symbols, decoded instructions (`orc-decode`).
+//! 2. [`graph`] and [`alternatives`]: branch and call targets, noreturn calls, patch sites,
+//!    jump tables, hints and annotations (special sections parsed by `orc-flow`).
+//! 3. [`walk`]: the path walker, applying [`cfi`] rules to each instruction's stack
+//!    operations.
+//! 4. [`orc`]: the ORC rows, deduplicated as objtool emits them.
+//!
+//! The entry point is [`check`]. It never panics on malformed input and never prints:
+//! warnings come back as [`Warning`] values and a give-up as [`Fatal`].
+
+pub mod alternatives;
+pub mod cfi;
+pub mod graph;
+pub mod lists;
+pub mod orc;
+pub mod program;
+pub mod report;
+pub mod setup;
+pub mod walk;
+
+use std::collections::HashMap;
+
+use orc_elf::ElfFile;
+use orc_flow::KernelEra;
+
+use crate::alternatives::AltGroup;
+use crate::cfi::CfiState;
+use crate::program::{InsnId, Program};
+pub use crate::report::{Fatal, Warning};
+
+/// objtool's action flags and options that change the analysis (the kernel passes
+/// `--hacks=jump_label --hacks=noinstr --hacks=skylake --ibt --orc --retpoline --rethunk --sls
+/// --static-call --uaccess --prefix=16 --link --module` for 6.12 modules).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--orc`: generate ORC.
+    pub orc: bool,
+    /// `--stackval`: frame-pointer rules.
+    pub stackval: bool,
+    /// `--uaccess`: SMAP rules.
+    pub uaccess: bool,
+    /// `--ibt`.
+    pub ibt: bool,
+    /// `--retpoline`.
+    pub retpoline: bool,
+    /// `--rethunk`.
+    pub rethunk: bool,
+    /// `--sls`.
+    pub sls: bool,
+    /// `--static-call`.
+    pub static_call: bool,
+    /// `--mcount`.
+    pub mcount: bool,
+    /// `--noinstr`.
+    pub noinstr: bool,
+    /// `--hacks=jump_label`.
+    pub hack_jump_label: bool,
+    /// `--hacks=noinstr`.
+    pub hack_noinstr: bool,
+    /// `--hacks=skylake`.
+    pub hack_skylake: bool,
+    /// `--prefix=N`.
+    pub prefix: Option<u64>,
+    /// `--link`: a linked object (vmlinux.o or a module's `.o`).
+    pub link: bool,
+    /// `--module`.
+    pub module: bool,
+}
+
+/// Call sites objtool records for its output sections.
+#[derive(Default, Debug)]
+pub struct Sites {
+    /// Calls and tail calls through static-call trampolines.
+    pub static_calls: Vec<InsnId>,
+    /// Branches through retpoline thunks.
+    pub retpoline_calls: Vec<InsnId>,
+    /// Jumps to the return thunk.
+    pub return_sites: Vec<InsnId>,
+}
+
+/// The analysis of one object, while it runs.
+pub struct Checker<'d> {
+    /// The program.
+    pub p: Program<'d>,
+    /// Options.
+    pub opts: Options,
+    /// Kernel era (layouts of special sections).
+    pub era: KernelEra,
+    /// Warnings so far, in objtool's order.
+    pub warnings: Vec<Warning>,
+    /// Global noreturn functions of the era.
+    pub noreturns: &'static [&'static str],
+    /// Functions that may run with user access enabled.
+    pub uaccess_safe: Vec<&'d str>,
+    /// A RIP-relative jump table was seen: unreachable code is not reported (objtool's
+    /// `ignore_unreachables`).
+    pub ignore_unreachables: bool,
+    /// The file has unwind hints.
+    pub hints: bool,
+    /// Alternative groups.
+    pub groups: Vec<AltGroup>,
+    /// The shared per-byte CFI arrays of alternative sites.
+    pub alt_cfi: Vec<Vec<Option<u32>>>,
+    /// Interned CFI states.
+    pub cfis: Vec<CfiState>,
+    intern: HashMap<CfiState, u32>,
+    /// The state before each instruction (by [`InsnId`]).
+    pub insn_cfi: Vec<Option<u32>>,
+    /// Visit bits per instruction.
+    pub visited: Vec<u8>,
+    /// Recorded call sites.
+    pub sites: Sites,
+}
+
+/// What [`check`] found.
+pub struct Analysis {
+    /// Warnings, in objtool's order.
+    pub warnings: Vec<Warning>,
+    /// Set when the analysis gave up (no ORC then).
+    pub fatal: Option<Fatal>,
+    /// The ORC rows, when `--orc` was asked and the analysis did not give up.
+    pub orc: Option<Vec<orc::Row>>,
+    /// Instructions decoded.
+    pub instructions: usize,
+}
+
+impl<'d> Checker<'d> {
+    /// Interns a state: equal states share one number.
+    pub(crate) fn intern(&mut self, cfi: &CfiState) -> u32 {
+        if let Some(&n) = self.intern.get(cfi) {
+            return n;
+        }
+        let n = self.cfis.len() as u32;
+        self.cfis.push(cfi.clone());
+        self.intern.insert(cfi.clone(), n);
+        n
+    }
+
+    /// A warning without a location.
+    pub(crate) fn warn(&mut self, message: String) {
+        self.warnings.push(Warning { location: None, message });
+    }
+
+    /// A warning about an instruction; like objtool, only the first per symbol is kept.
+    pub(crate) fn warn_insn(&mut self, id: InsnId, message: String) {
+        let insn = &self.p.insns[id as usize];
+        let sym = insn.sym.map(|s| &self.p.symbols[s as usize]);
+        if !sym.is_some_and(|s| s.warned.get()) {
+            let location = self.p.offstr(insn.sec as usize, insn.offset);
+            self.warnings.push(Warning { location: Some(location), message });
+        }
+        if let Some(s) = sym {
+            s.warned.set(true);
+        }
+    }
+}
+
+/// Runs the analysis on one object.
+pub fn check(file: &ElfFile<'_>, era: KernelEra, opts: &Options) -> Analysis {
+    let mut analysis = Analysis { warnings: Vec::new(), fatal: None, orc: None, instructions: 0 };
+    let program = match Program::build(file) {
+        Ok(p) => p,
+        Err(fatal) => {
+            analysis.fatal = Some(fatal);
+            return analysis;
+        }
+    };
+    let n = program.insns.len();
+    analysis.instructions = n;
+    let mut c = Checker {
+        p: program,
+        opts: opts.clone(),
+        era,
+        warnings: Vec::new(),
+        noreturns: lists::NORETURNS_6_12,
+        uaccess_safe: Vec::new(),
+        ignore_unreachables: false,
+        hints: false,
+        groups: Vec::new(),
+        alt_cfi: Vec::new(),
+        cfis: Vec::new(),
+        intern: HashMap::new(),
+        insn_cfi: vec![None; n],
+        visited: vec![0; n],
+        sites: Sites::default(),
+    };
+    let result = c.run(file);
+    analysis.warnings = std::mem::take(&mut c.warnings);
+    match result {
+        Ok(rows) => analysis.orc = rows,
+        Err(fatal) => {
+            analysis.warnings.push(fatal.warning.clone());
+            analysis.fatal = Some(fatal);
+        }
+    }
+    analysis
+}
+
+impl Checker<'_> {
+    fn run(&mut self, file: &ElfFile<'_>) -> Result<Option<Vec<orc::Row>>, Fatal> {
+        self.decode_sections(file)?;
+        if self.p.insns.is_empty() {
+            return Ok(None);
+        }
+        // Fake NOPs were appended after the instruction arrays were sized.
+        self.insn_cfi.resize(self.p.insns.len(), None);
+        self.visited.resize(self.p.insns.len(), 0);
+
+        let mut warnings = 0;
+        if self.opts.retpoline {
+            warnings += self.validate_retpoline();
+        }
+        if self.opts.stackval || self.opts.orc || self.opts.uaccess {
+            warnings += self.validate_functions();
+            warnings += self.validate_unwind_hints();
+            if warnings == 0 {
+                self.validate_reachable_instructions();
+            }
+        }
+        self.propagate_prefix_cfi();
+        if self.opts.orc {
+            return self.orc_rows().map(Some);
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,72 @@
+//! The ORC rows of an analysed object, as objtool's `orc_create` lists them: per text
+//! section, in address order, an entry wherever the state changes (the state of unreached or
+//! ignored code is "undefined"), the union of all alternatives at a patch site, and an
+//! undefined terminator at the end of every section that got an entry.
+
+use orc_format::Entry;
+
+use crate::cfi;
+use crate::report::Fatal;
+use crate::Checker;
+
+/// One row of the table: the entry for the instruction at `offset` in section `section`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Row {
+    /// Section index of the text section.
+    pub section: usize,
+    /// Offset of the instruction (or of a byte of a patch site).
+    pub offset: u64,
+    /// The entry.
+    pub entry: Entry,
+}
+
+impl Checker<'_> {
+    pub(crate) fn orc_rows(&self) -> Result<Vec<Row>, Fatal> {
+        let mut rows = Vec::new();
+        for (si, sec) in self.p.sections.iter().enumerate() {
+            if !sec.text {
+                continue;
+            }
+            // The table starts "undefined", so leading undefined code needs no entry.
+            let mut prev = Entry::UNDEFINED;
+            let mut empty = true;
+            let mut id = sec.insns.start;
+            while id < sec.insns.end {
+                let insn = &self.p.insns[id as usize];
+                let fail = |message: String| Fatal::at(self.p.offstr(si, insn.offset), message);
+                match insn.alt_group {
+                    None => {
+                        let state = self.insn_cfi[id as usize].map(|c| &self.cfis[c as usize]);
+                        let entry = cfi::orc_entry(state).map_err(fail)?;
+                        if entry != prev {
+                            rows.push(Row { section: si, offset: insn.offset, entry });
+                            prev = entry;
+                            empty = false;
+                        }
+                        id += 1;
+                    }
+                    Some(g) => {
+                        // A patch site: one entry per byte offset where any alternative has an
+                        // instruction boundary, from the shared array.
+                        let group = &self.groups[g as usize];
+                        let states = &self.alt_cfi[group.cfi as usize];
+                        for (i, state) in states.iter().enumerate() {
+                            let Some(c) = state else { continue };
+                            let entry = cfi::orc_entry(Some(&self.cfis[*c as usize])).map_err(fail)?;
+                            if entry != prev {
+                                rows.push(Row { section: si, offset: insn.offset + i as u64, entry });
+                                prev = entry;
+                                empty = false;
+                            }
+                        }
+                        id = group.last_insn.unwrap_or(id) + 1;
+                    }
+                }
+            }
+            if !empty {
+                rows.push(Row { section: si, offset: sec.size, entry: Entry::UNDEFINED });
+            }
+        }
+        Ok(rows)
+    }
+}

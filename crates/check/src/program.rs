@@ -1,0 +1,564 @@
+//! The program model the analysis works on: sections, symbols and decoded instructions of one
+//! relocatable object, with the lookups objtool's algorithms need (instruction at an offset,
+//! symbol containing an offset, relocation inside an instruction).
+//!
+//! Built once from an [`ElfFile`]; after that nothing reads ELF bytes. Instructions live in
+//! one vector, section after section in section order, so "the next instruction in the
+//! section" is the next index.
+
+use std::cell::Cell;
+use std::ops::Range;
+
+use orc_decode::{Branch, InsnKind, SectionDecoder, StackOps};
+use orc_elf::{ElfFile, Relocation, SymbolKind};
+
+use crate::report::Fatal;
+
+/// Index of an instruction in [`Program::insns`].
+pub type InsnId = u32;
+/// Index of a symbol in [`Program::symbols`] (the same as its `.symtab` index).
+pub type SymId = u32;
+
+const SHF_EXECINSTR: u64 = 0x4;
+const STB_GLOBAL: u8 = 1;
+const STB_WEAK: u8 = 2;
+
+/// One section.
+pub struct Section<'d> {
+    /// Section header index.
+    pub index: usize,
+    /// Name.
+    pub name: &'d str,
+    /// `sh_size`.
+    pub size: u64,
+    /// Contents.
+    pub data: &'d [u8],
+    /// `SHF_EXECINSTR`.
+    pub exec: bool,
+    /// Objtool's `sec->text`: executable and not `.altinstr_replacement`, `.altinstr_aux` or
+    /// `.discard.*`. Only these get ORC.
+    pub text: bool,
+    /// `.noinstr.text`, `.entry.text`, `.cpuidle.text`, `.text..__x86.*`.
+    pub noinstr: bool,
+    /// May hold jump tables: `.rodata*` except string sections, and `.data.rel.ro*`.
+    pub rodata: bool,
+    /// This section's instructions in [`Program::insns`] (empty if not executable).
+    pub insns: Range<InsnId>,
+    /// Relocations applying to this section, sorted by offset (stable).
+    pub relocs: Vec<Relocation>,
+    /// Symbols defined in this section, sorted by offset, ties in symbol-table order.
+    pub syms: Vec<SymId>,
+}
+
+/// One symbol, with objtool's derived facts.
+pub struct Symbol<'d> {
+    /// `.symtab` index.
+    pub index: SymId,
+    /// Name (a section symbol is named after its section).
+    pub name: &'d str,
+    /// Type.
+    pub kind: SymbolKind,
+    /// Binding (`STB_*`).
+    pub bind: u8,
+    /// Defining section.
+    pub sec: Option<usize>,
+    /// `st_value`.
+    pub offset: u64,
+    /// `st_size`, minus a `.cold` child placed at its end.
+    pub len: u64,
+    /// The symbol that stands for all symbols of the same place, type and size (the last one
+    /// in the symbol table, as objtool picks it).
+    pub alias: SymId,
+    /// For a `foo.cold` part: `foo`. Otherwise itself.
+    pub pfunc: SymId,
+    /// For `foo` with a `foo.cold` part: that part. Otherwise itself.
+    pub cfunc: SymId,
+    /// `__SCT__*`: a static-call trampoline.
+    pub static_call_tramp: bool,
+    /// `__x86_indirect_*`: a retpoline thunk.
+    pub retpoline_thunk: bool,
+    /// `__x86_return_thunk`.
+    pub return_thunk: bool,
+    /// `retbleed_return_thunk`, `srso_safe_ret`: a RET hidden inside another instruction.
+    pub embedded_insn: bool,
+    /// `__fentry__`.
+    pub fentry: bool,
+    /// `.L*` local label (STT_NOTYPE).
+    pub local_label: bool,
+    /// A warning was already printed for an instruction of this symbol.
+    pub warned: Cell<bool>,
+}
+
+impl Symbol<'_> {
+    /// `STT_FUNC`.
+    pub fn is_func(&self) -> bool {
+        self.kind == SymbolKind::Func
+    }
+}
+
+/// A branch into an alternative stream: taken in addition to falling through.
+#[derive(Clone, Copy, Debug)]
+pub struct Alt {
+    /// First instruction of the alternative path (a fake NOP for an empty replacement).
+    pub insn: InsnId,
+    /// After following the alternatives, do not continue with the original.
+    pub skip_orig: bool,
+}
+
+/// One decoded instruction plus everything the graph stage learns about it.
+#[derive(Clone, Debug)]
+pub struct Insn {
+    /// Section index.
+    pub sec: u32,
+    /// Offset in the section.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u8,
+    /// Control-flow kind (changed by the graph stage for retpolines, return thunks and
+    /// intra-function calls).
+    pub kind: InsnKind,
+    /// Stack operations (removed for ordinary calls).
+    pub ops: StackOps,
+    /// objtool's `insn->immediate`.
+    pub immediate: i64,
+    /// Direct branch target and displacement field.
+    pub branch: Option<Branch>,
+    /// The function or label symbol covering the instruction.
+    pub sym: Option<SymId>,
+    /// Execution does not continue after this instruction.
+    pub dead_end: bool,
+    /// Not validated (`STACK_FRAME_NON_STANDARD`): no CFI, hence an undefined ORC entry.
+    pub ignore: bool,
+    /// Do not follow this instruction's alternatives.
+    pub ignore_alts: bool,
+    /// Carries an unwind hint: its CFI is given, not computed.
+    pub hint: bool,
+    /// `UNWIND_HINT_SAVE` is here.
+    pub save: bool,
+    /// `UNWIND_HINT_RESTORE` is here.
+    pub restore: bool,
+    /// A retpoline or return-thunk site, or annotated safe.
+    pub retpoline_safe: bool,
+    /// Annotated as needing no ENDBR.
+    pub noendbr: bool,
+    /// Where a direct jump goes, inside this object.
+    pub jump_dest: Option<InsnId>,
+    /// The symbol a call (or sibling call) goes to.
+    pub call_dest: Option<SymId>,
+    /// For a dynamic jump through a switch table: the table's first relocation
+    /// (section index, index into that section's `relocs`).
+    pub jump_table: Option<(u32, u32)>,
+    /// The first earlier instruction that jumps forward to this one (jump-table search).
+    pub first_jump_src: Option<InsnId>,
+    /// Alternative paths starting here (most recently added first, as objtool keeps them).
+    pub alts: Vec<Alt>,
+    /// The alternative group this instruction belongs to.
+    pub alt_group: Option<u32>,
+    /// A NOP objtool invents to pad a short replacement; not in any section's range.
+    pub fake: bool,
+}
+
+impl Insn {
+    /// Offset just past the instruction.
+    pub fn end(&self) -> u64 {
+        self.offset + u64::from(self.len)
+    }
+}
+
+/// The whole object, ready for the graph stage.
+pub struct Program<'d> {
+    /// Sections by header index (index 0 is the null section).
+    pub sections: Vec<Section<'d>>,
+    /// Symbols by `.symtab` index (index 0 is the null symbol).
+    pub symbols: Vec<Symbol<'d>>,
+    /// Instructions, section by section, then fake NOPs.
+    pub insns: Vec<Insn>,
+}
+
+impl<'d> Program<'d> {
+    /// Reads sections and symbols, and decodes every executable section.
+    pub fn build(file: &ElfFile<'d>) -> Result<Program<'d>, Fatal> {
+        let mut sections = Vec::with_capacity(file.section_count());
+        sections.push(Section {
+            index: 0,
+            name: "",
+            size: 0,
+            data: &[],
+            exec: false,
+            text: false,
+            noinstr: false,
+            rodata: false,
+            insns: 0..0,
+            relocs: Vec::new(),
+            syms: Vec::new(),
+        });
+        for s in file.sections() {
+            let s = s.map_err(|e| Fatal::new(e.to_string()))?;
+            let exec = s.flags & SHF_EXECINSTR != 0;
+            let name = s.name;
+            let mut relocs = match file.relocation_section_for(s.index) {
+                Some(r) => file.relocations(r).map_err(|e| Fatal::new(e.to_string()))?,
+                None => Vec::new(),
+            };
+            relocs.sort_by_key(|r| r.offset);
+            sections.push(Section {
+                index: s.index,
+                name,
+                size: s.size,
+                data: s.data,
+                exec,
+                text: exec && name != ".altinstr_replacement" && name != ".altinstr_aux" && !name.starts_with(".discard."),
+                noinstr: matches!(name, ".noinstr.text" | ".entry.text" | ".cpuidle.text") || name.starts_with(".text..__x86."),
+                rodata: (name.starts_with(".rodata") && !name.contains(".str1.")) || name.starts_with(".data.rel.ro"),
+                insns: 0..0,
+                relocs,
+                syms: Vec::new(),
+            });
+        }
+
+        let mut symbols = Vec::with_capacity(file.symbol_count());
+        symbols.push(null_symbol());
+        for (i, sym) in file.symbols().enumerate() {
+            let sym = sym.map_err(|e| Fatal::new(e.to_string()))?;
+            let index = (i + 1) as SymId;
+            let global = sym.binding == STB_GLOBAL;
+            let name = sym.name;
+            symbols.push(Symbol {
+                index,
+                name,
+                kind: sym.kind,
+                bind: sym.binding,
+                sec: sym.section.filter(|&s| s < sections.len()),
+                offset: sym.value,
+                len: sym.size,
+                alias: index,
+                pfunc: index,
+                cfunc: index,
+                static_call_tramp: global && name.starts_with("__SCT__"),
+                retpoline_thunk: global && name.starts_with("__x86_indirect_"),
+                return_thunk: global && name == "__x86_return_thunk",
+                embedded_insn: global && (name == "retbleed_return_thunk" || name == "srso_safe_ret"),
+                fentry: global && name == "__fentry__",
+                local_label: sym.kind == SymbolKind::NoType && name.starts_with(".L"),
+                warned: Cell::new(false),
+            });
+        }
+        for sym in symbols.iter().skip(1) {
+            if let Some(sec) = sym.sec {
+                sections[sec].syms.push(sym.index);
+            }
+        }
+        for sec in &mut sections {
+            sec.syms.sort_by_key(|&s| (symbols[s as usize].offset, s));
+        }
+        link_aliases(&sections, &mut symbols);
+        link_cold_parts(&mut symbols)?;
+
+        let mut program = Program { sections, symbols, insns: Vec::new() };
+        program.decode()?;
+        Ok(program)
+    }
+
+    fn decode(&mut self) -> Result<(), Fatal> {
+        for si in 0..self.sections.len() {
+            if !self.sections[si].exec {
+                continue;
+            }
+            let start = self.insns.len() as InsnId;
+            let data = self.sections[si].data;
+            let mut decoder = SectionDecoder::new(data);
+            let decoded = {
+                let this = &*self;
+                decoder
+                    .decode_all(|off| this.find_func_containing(si, off).is_some())
+                    .map_err(|e| Fatal::new(format!("{}+0x{:x}: can't decode instruction", self.sections[si].name, e.offset)))?
+            };
+            for d in decoded {
+                self.insns.push(Insn {
+                    sec: si as u32,
+                    offset: d.offset,
+                    len: d.len,
+                    kind: d.kind,
+                    ops: d.stack_ops,
+                    immediate: d.immediate,
+                    branch: d.branch,
+                    sym: None,
+                    // ud2 is a dead end unless annotated reachable (GCC 7 emits it for
+                    // divisions by zero).
+                    dead_end: d.kind == InsnKind::Bug,
+                    ignore: false,
+                    ignore_alts: false,
+                    hint: false,
+                    save: false,
+                    restore: false,
+                    retpoline_safe: false,
+                    noendbr: false,
+                    jump_dest: None,
+                    call_dest: None,
+                    jump_table: None,
+                    first_jump_src: None,
+                    alts: Vec::new(),
+                    alt_group: None,
+                    fake: false,
+                });
+            }
+            let end = self.insns.len() as InsnId;
+            self.sections[si].insns = start..end;
+            self.assign_symbols(si)?;
+        }
+        Ok(())
+    }
+
+    /// objtool's rule: every FUNC/NOTYPE symbol (its canonical alias) claims the instructions
+    /// it covers, later symbols over earlier ones.
+    fn assign_symbols(&mut self, si: usize) -> Result<(), Fatal> {
+        let size = self.sections[si].size;
+        for k in 0..self.sections[si].syms.len() {
+            let s = self.sections[si].syms[k];
+            let sym = &self.symbols[s as usize];
+            if !matches!(sym.kind, SymbolKind::Func | SymbolKind::NoType) {
+                continue;
+            }
+            if sym.offset == size {
+                if sym.kind == SymbolKind::NoType {
+                    continue;
+                }
+                return Err(Fatal::new(format!("{}(): STT_FUNC at end of section", sym.name)));
+            }
+            if sym.embedded_insn || sym.alias != s {
+                continue;
+            }
+            let Some(first) = self.find_insn(si, sym.offset) else {
+                return Err(Fatal::new(format!("{}(): can't find starting instruction", sym.name)));
+            };
+            let end = sym.offset.saturating_add(sym.len);
+            let last = self.sections[si].insns.end;
+            let mut i = first;
+            while i < last && self.insns[i as usize].offset < end {
+                self.insns[i as usize].sym = Some(s);
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The instruction starting exactly at `offset` of section `sec`.
+    pub fn find_insn(&self, sec: usize, offset: u64) -> Option<InsnId> {
+        let range = self.sections.get(sec)?.insns.clone();
+        let slice = &self.insns[range.start as usize..range.end as usize];
+        slice.binary_search_by_key(&offset, |i| i.offset).ok().map(|k| range.start + k as InsnId)
+    }
+
+    /// The next instruction of the same section.
+    pub fn next_in_sec(&self, id: InsnId) -> Option<InsnId> {
+        let insn = &self.insns[id as usize];
+        if insn.fake {
+            return None;
+        }
+        let next = id + 1;
+        (next < self.sections[insn.sec as usize].insns.end).then_some(next)
+    }
+
+    /// The previous instruction of the same section.
+    pub fn prev_in_sec(&self, id: InsnId) -> Option<InsnId> {
+        let insn = &self.insns[id as usize];
+        if insn.fake || id == 0 {
+            return None;
+        }
+        (id > self.sections[insn.sec as usize].insns.start).then(|| id - 1)
+    }
+
+    /// The STT_FUNC symbol covering the instruction (objtool's `insn_func`).
+    pub fn insn_func(&self, id: InsnId) -> Option<SymId> {
+        self.insns[id as usize].sym.filter(|&s| self.symbols[s as usize].is_func())
+    }
+
+    /// The symbol's parent function (itself unless it is a `.cold` part).
+    pub fn pfunc(&self, s: SymId) -> SymId {
+        self.symbols[s as usize].pfunc
+    }
+
+    fn containing(&self, sec: usize, offset: u64, pred: impl Fn(&Symbol<'_>) -> bool) -> Option<SymId> {
+        // Symbols are sorted by start; objtool's interval tree returns the first (lowest start)
+        // symbol whose [start, start + len - 1] holds the offset. A zero-sized symbol at
+        // offset 0 wraps to "everything", as it does there.
+        self.sections.get(sec)?.syms.iter().copied().find(|&s| {
+            let sym = &self.symbols[s as usize];
+            let last = sym.offset.wrapping_add(sym.len).wrapping_sub(1);
+            sym.offset <= offset && offset <= last && sym.kind != SymbolKind::Section && pred(sym)
+        })
+    }
+
+    /// objtool's `find_func_containing`.
+    pub fn find_func_containing(&self, sec: usize, offset: u64) -> Option<SymId> {
+        self.containing(sec, offset, |s| s.is_func())
+    }
+
+    /// objtool's `find_symbol_containing` (any type but section).
+    pub fn find_symbol_containing(&self, sec: usize, offset: u64) -> Option<SymId> {
+        self.containing(sec, offset, |_| true)
+    }
+
+    fn at_offset(&self, sec: usize, offset: u64, pred: impl Fn(&Symbol<'_>) -> bool) -> Option<SymId> {
+        self.containing(sec, offset, |s| s.offset == offset && pred(s))
+    }
+
+    /// objtool's `find_symbol_by_offset`: a non-section symbol starting at `offset`.
+    pub fn find_symbol_by_offset(&self, sec: usize, offset: u64) -> Option<SymId> {
+        self.at_offset(sec, offset, |_| true)
+    }
+
+    /// objtool's `find_func_by_offset`: an STT_FUNC starting at `offset`.
+    pub fn find_func_by_offset(&self, sec: usize, offset: u64) -> Option<SymId> {
+        self.at_offset(sec, offset, |s| s.is_func())
+    }
+
+    /// The first symbol called `name`.
+    pub fn find_symbol_by_name(&self, name: &str) -> Option<SymId> {
+        self.symbols.iter().skip(1).find(|s| s.name == name).map(|s| s.index)
+    }
+
+    /// The first relocation of section `sec` inside `[offset, offset + len)`.
+    pub fn reloc_in(&self, sec: usize, offset: u64, len: u64) -> Option<&Relocation> {
+        let relocs = &self.sections.get(sec)?.relocs;
+        let k = relocs.partition_point(|r| r.offset < offset);
+        relocs.get(k).filter(|r| r.offset < offset.saturating_add(len))
+    }
+
+    /// Index (in its section's `relocs`) of the relocation at exactly `offset`.
+    pub fn reloc_index_at(&self, sec: usize, offset: u64) -> Option<usize> {
+        let relocs = &self.sections.get(sec)?.relocs;
+        let k = relocs.partition_point(|r| r.offset < offset);
+        relocs.get(k).filter(|r| r.offset == offset).map(|_| k)
+    }
+
+    /// The relocation inside an instruction's bytes (objtool's `insn_reloc`).
+    pub fn insn_reloc(&self, id: InsnId) -> Option<&Relocation> {
+        let insn = &self.insns[id as usize];
+        if insn.fake {
+            return None;
+        }
+        self.reloc_in(insn.sec as usize, insn.offset, u64::from(insn.len))
+    }
+
+    /// objtool's `offstr`: `func+0xoff` (the containing function, else any containing
+    /// symbol), or `section+0xoff`.
+    pub fn offstr(&self, sec: usize, offset: u64) -> String {
+        let s = &self.sections[sec];
+        let sym = if s.exec { self.find_func_containing(sec, offset) } else { None }
+            .or_else(|| self.find_symbol_containing(sec, offset));
+        match sym {
+            Some(sym) => {
+                let sym = &self.symbols[sym as usize];
+                format!("{}+0x{:x}", sym.name, offset.wrapping_sub(sym.offset))
+            }
+            None => format!("{}+0x{:x}", s.name, offset),
+        }
+    }
+
+    /// objtool's `find_symbol_hole_containing`: `None` if `offset` is covered by a symbol or
+    /// precedes every symbol; `Some(None)` for a hole running to the end of the section;
+    /// `Some(Some(n))` for a hole of `n` bytes up to the next symbol.
+    pub fn symbol_hole_containing(&self, sec: usize, offset: u64) -> Option<Option<u64>> {
+        let syms = &self.sections.get(sec)?.syms;
+        let covered = syms.iter().any(|&s| {
+            let s = &self.symbols[s as usize];
+            s.offset <= offset && offset < s.offset.saturating_add(s.len)
+        });
+        if covered {
+            return None;
+        }
+        let before = syms.iter().rposition(|&s| self.symbols[s as usize].offset <= offset)?;
+        match syms.get(before + 1) {
+            None => Some(None),
+            Some(&next) => Some(Some(self.symbols[next as usize].offset - offset)),
+        }
+    }
+
+    /// Weak symbols are never noreturn; helper for the noreturn rules.
+    pub fn is_weak(&self, s: SymId) -> bool {
+        self.symbols[s as usize].bind == STB_WEAK
+    }
+
+    /// Global binding.
+    pub fn is_global(&self, s: SymId) -> bool {
+        self.symbols[s as usize].bind == STB_GLOBAL
+    }
+}
+
+fn null_symbol<'d>() -> Symbol<'d> {
+    Symbol {
+        index: 0,
+        name: "",
+        kind: SymbolKind::NoType,
+        bind: 0,
+        sec: None,
+        offset: 0,
+        len: 0,
+        alias: 0,
+        pfunc: 0,
+        cfunc: 0,
+        static_call_tramp: false,
+        retpoline_thunk: false,
+        return_thunk: false,
+        embedded_insn: false,
+        fentry: false,
+        local_label: false,
+        warned: Cell::new(false),
+    }
+}
+
+/// Symbols of the same section, offset, type and size are one: objtool makes the last one in
+/// the symbol table the representative. Zero-sized symbols are never found by its interval
+/// query (except at offset 0) and keep themselves.
+fn link_aliases(sections: &[Section<'_>], symbols: &mut [Symbol<'_>]) {
+    for sec in sections {
+        let syms = &sec.syms;
+        let mut i = 0;
+        while i < syms.len() {
+            let mut j = i + 1;
+            while j < syms.len() && symbols[syms[j] as usize].offset == symbols[syms[i] as usize].offset {
+                j += 1;
+            }
+            // syms[i..j] share an offset; within it, group by (kind, len).
+            for a in i..j {
+                let sa = syms[a] as usize;
+                if symbols[sa].len == 0 && symbols[sa].offset != 0 {
+                    continue;
+                }
+                let mut rep = syms[a];
+                for &b in &syms[a + 1..j] {
+                    let sb = b as usize;
+                    if symbols[sb].kind == symbols[sa].kind && symbols[sb].len == symbols[sa].len {
+                        rep = rep.max(b);
+                    }
+                }
+                symbols[sa].alias = rep;
+            }
+            i = j;
+        }
+    }
+}
+
+/// `foo.cold` parts: link them to `foo`, and shrink `foo` when the part sits at its end
+/// (`-fno-reorder-functions` puts it inside).
+fn link_cold_parts(symbols: &mut [Symbol<'_>]) -> Result<(), Fatal> {
+    for i in 1..symbols.len() {
+        if !symbols[i].is_func() || symbols[i].sec.is_none() {
+            continue;
+        }
+        let Some(at) = symbols[i].name.find(".cold") else { continue };
+        let parent_name = &symbols[i].name[..at];
+        let Some(p) = symbols.iter().skip(1).position(|s| s.name == parent_name).map(|p| p + 1) else {
+            return Err(Fatal::new(format!("{}(): can't find parent function", symbols[i].name)));
+        };
+        symbols[i].pfunc = p as SymId;
+        symbols[p].cfunc = i as SymId;
+        let (c_sec, c_off, c_len) = (symbols[i].sec, symbols[i].offset, symbols[i].len);
+        let parent = &mut symbols[p];
+        if c_sec == parent.sec && c_off >= parent.offset && c_off + c_len == parent.offset + parent.len {
+            parent.len -= c_len;
+        }
+    }
+    Ok(())
+}

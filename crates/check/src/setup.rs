@@ -1,0 +1,317 @@
+//! Everything objtool learns before walking (its `decode_sections`), in its order: ignored
+//! functions, annotations, patch sites, branch and call targets, dead ends, jump tables,
+//! unwind hints. Special sections come parsed from `orc-flow`; this module turns them into
+//! facts about instructions.
+
+use orc_decode::InsnKind;
+use orc_flow::special::alternatives::read_alternatives_for;
+use orc_flow::special::annotations::{read_annotation_section, read_non_standard_frames, separate_sections, Annotation, AnnotationKind, NonStandardTarget};
+use orc_flow::special::extable::read_extable;
+use orc_flow::special::hints::{read_unwind_hints_for, HintKind};
+use orc_flow::special::jump_table::read_jump_table_for;
+use orc_flow::Location;
+
+use orc_elf::ElfFile;
+
+use crate::alternatives::SpecialAlt;
+use crate::cfi::{self, hint_type};
+use crate::program::InsnId;
+use crate::report::Fatal;
+use crate::Checker;
+
+fn special(e: impl std::fmt::Display) -> Fatal {
+    Fatal::new(e.to_string())
+}
+
+impl Checker<'_> {
+    fn insn_at(&self, loc: Location) -> Option<InsnId> {
+        self.p.find_insn(loc.section, loc.offset)
+    }
+
+    /// objtool's `decode_sections` after decoding.
+    pub(crate) fn decode_sections(&mut self, file: &ElfFile<'_>) -> Result<(), Fatal> {
+        if self.opts.uaccess {
+            let names: Vec<&str> = crate::lists::UACCESS_SAFE
+                .iter()
+                .copied()
+                .filter(|n| self.p.find_symbol_by_name(n).is_some())
+                .collect();
+            self.uaccess_safe = names;
+        }
+        self.add_ignores(file)?;
+
+        let mut annotations: Vec<Annotation<'_>> = Vec::new();
+        for (name, kind, rule) in separate_sections(self.era) {
+            annotations.extend(read_annotation_section(file, name, kind, rule).map_err(special)?);
+        }
+        let of = |kind: AnnotationKind| annotations.iter().filter(move |a| a.kind == kind);
+
+        for a in of(AnnotationKind::IgnoreAlts) {
+            let Some(id) = self.insn_at(a.site) else { return Err(Fatal::new("bad .discard.ignore_alts entry")) };
+            self.p.insns[id as usize].ignore_alts = true;
+        }
+        for a in of(AnnotationKind::NoEndbr) {
+            let Some(id) = self.insn_at(a.site) else { return Err(Fatal::new("bad .discard.noendbr entry")) };
+            self.p.insns[id as usize].noendbr = true;
+        }
+
+        if self.opts.stackval || self.opts.orc || self.opts.uaccess || self.opts.noinstr || self.opts.hack_jump_label {
+            let alts = self.special_alts(file)?;
+            self.add_special_section_alts(&alts)?;
+        }
+        self.add_jump_destinations()?;
+
+        for a in of(AnnotationKind::IntraFunctionCall) {
+            let Some(id) = self.insn_at(a.site) else { return Err(Fatal::new("bad .discard.intra_function_call entry")) };
+            if self.p.insns[id as usize].kind != InsnKind::Call {
+                let insn = &self.p.insns[id as usize];
+                return Err(Fatal::at(self.p.offstr(insn.sec as usize, insn.offset), "intra_function_call not a direct call"));
+            }
+            // A call that stays in the function: a jump that keeps its push.
+            let insn = &mut self.p.insns[id as usize];
+            insn.kind = InsnKind::JumpUnconditional;
+            let (sec, dest) = (insn.sec as usize, insn.end().wrapping_add(insn.immediate as u64));
+            match self.p.find_insn(sec, dest) {
+                Some(d) => self.p.insns[id as usize].jump_dest = Some(d),
+                None => {
+                    let insn = &self.p.insns[id as usize];
+                    return Err(Fatal::at(
+                        self.p.offstr(sec, insn.offset),
+                        format!("can't find call dest at {}+0x{:x}", self.p.sections[sec].name, dest),
+                    ));
+                }
+            }
+        }
+
+        self.add_call_destinations()?;
+
+        // ud2 may be annotated reachable (WARN()); older kernels also annotate dead ends.
+        let unreachable_too = !self.era.at_least(6, 6);
+        for a in annotations.iter().filter(|a| a.kind == AnnotationKind::Reachable || (unreachable_too && a.kind == AnnotationKind::Unreachable)) {
+            let sec = a.site.section;
+            let target = match self.insn_at(a.site) {
+                Some(id) => self.p.prev_in_sec(id),
+                None if a.site.offset == self.p.sections[sec].size => self.find_last_insn(sec),
+                None => None,
+            };
+            let what = if a.kind == AnnotationKind::Reachable { "reachable" } else { "unreachable" };
+            let Some(id) = target else {
+                return Err(Fatal::new(format!("can't find {what} insn at {}+0x{:x}", self.p.sections[sec].name, a.site.offset)));
+            };
+            self.p.insns[id as usize].dead_end = a.kind == AnnotationKind::Unreachable;
+        }
+
+        self.add_jump_table_alts();
+        self.read_unwind_hints(file)?;
+
+        for a in of(AnnotationKind::RetpolineSafe) {
+            let Some(id) = self.insn_at(a.site) else { return Err(Fatal::new("bad .discard.retpoline_safe entry")) };
+            let insn = &self.p.insns[id as usize];
+            if !matches!(insn.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic | InsnKind::Return | InsnKind::Nop) {
+                return Err(Fatal::at(self.p.offstr(insn.sec as usize, insn.offset), "retpoline_safe hint not an indirect jump/call/ret/nop"));
+            }
+            self.p.insns[id as usize].retpoline_safe = true;
+        }
+        Ok(())
+    }
+
+    /// The last instruction of a section, looking back at most 10 bytes (objtool's
+    /// `find_last_insn`).
+    fn find_last_insn(&self, sec: usize) -> Option<InsnId> {
+        let size = self.p.sections[sec].size;
+        let end = size.saturating_sub(10);
+        let mut off = size.checked_sub(1)?;
+        loop {
+            if let Some(id) = self.p.find_insn(sec, off) {
+                return Some(id);
+            }
+            if off == end || off == 0 {
+                return None;
+            }
+            off -= 1;
+        }
+    }
+
+    /// `STACK_FRAME_NON_STANDARD`: every instruction of the function is ignored.
+    fn add_ignores(&mut self, file: &ElfFile<'_>) -> Result<(), Fatal> {
+        let frames = read_non_standard_frames(file).map_err(special)?;
+        for frame in frames {
+            let func = match frame.target {
+                NonStandardTarget::Function { symbol, .. } => Some(symbol as u32),
+                NonStandardTarget::FunctionAt(loc) => self.p.find_func_by_offset(loc.section, loc.offset),
+                NonStandardTarget::Unsupported { kind } => {
+                    self.warn(format!(
+                        "unexpected relocation symbol type in .rela.discard.func_stack_frame_non_standard: {}",
+                        elf_symbol_type(kind)
+                    ));
+                    continue;
+                }
+            };
+            let Some(func) = func else { continue };
+            let s = &self.p.symbols[func as usize];
+            let Some(sec) = s.sec else { continue };
+            let mut it = self.p.find_insn(sec, s.offset);
+            while let Some(id) = it {
+                self.p.insns[id as usize].ignore = true;
+                it = self.next_insn_same_func(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// The patch sites, in objtool's order: `.altinstructions`, `__jump_table`, `__ex_table`.
+    fn special_alts(&self, file: &ElfFile<'_>) -> Result<Vec<SpecialAlt>, Fatal> {
+        let mut out = Vec::new();
+        for a in read_alternatives_for(file, self.era).map_err(special)? {
+            let policy = a.objtool_policy(self.opts.uaccess);
+            out.push(SpecialAlt {
+                group: true,
+                jump_or_nop: false,
+                orig_sec: a.orig.section,
+                orig_off: a.orig.offset,
+                new: a.replacement.map(|l| (l.section, l.offset)),
+                orig_len: a.group_orig_len,
+                new_len: a.repl_len,
+                skip_orig: policy.skip_orig,
+                skip_alt: policy.skip_alt,
+                key_addend: 0,
+            });
+        }
+        for j in read_jump_table_for(file, self.era).map_err(special)? {
+            out.push(SpecialAlt {
+                group: false,
+                jump_or_nop: true,
+                orig_sec: j.code.section,
+                orig_off: j.code.offset,
+                new: Some((j.target.section, j.target.offset)),
+                orig_len: 0,
+                new_len: 0,
+                skip_orig: false,
+                skip_alt: false,
+                key_addend: j.key_addend(),
+            });
+        }
+        for e in read_extable(file).map_err(special)? {
+            out.push(SpecialAlt {
+                group: false,
+                jump_or_nop: false,
+                orig_sec: e.insn.section,
+                orig_off: e.insn.offset,
+                new: Some((e.fixup.section, e.fixup.offset)),
+                orig_len: 0,
+                new_len: 0,
+                skip_orig: false,
+                skip_alt: false,
+                key_addend: 0,
+            });
+        }
+        Ok(out)
+    }
+
+    /// objtool's `read_unwind_hints`. The working state is carried from one hint to the next
+    /// unless the instruction already has one, exactly as objtool's loop does.
+    fn read_unwind_hints(&mut self, file: &ElfFile<'_>) -> Result<(), Fatal> {
+        let hints = read_unwind_hints_for(file, self.era).map_err(special)?;
+        if hints.is_empty() && file.section_by_name(".discard.unwind_hints").ok().flatten().is_none() {
+            return Ok(());
+        }
+        self.hints = true;
+        let mut running = cfi::undefined();
+        for (i, hint) in hints.iter().enumerate() {
+            let Some(id) = self.insn_at(hint.site) else {
+                return Err(Fatal::new(format!("can't find insn for unwind_hints[{i}]")));
+            };
+            self.p.insns[id as usize].hint = true;
+            match hint.kind {
+                HintKind::Undefined => {
+                    let c = self.intern(&cfi::force_undefined());
+                    self.insn_cfi[id as usize] = Some(c);
+                    continue;
+                }
+                HintKind::Save => {
+                    let insn = &mut self.p.insns[id as usize];
+                    insn.hint = false;
+                    insn.save = true;
+                    continue;
+                }
+                HintKind::Restore => {
+                    self.p.insns[id as usize].restore = true;
+                    continue;
+                }
+                HintKind::RegsPartial if self.opts.ibt => {
+                    let insn = &self.p.insns[id as usize];
+                    if let Some(sym) = self.p.find_symbol_by_offset(insn.sec as usize, insn.offset) {
+                        if self.p.is_global(sym) && insn.kind != InsnKind::Endbr && !insn.noendbr {
+                            self.warn_insn(id, "UNWIND_HINT_IRET_REGS without ENDBR".to_string());
+                        }
+                    }
+                }
+                HintKind::Func => {
+                    let c = self.intern(&cfi::function_entry());
+                    self.insn_cfi[id as usize] = Some(c);
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(c) = self.insn_cfi[id as usize] {
+                running = self.cfis[c as usize].clone();
+            }
+            let kind = match hint.kind {
+                HintKind::EndOfStack => hint_type::END_OF_STACK,
+                HintKind::Call | HintKind::Entry => hint_type::CALL,
+                HintKind::Regs => hint_type::REGS,
+                HintKind::RegsPartial => hint_type::REGS_PARTIAL,
+                _ => hint.raw_type,
+            };
+            let Some(next) = cfi::from_hint(Some(&running), hint.sp_reg.0, hint.sp_offset, kind, hint.signal.unwrap_or(false)) else {
+                let insn = &self.p.insns[id as usize];
+                return Err(Fatal::at(self.p.offstr(insn.sec as usize, insn.offset), format!("unsupported unwind_hint sp base reg {}", hint.sp_reg.0)));
+            };
+            running = next;
+            let c = self.intern(&running);
+            self.insn_cfi[id as usize] = Some(c);
+        }
+        Ok(())
+    }
+
+    /// Switch tables: C in the kernel is built without them; assembly can have them. Not
+    /// followed yet: a dynamic jump without a table is treated as a sibling call, as objtool
+    /// treats one whose table it cannot find.
+    fn add_jump_table_alts(&mut self) {}
+
+    /// objtool's `validate_retpoline`: indirect branches and bare returns that are not
+    /// annotated safe.
+    pub(crate) fn validate_retpoline(&mut self) -> usize {
+        let mut warnings = 0;
+        for id in 0..self.p.insns.len() as InsnId {
+            let insn = &self.p.insns[id as usize];
+            if insn.fake || insn.retpoline_safe {
+                continue;
+            }
+            let message = match insn.kind {
+                InsnKind::JumpDynamic => "indirect jump found in MITIGATION_RETPOLINE build",
+                InsnKind::CallDynamic => "indirect call found in MITIGATION_RETPOLINE build",
+                InsnKind::Return if self.opts.rethunk => "'naked' return found in MITIGATION_RETHUNK build",
+                _ => continue,
+            };
+            // .init.text needs no retpolines, except in modules (loaded late).
+            if self.p.sections[insn.sec as usize].name == ".init.text" && !self.opts.module {
+                continue;
+            }
+            self.warn_insn(id, message.to_string());
+            warnings += 1;
+        }
+        warnings
+    }
+}
+
+fn elf_symbol_type(kind: orc_elf::SymbolKind) -> u8 {
+    match kind {
+        orc_elf::SymbolKind::NoType => 0,
+        orc_elf::SymbolKind::Object => 1,
+        orc_elf::SymbolKind::Func => 2,
+        orc_elf::SymbolKind::Section => 3,
+        orc_elf::SymbolKind::File => 4,
+        orc_elf::SymbolKind::Other(n) => n,
+    }
+}

@@ -1,0 +1,195 @@
+//! `orctool check`: validate the stack state of an x86-64 object and write its ORC table, as
+//! `objtool --orc ...` does, with objtool's flags.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use orc_check::{check, Options};
+use orc_elf::write::{add_orc_sections, OrcRow};
+use orc_elf::ElfFile;
+use orc_flow::KernelEra;
+use orc_format::Layout;
+
+use crate::input::{read_input, FileError};
+
+/// Options of `orctool check`: objtool's action flags and options, plus orctool's own.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The object to check (and to write the ORC table into, unless `--output` is given).
+    pub file: PathBuf,
+    /// Generate ORC and write `.orc_unwind`, `.orc_unwind_ip` and their relocations.
+    #[arg(long)]
+    pub orc: bool,
+    /// Validate frame-pointer rules.
+    #[arg(short = 's', long)]
+    pub stackval: bool,
+    /// Validate user-access (SMAP) rules.
+    #[arg(short = 'u', long)]
+    pub uaccess: bool,
+    /// Validate and annotate IBT (ENDBR) use.
+    #[arg(short = 'i', long)]
+    pub ibt: bool,
+    /// Validate retpoline use.
+    #[arg(short = 'r', long)]
+    pub retpoline: bool,
+    /// Validate return-thunk use.
+    #[arg(long)]
+    pub rethunk: bool,
+    /// Validate straight-line-speculation mitigations.
+    #[arg(short = 'l', long)]
+    pub sls: bool,
+    /// Annotate static calls.
+    #[arg(short = 't', long = "static-call")]
+    pub static_call: bool,
+    /// Annotate mcount/fentry calls.
+    #[arg(short = 'm', long)]
+    pub mcount: bool,
+    /// Validate noinstr rules.
+    #[arg(short = 'n', long)]
+    pub noinstr: bool,
+    /// Validate entry-point untraining.
+    #[arg(long)]
+    pub unret: bool,
+    /// Annotate kCFI type preambles.
+    #[arg(long)]
+    pub cfi: bool,
+    /// Workarounds: `jump_label`, `noinstr`, `skylake` (repeatable or comma-separated; bare
+    /// `--hacks` means all).
+    #[arg(long, num_args = 0..=1, default_missing_value = "jump_label,noinstr,skylake", value_delimiter = ',')]
+    pub hacks: Vec<String>,
+    /// Size of the NOP prefix before functions.
+    #[arg(long)]
+    pub prefix: Option<u64>,
+    /// The object is linked (vmlinux.o, a module's .o).
+    #[arg(long)]
+    pub link: bool,
+    /// The object is part of a kernel module.
+    #[arg(long)]
+    pub module: bool,
+    /// Use NOPs for mcount calls.
+    #[arg(long)]
+    pub mnop: bool,
+    /// Write the result here instead of modifying the input.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Analyse and report, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Warnings are errors: exit with 1 if there is any.
+    #[arg(long = "Werror")]
+    pub werror: bool,
+    /// Accepted for objtool compatibility (no effect yet).
+    #[arg(long, hide = true)]
+    pub backtrace: bool,
+    /// Accepted for objtool compatibility (no effect yet).
+    #[arg(long, hide = true)]
+    pub stats: bool,
+    /// Accepted for objtool compatibility (no effect yet).
+    #[arg(short = 'v', long, hide = true)]
+    pub verbose: bool,
+    /// Accepted for objtool compatibility (no effect yet).
+    #[arg(long, hide = true)]
+    pub sec_address: bool,
+    /// Accepted for objtool compatibility (no effect yet).
+    #[arg(long, hide = true)]
+    pub no_unreachable: bool,
+    /// The kernel the object belongs to (`6.12`, `6.1`...), which decides the layouts of its
+    /// special sections and of the ORC written. Default: the version in `.modinfo`, else 6.12.
+    #[arg(long)]
+    pub kernel: Option<String>,
+}
+
+/// Runs the command; returns the exit code.
+pub fn run(args: &CheckArgs) -> i32 {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("orctool: {e}");
+            2
+        }
+    }
+}
+
+fn run_inner(args: &CheckArgs) -> Result<i32, FileError> {
+    let path = &args.file;
+    let name = path.display().to_string();
+    let bytes = read_input(path)?;
+    let file = ElfFile::parse(&bytes).map_err(|e| FileError::new(path, e))?;
+    let era = match &args.kernel {
+        Some(k) => KernelEra::parse(k).ok_or_else(|| FileError::new(path, format!("--kernel {k}: not a kernel version")))?,
+        None => KernelEra::from_file(&file).unwrap_or(KernelEra::V6_12),
+    };
+    let hacks = |h: &str| args.hacks.iter().any(|x| x == h);
+    let opts = Options {
+        orc: args.orc,
+        stackval: args.stackval,
+        uaccess: args.uaccess,
+        ibt: args.ibt,
+        retpoline: args.retpoline,
+        rethunk: args.rethunk,
+        sls: args.sls,
+        static_call: args.static_call,
+        mcount: args.mcount,
+        noinstr: args.noinstr,
+        hack_jump_label: hacks("jump_label"),
+        hack_noinstr: hacks("noinstr"),
+        hack_skylake: hacks("skylake"),
+        prefix: args.prefix,
+        link: args.link,
+        module: args.module,
+    };
+    let not_written: Vec<&str> = [
+        (args.retpoline, ".retpoline_sites"),
+        (args.rethunk, ".return_sites"),
+        (args.rethunk && hacks("skylake"), ".call_sites"),
+        (args.static_call, ".static_call_sites"),
+        (args.ibt, ".ibt_endbr_seal"),
+        (args.mcount, "__mcount_loc"),
+        (args.cfi, ".cfi_sites"),
+    ]
+    .iter()
+    .filter(|(asked, _)| *asked)
+    .map(|(_, s)| *s)
+    .collect();
+    if !not_written.is_empty() {
+        eprintln!("orctool: {name}: note: validated, but not written yet: {}", not_written.join(", "));
+    }
+
+    let analysis = check(&file, era, &opts);
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    for w in &analysis.warnings {
+        let _ = writeln!(err, "{}", w.render(&name));
+    }
+    if let Some(fatal) = &analysis.fatal {
+        let _ = writeln!(err, "orctool: {name}: gave up like objtool does ({fatal}); nothing written");
+        return Ok(if args.werror { 1 } else { 0 });
+    }
+    if let (Some(rows), false) = (&analysis.orc, args.dry_run) {
+        if !rows.is_empty() {
+            let layout = Layout::from_kernel_version(u32::from(era.major), u32::from(era.minor));
+            let mut out_rows = Vec::with_capacity(rows.len());
+            for r in rows {
+                let raw = layout.encode(r.entry).map_err(|e| FileError::new(path, format!("cannot encode ORC entry: {e}")))?;
+                out_rows.push(OrcRow { section: r.section, offset: r.offset, raw });
+            }
+            let written = add_orc_sections(&bytes, &out_rows).map_err(|e| FileError::new(path, e))?;
+            let target = args.output.as_deref().unwrap_or(path);
+            write_atomically(target, &written)?;
+        }
+    }
+    Ok(if args.werror && !analysis.warnings.is_empty() { 1 } else { 0 })
+}
+
+/// Writes through a temporary file in the same directory and renames it over `target`, so a
+/// failure never leaves a half-written object.
+pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| FileError::new(target, e))?;
+    tmp.write_all(bytes).map_err(|e| FileError::new(target, e))?;
+    if let Ok(meta) = std::fs::metadata(target) {
+        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+    }
+    tmp.persist(target).map_err(|e| FileError::new(target, e.error))?;
+    Ok(())
+}
