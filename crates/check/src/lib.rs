@@ -17,6 +17,7 @@
 pub mod alternatives;
 pub mod cfi;
 pub mod graph;
+pub mod ibt;
 pub mod lists;
 pub mod orc;
 pub mod program;
@@ -222,6 +223,12 @@ impl Checker<'_> {
             if warnings == 0 {
                 self.validate_reachable_instructions();
             }
+        }
+        if self.opts.ibt {
+            self.validate_ibt();
+        }
+        if self.opts.sls {
+            self.validate_sls();
         }
         self.propagate_prefix_cfi();
         if self.opts.orc {
