@@ -1,0 +1,80 @@
+//! Sharing identical states: most instructions of a function have the same state as their
+//! neighbour, and objtool stores one copy of each distinct state.
+
+use std::collections::HashMap;
+
+use crate::state::CfiState;
+
+/// A handle to an interned [`CfiState`]: equal handles mean equal states (all fields).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct CfiId(u32);
+
+impl CfiId {
+    /// The handle's index in interning order.
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A set of distinct states, each stored once.
+///
+/// [`CfiState::UNKNOWN`] and [`CfiState::FUNCTION_ENTRY`] are interned first, as
+/// [`Interner::UNKNOWN`] and [`Interner::FUNCTION_ENTRY`].
+#[derive(Clone, Debug)]
+pub struct Interner {
+    ids: HashMap<CfiState, CfiId>,
+    states: Vec<CfiState>,
+}
+
+impl Default for Interner {
+    fn default() -> Interner {
+        Interner::new()
+    }
+}
+
+impl Interner {
+    /// The handle of [`CfiState::UNKNOWN`].
+    pub const UNKNOWN: CfiId = CfiId(0);
+    /// The handle of [`CfiState::FUNCTION_ENTRY`].
+    pub const FUNCTION_ENTRY: CfiId = CfiId(1);
+
+    /// An interner holding the two predefined states.
+    pub fn new() -> Interner {
+        let mut interner = Interner {
+            ids: HashMap::new(),
+            states: Vec::new(),
+        };
+        interner.intern(&CfiState::UNKNOWN);
+        interner.intern(&CfiState::FUNCTION_ENTRY);
+        interner
+    }
+
+    /// The handle of `state`, adding it if it is new.
+    pub fn intern(&mut self, state: &CfiState) -> CfiId {
+        if let Some(&id) = self.ids.get(state) {
+            return id;
+        }
+        let id = CfiId(u32::try_from(self.states.len()).expect("fewer than 2^32 distinct states"));
+        self.states.push(*state);
+        self.ids.insert(*state, id);
+        id
+    }
+
+    /// The state behind a handle from this interner.
+    ///
+    /// # Panics
+    /// If `id` came from another interner and is out of range.
+    pub fn get(&self, id: CfiId) -> &CfiState {
+        &self.states[id.index()]
+    }
+
+    /// The number of distinct states.
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Always false: the predefined states are there from the start.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+}

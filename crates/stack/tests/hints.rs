@@ -1,0 +1,185 @@
+//! Unwind hints: what each kind does to its instruction's state, and objtool's habit of
+//! carrying the previous hint's state into the next.
+
+mod common;
+
+use common::{orc, run};
+use orc_decode::{Reg, StackOp};
+use orc_format::Reg as OrcReg;
+use orc_stack::{
+    Base, CfiReg, CfiState, FrameType, Hint, HintAction, HintError, HintReader, HintType,
+};
+
+fn hint(hint_type: HintType, sp_reg: OrcReg, sp_offset: i16) -> Hint {
+    Hint {
+        hint_type,
+        sp_reg,
+        sp_offset,
+        signal: false,
+        end: false,
+    }
+}
+
+fn state(action: HintAction) -> CfiState {
+    match action {
+        HintAction::State(s) => s,
+        other => panic!("expected a state, got {other:?}"),
+    }
+}
+
+#[test]
+fn unwind_hint_regs() {
+    // UNWIND_HINT_REGS: a full pt_regs at %rsp (entry code after PUSH_AND_CLEAR_REGS)
+    let mut reader = HintReader::new();
+    let s = state(
+        reader
+            .apply(&hint(HintType::Regs, OrcReg::SP, 0), None)
+            .unwrap(),
+    );
+    assert_eq!(s.cfa, CfiReg::new(Base::SP, 0));
+    assert_eq!(s.frame_type, FrameType::REGS);
+    assert_eq!(orc(&s), "type:regs sp:sp+0 bp:(und) signal:0");
+}
+
+#[test]
+fn unwind_hint_iret_regs_with_signal() {
+    // UNWIND_HINT_IRET_REGS offset=8 signal=1 (an exception entry with an error code)
+    let h = Hint {
+        signal: true,
+        ..hint(HintType::RegsPartial, OrcReg::SP, 8)
+    };
+    let s = state(HintReader::new().apply(&h, None).unwrap());
+    assert_eq!(orc(&s), "type:regs (partial) sp:sp+8 bp:(und) signal:1");
+}
+
+#[test]
+fn unwind_hint_func_and_undefined_and_end_of_stack() {
+    let mut reader = HintReader::new();
+    let func = hint(HintType::Func, OrcReg::UNDEFINED, 0);
+    assert_eq!(
+        reader.apply(&func, None),
+        Ok(HintAction::State(CfiState::FUNCTION_ENTRY))
+    );
+    let undefined = hint(HintType::Undefined, OrcReg::UNDEFINED, 0);
+    let s = state(reader.apply(&undefined, None).unwrap());
+    assert!(s.force_undefined);
+    assert_eq!(orc(&s), "type:(und) sp:(und) bp:(und) signal:0");
+    // Stack operations after UNWIND_HINT_UNDEFINED change nothing.
+    assert_eq!(run(s, &[StackOp::push(Reg::BX)]), s);
+    let end = hint(HintType::EndOfStack, OrcReg::UNDEFINED, 0);
+    let s = state(reader.apply(&end, None).unwrap());
+    assert_eq!(s.cfa.base, Base::UNDEFINED);
+    assert_eq!(orc(&s), "type:end sp:(und) bp:(und) signal:0");
+}
+
+#[test]
+fn save_is_not_a_hint_but_restore_is() {
+    let mut reader = HintReader::new();
+    let save = reader
+        .apply(&hint(HintType::Save, OrcReg::UNDEFINED, 0), None)
+        .unwrap();
+    assert_eq!(save, HintAction::Save);
+    assert!(!save.is_hint());
+    let restore = reader
+        .apply(&hint(HintType::Restore, OrcReg::UNDEFINED, 0), None)
+        .unwrap();
+    assert_eq!(restore, HintAction::Restore);
+    assert!(restore.is_hint());
+}
+
+#[test]
+fn the_running_state_carries_from_hint_to_hint() {
+    let mut reader = HintReader::new();
+    // Two hints on one instruction: UNDEFINED, then REGS. The second starts from the first's
+    // state, so the REGS state still ignores stack operations...
+    let first = state(
+        reader
+            .apply(&hint(HintType::Undefined, OrcReg::UNDEFINED, 0), None)
+            .unwrap(),
+    );
+    let second = state(
+        reader
+            .apply(&hint(HintType::Regs, OrcReg::SP, 0), Some(&first))
+            .unwrap(),
+    );
+    assert!(second.force_undefined);
+    assert_eq!(second.frame_type, FrameType::REGS);
+    // ... and so does the next hint anywhere, built from the running state.
+    let third = state(
+        reader
+            .apply(&hint(HintType::Call, OrcReg::SP, 8), None)
+            .unwrap(),
+    );
+    assert!(third.force_undefined);
+    assert_eq!(orc(&third), "type:call sp:sp+8 bp:(und) signal:0");
+}
+
+#[test]
+fn hint_registers_objtool_accepts() {
+    let mut reader = HintReader::new();
+    for (reg, base) in [
+        (OrcReg::UNDEFINED, Base::UNDEFINED),
+        (OrcReg::SP, Base::SP),
+        (OrcReg::BP, Base::BP),
+        (OrcReg::SP_INDIRECT, Base::SP_INDIRECT),
+        (OrcReg::R10, Base::reg(Reg::R10)),
+        (OrcReg::R13, Base::reg(Reg::R13)),
+        (OrcReg::DI, Base::reg(Reg::DI)),
+        (OrcReg::DX, Base::reg(Reg::DX)),
+    ] {
+        let s = state(reader.apply(&hint(HintType::Call, reg, 16), None).unwrap());
+        assert_eq!(s.cfa, CfiReg::new(base, 16));
+    }
+    for reg in [OrcReg::PREV_SP, OrcReg::BP_INDIRECT, OrcReg::AX] {
+        let err = reader
+            .apply(&hint(HintType::Call, reg, 0), None)
+            .unwrap_err();
+        assert_eq!(err, HintError::UnsupportedBaseReg(reg.0));
+    }
+    assert_eq!(
+        HintError::UnsupportedBaseReg(8).to_string(),
+        "unsupported unwind_hint sp base reg 8"
+    );
+}
+
+#[test]
+fn older_kernels_hints() {
+    let mut reader = HintReader::new();
+    // Before 6.4, UNWIND_HINT_EMPTY: a CALL hint with sp undefined and the end bit.
+    let empty = Hint {
+        end: true,
+        ..hint(HintType::Call, OrcReg::UNDEFINED, 0)
+    };
+    let s = state(reader.apply(&empty, None).unwrap());
+    assert!(s.end);
+    assert_eq!(
+        orc_stack::orc_entry(Some(&s), orc_format::Layout::V1).unwrap(),
+        orc_format::Entry::END_OF_STACK
+    );
+    // 5.19-6.3 UNWIND_HINT_ENTRY is a CALL hint for the state.
+    let s = state(
+        reader
+            .apply(&hint(HintType::Entry, OrcReg::SP, 8), None)
+            .unwrap(),
+    );
+    assert_eq!(s.frame_type, FrameType::CALL);
+    // 5.7-5.11 RET_OFFSET carries an offset, no state.
+    let a = reader
+        .apply(&hint(HintType::RetOffset, OrcReg::UNDEFINED, 8), None)
+        .unwrap();
+    assert_eq!(a, HintAction::RetOffset(8));
+}
+
+#[test]
+fn unknown_hint_types_fail_only_when_the_entry_is_made() {
+    let s = state(
+        HintReader::new()
+            .apply(&hint(HintType::Other(9), OrcReg::SP, 8), None)
+            .unwrap(),
+    );
+    assert_eq!(s.frame_type, FrameType(9));
+    assert_eq!(
+        s.orc_entry().unwrap_err().to_string(),
+        "unknown unwind hint type 9"
+    );
+}
