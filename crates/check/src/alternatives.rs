@@ -35,6 +35,8 @@ pub struct SpecialAlt {
     pub skip_alt: bool,
     /// The jump label key's relocation addend (flag bits in the low bits).
     pub key_addend: i64,
+    /// For `.altinstructions`: the CPU feature number and the patch flags (`ALT_FLAG_*`).
+    pub feature: Option<(u16, u16)>,
 }
 
 /// An alternative group: the original instructions of a site, or one replacement.
@@ -50,6 +52,8 @@ pub struct AltGroup {
     pub nop: Option<InsnId>,
     /// Index of the shared per-byte CFI array in [`Checker::alt_cfi`].
     pub cfi: u32,
+    /// For a replacement: the feature and flags that select it.
+    pub feature: Option<(u16, u16)>,
 }
 
 impl Checker<'_> {
@@ -77,7 +81,7 @@ impl Checker<'_> {
                     last = id;
                     it = self.p.next_in_sec(id);
                 }
-                self.groups.push(AltGroup { orig_group: None, first_insn: orig, last_insn: Some(last), nop: None, cfi });
+                self.groups.push(AltGroup { orig_group: None, first_insn: orig, last_insn: Some(last), nop: None, cfi, feature: None });
                 g
             }
             Some(g) => {
@@ -93,7 +97,7 @@ impl Checker<'_> {
         };
         let cfi = self.groups[orig_group as usize].cfi;
         let new_group = self.groups.len() as u32;
-        self.groups.push(AltGroup { orig_group: Some(orig_group), first_insn: orig, last_insn: None, nop: None, cfi });
+        self.groups.push(AltGroup { orig_group: Some(orig_group), first_insn: orig, last_insn: None, nop: None, cfi, feature: alt.feature });
 
         let orig_sym = self.p.insns[orig as usize].sym;
         let ignore = self.p.insns[orig as usize].ignore_alts;
@@ -229,35 +233,5 @@ impl Checker<'_> {
             }
         }
         Ok(())
-    }
-}
-
-/// objtool's nested-ALTERNATIVE fix-up (x86 `arch_handle_alternative`): consecutive entries
-/// for the same original site all get the longest original length among them.
-pub fn merge_nested_orig_len(alts: &mut [SpecialAlt]) {
-    let mut start = 0;
-    while start < alts.len() {
-        let mut end = start + 1;
-        while end < alts.len()
-            && alts[end].group
-            && alts[start].group
-            && alts[end].orig_sec == alts[start].orig_sec
-            && alts[end].orig_off == alts[start].orig_off
-        {
-            end += 1;
-        }
-        // objtool widens progressively: entry k gets max(len[start..=k]), and every earlier
-        // entry of the run is widened with it; the result is the maximum over the run for
-        // all but the effect on later entries, which see the same maximum.
-        let mut max = 0;
-        for a in &alts[start..end] {
-            max = max.max(a.orig_len);
-        }
-        if alts[start].group {
-            for a in &mut alts[start..end] {
-                a.orig_len = max;
-            }
-        }
-        start = end;
     }
 }

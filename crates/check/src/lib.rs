@@ -18,6 +18,7 @@ pub mod alternatives;
 pub mod cfi;
 pub mod graph;
 pub mod ibt;
+pub mod inspect;
 pub mod lists;
 pub mod orc;
 pub mod program;
@@ -164,12 +165,18 @@ impl<'d> Checker<'d> {
 
 /// Runs the analysis on one object.
 pub fn check(file: &ElfFile<'_>, era: KernelEra, opts: &Options) -> Analysis {
+    analyse(file, era, opts).0
+}
+
+/// Runs the analysis and keeps the analysed program, for views such as `inspect`.
+pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) -> (Analysis, Option<Checker<'d>>) {
     let mut analysis = Analysis { warnings: Vec::new(), fatal: None, orc: None, instructions: 0 };
     let program = match Program::build(file) {
         Ok(p) => p,
         Err(fatal) => {
+            analysis.warnings.push(fatal.warning.clone());
             analysis.fatal = Some(fatal);
-            return analysis;
+            return (analysis, None);
         }
     };
     let n = program.insns.len();
@@ -200,7 +207,7 @@ pub fn check(file: &ElfFile<'_>, era: KernelEra, opts: &Options) -> Analysis {
             analysis.fatal = Some(fatal);
         }
     }
-    analysis
+    (analysis, Some(c))
 }
 
 impl Checker<'_> {

@@ -175,6 +175,7 @@ impl Checker<'_> {
                 skip_orig: policy.skip_orig,
                 skip_alt: policy.skip_alt,
                 key_addend: 0,
+                feature: Some((a.cpuid, a.flags.0)),
             });
         }
         for j in read_jump_table_for(file, self.era).map_err(special)? {
@@ -189,6 +190,7 @@ impl Checker<'_> {
                 skip_orig: false,
                 skip_alt: false,
                 key_addend: j.key_addend(),
+                feature: None,
             });
         }
         for e in read_extable(file).map_err(special)? {
@@ -203,6 +205,7 @@ impl Checker<'_> {
                 skip_orig: false,
                 skip_alt: false,
                 key_addend: 0,
+                feature: None,
             });
         }
         Ok(out)

@@ -59,14 +59,15 @@ pub fn run(args: &DumpArgs) -> i32 {
     // Files are independent: render them in parallel, a chunk at a time, and print each chunk
     // in order so that the output does not depend on scheduling.
     for chunk in paths.chunks(64) {
-        let rendered: Vec<Rendered> = chunk
-            .par_iter()
-            .map(|p| {
-                let r = render_file(p, args, several);
-                progress.inc();
-                r
-            })
-            .collect();
+        let render = |p: &PathBuf| {
+            let r = render_file(p, args, several);
+            progress.inc();
+            r
+        };
+        // One file needs no thread pool: starting rayon's threads would cost more than the
+        // whole dump of a small module.
+        let rendered: Vec<Rendered> =
+            if several { chunk.par_iter().map(render).collect() } else { chunk.iter().map(render).collect() };
         for r in rendered {
             if let Some(e) = r.error {
                 progress.println(&format!("orctool: {e}"));
