@@ -46,4 +46,4 @@ mod x86;
 pub use insn::{Branch, DecodeError, DecodeWarning, Field, InsnKind, Instruction};
 pub use op::{Dest, Src, StackOp, StackOps};
 pub use reg::Reg;
-pub use x86::{decode_one, SectionDecoder};
+pub use x86::{decode_one, disassemble, SectionDecoder};

@@ -4,7 +4,7 @@
 //! kernel's instruction decoder splits them, because objtool's decisions depend on details an
 //! abstract decoder hides (which prefix came first, the raw REX bits, `0x90` with any prefix).
 
-use iced_x86::{Decoder, DecoderError as IcedError, DecoderOptions};
+use iced_x86::{Decoder, DecoderError as IcedError, DecoderOptions, Formatter, GasFormatter};
 
 use crate::insn::{Branch, DecodeError, DecodeWarning, Field, InsnKind, Instruction};
 use crate::op::{Dest, Src, StackOp, StackOps};
@@ -174,6 +174,26 @@ pub fn decode_one(
         b.target = target;
     }
     Ok(insn)
+}
+
+/// The instruction at the start of `bytes`, at address `ip`, in GNU `as` (AT&T) syntax the
+/// way `objdump -d` spells it (`push   %rbp`, `mov    %rsp,%rbp`, `call   0x25`), for
+/// listings and diagnostics. `None` if the bytes do not decode.
+pub fn disassemble(bytes: &[u8], ip: u64) -> Option<String> {
+    let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NO_INVALID_CHECK);
+    let insn = decoder.decode();
+    if insn.is_invalid() {
+        return None;
+    }
+    let mut formatter = GasFormatter::new();
+    let options = formatter.options_mut();
+    options.set_first_operand_char_index(7);
+    options.set_space_after_operand_separator(false);
+    options.set_branch_leading_zeros(false);
+    options.set_show_branch_size(false);
+    let mut out = String::new();
+    formatter.format(&insn, &mut out);
+    Some(out)
 }
 
 /// Reads a little-endian field and sign-extends it, keeping at most its low 32 bits, which is

@@ -141,3 +141,23 @@ fn truncated_and_undecodable_bytes_are_errors() {
     assert_eq!(err.to_string(), "can't decode instruction at 0x1");
     assert!(decode_one(&[], 0, false).is_err());
 }
+
+#[test]
+fn disassembly_for_listings() {
+    use orc_decode::disassemble;
+    assert_eq!(disassemble(&[0x55], 0).as_deref(), Some("push   %rbp"));
+    assert_eq!(
+        disassemble(&[0x48, 0x89, 0xe5], 0).as_deref(),
+        Some("mov    %rsp,%rbp")
+    );
+    assert_eq!(
+        disassemble(&[0x48, 0x83, 0xec, 0x10], 0).as_deref(),
+        Some("sub    $0x10,%rsp")
+    );
+    assert_eq!(
+        disassemble(&[0xe8, 0x00, 0x00, 0x00, 0x00], 0x20).as_deref(),
+        Some("call   0x25")
+    );
+    assert_eq!(disassemble(&[0xc3], 0).as_deref(), Some("ret"));
+    assert_eq!(disassemble(&[0x06], 0), None);
+}
