@@ -183,3 +183,139 @@ fn unknown_hint_types_fail_only_when_the_entry_is_made() {
         "unknown unwind hint type 9"
     );
 }
+
+/// Entry code with hints, walked straight through: the ORC before each instruction is what
+/// objtool 6.12 generated for these bytes with these `.discard.unwind_hints` records. At 0x10
+/// an UNDEFINED and a REGS hint share one instruction: the REGS state inherits
+/// `force_undefined`, so the following push is ignored, and so do all later hint states.
+#[test]
+fn entry_code_listing_matches_objtool() {
+    use HintType::*;
+    let sp = |t, off| hint(t, OrcReg::SP, off);
+    let rows: &[(&str, &[u8], &[Hint], &str)] = &[
+        (
+            "push %rax",
+            &[0x50],
+            &[sp(Regs, 0)],
+            "type:regs sp:sp+0 bp:(und) signal:0",
+        ),
+        (
+            "push %rbx",
+            &[0x53],
+            &[],
+            "type:regs sp:sp+8 bp:(und) signal:0",
+        ),
+        (
+            "sub $0x8,%rsp",
+            &[0x48, 0x83, 0xec, 0x08],
+            &[],
+            "type:regs sp:sp+16 bp:(und) signal:0",
+        ),
+        (
+            "mov %rsp,%rbp",
+            &[0x48, 0x89, 0xe5],
+            &[],
+            "type:regs sp:sp+24 bp:(und) signal:0",
+        ),
+        (
+            "add $0x8,%rsp",
+            &[0x48, 0x83, 0xc4, 0x08],
+            &[],
+            "type:regs sp:sp+24 bp:(und) signal:0",
+        ),
+        (
+            "pop %rbx",
+            &[0x5b],
+            &[],
+            "type:regs sp:sp+16 bp:(und) signal:0",
+        ),
+        (
+            "pop %rax",
+            &[0x58],
+            &[],
+            "type:regs sp:sp+8 bp:(und) signal:0",
+        ),
+        (
+            "nop",
+            &[0x90],
+            &[Hint {
+                signal: true,
+                ..sp(RegsPartial, 8)
+            }],
+            "type:regs (partial) sp:sp+8 bp:(und) signal:1",
+        ),
+        (
+            "push %rax",
+            &[0x50],
+            &[hint(Undefined, OrcReg::UNDEFINED, 0), sp(Regs, 16)],
+            "type:regs sp:sp+16 bp:(und) signal:0",
+        ),
+        (
+            "pop %rax",
+            &[0x58],
+            &[],
+            "type:regs sp:sp+16 bp:(und) signal:0",
+        ),
+        (
+            "push %rbx",
+            &[0x53],
+            &[sp(Call, 8)],
+            "type:call sp:sp+8 bp:(und) signal:0",
+        ),
+        (
+            "pop %rbx",
+            &[0x5b],
+            &[],
+            "type:call sp:sp+8 bp:(und) signal:0",
+        ),
+        (
+            "ud2",
+            &[0x0f, 0x0b],
+            &[hint(EndOfStack, OrcReg::UNDEFINED, 0)],
+            "type:end sp:(und) bp:(und) signal:0",
+        ),
+        (
+            "push %rbx",
+            &[0x53],
+            &[sp(Call, 8)],
+            "type:call sp:sp+8 bp:(und) signal:0",
+        ),
+        (
+            "pop %rbx",
+            &[0x5b],
+            &[],
+            "type:call sp:sp+8 bp:(und) signal:0",
+        ),
+        (
+            "nop",
+            &[0x90],
+            &[hint(Call, OrcReg::SP_INDIRECT, 8)],
+            "type:call sp:(sp)+8 bp:(und) signal:0",
+        ),
+        (
+            "ud2",
+            &[0x0f, 0x0b],
+            &[],
+            "type:call sp:(sp)+8 bp:(und) signal:0",
+        ),
+    ];
+    let mut reader = HintReader::new();
+    let mut running = CfiState::UNKNOWN;
+    for (n, &(asm, bytes, hints, expected)) in rows.iter().enumerate() {
+        let mut current: Option<CfiState> = None;
+        for h in hints {
+            current = Some(state(reader.apply(h, current.as_ref()).unwrap()));
+        }
+        if let Some(s) = current {
+            running = s;
+        }
+        assert_eq!(common::orc(&running), expected, "before `{asm}` (row {n})");
+        let next_has_hint = rows.get(n + 1).is_some_and(|r| !r.2.is_empty());
+        let ctx = orc_stack::OpContext {
+            in_function: false,
+            next_has_hint,
+            stackval: false,
+        };
+        running.apply_all(&common::ops_of(bytes), &ctx).unwrap();
+    }
+}
