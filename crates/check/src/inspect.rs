@@ -25,6 +25,9 @@ pub struct InsnView {
     pub state: Option<String>,
     /// Index of the patch site this instruction starts, in [`FunctionView::sites`].
     pub site: Option<usize>,
+    /// What a relocation inside the instruction refers to (`pv_irq_ops+0x8`), PC-relative
+    /// addends already adjusted to the target.
+    pub reloc: Option<String>,
 }
 
 /// One instruction stream at a patch site.
@@ -136,7 +139,17 @@ impl Checker<'_> {
             let start = insn.offset as usize;
             sec.data.get(start..start + insn.len as usize).map(<[u8]>::to_vec).unwrap_or_default()
         };
-        InsnView { section: sec.name.to_string(), offset: insn.offset, bytes, len: insn.len, state: self.state_of(id), site }
+        let reloc = self.p.insn_reloc(id).map(|r| {
+            let sym = &self.p.symbols[r.symbol];
+            // PC32/PLT32 count from the end of the 4-byte field.
+            let addend = if r.kind == 2 || r.kind == 4 { r.addend.wrapping_add(4) } else { r.addend };
+            match addend {
+                0 => sym.name.to_string(),
+                a if a > 0 => format!("{}+{:#x}", sym.name, a),
+                a => format!("{}-{:#x}", sym.name, a.unsigned_abs()),
+            }
+        });
+        InsnView { section: sec.name.to_string(), offset: insn.offset, bytes, len: insn.len, state: self.state_of(id), site, reloc }
     }
 
     fn stream(&self, first: InsnId, last: Option<InsnId>, nop: Option<InsnId>) -> Vec<InsnView> {

@@ -19,6 +19,7 @@ pub mod cfi;
 pub mod graph;
 pub mod ibt;
 pub mod inspect;
+pub mod jump_tables;
 pub mod lists;
 pub mod orc;
 pub mod program;

@@ -101,7 +101,7 @@ impl Checker<'_> {
             self.p.insns[id as usize].dead_end = a.kind == AnnotationKind::Unreachable;
         }
 
-        self.add_jump_table_alts();
+        self.add_jump_table_alts()?;
         self.read_unwind_hints(file)?;
 
         for a in of(AnnotationKind::RetpolineSafe) {
@@ -276,11 +276,6 @@ impl Checker<'_> {
         }
         Ok(())
     }
-
-    /// Switch tables: C in the kernel is built without them; assembly can have them. Not
-    /// followed yet: a dynamic jump without a table is treated as a sibling call, as objtool
-    /// treats one whose table it cannot find.
-    fn add_jump_table_alts(&mut self) {}
 
     /// objtool's `validate_retpoline`: indirect branches and bare returns that are not
     /// annotated safe.

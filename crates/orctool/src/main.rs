@@ -1,6 +1,7 @@
 //! `orctool`: the command line. Thin by design: each command parses its options and calls the
 //! library crates; nothing here knows ELF or x86.
 
+mod annotate;
 mod check;
 mod dump;
 mod input;
@@ -19,6 +20,9 @@ struct Cli {
 enum Command {
     /// Print the ORC table of kernel objects, modules or vmlinux, as objtool --dump=orc does.
     Dump(dump::DumpArgs),
+    /// Show code, patch sites, stack states and the ORC table side by side (no file: the
+    /// embedded 2017 paravirt example).
+    Annotate(annotate::AnnotateArgs),
     /// Validate the stack state of an x86-64 object and write its ORC table (objtool's flags).
     Check(check::CheckArgs),
 }
@@ -41,6 +45,7 @@ fn main() {
     let code = match cli.command {
         Command::Dump(args) => dump::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Annotate(args) => annotate::run(&args),
     };
     std::process::exit(code);
 }
