@@ -187,6 +187,7 @@ impl Layout {
     /// Unused bits are ignored, and in v1/v2 so are the type bits of an entry whose `sp_reg` is
     /// undefined (the kernel never reads them); [`Layout::is_canonical`] tells whether an
     /// entry would survive re-encoding unchanged.
+    #[inline]
     pub const fn decode(self, raw: RawEntry) -> Entry {
         let sp_reg = raw.sp_reg();
         let mut entry = Entry {
