@@ -116,17 +116,17 @@ impl Binary {
             Ok((s.address()..s.address() + s.size(), bytes))
         };
         let (text, eh_frame, eh_frame_hdr) = (section(".text")?, section(".eh_frame")?, section(".eh_frame_hdr")?);
-        let mut exec = u64::MAX..0;
-        let mut mapped = u64::MAX..0;
+        let (mut exec, mut mapped) = ((u64::MAX, 0), (u64::MAX, 0));
         for seg in file.segments() {
-            let r = seg.address()..seg.address() + seg.size();
-            mapped = mapped.start.min(r.start)..mapped.end.max(r.end);
+            let (start, end) = (seg.address(), seg.address() + seg.size());
+            mapped = (mapped.0.min(start), mapped.1.max(end));
             if let object::SegmentFlags::Elf { p_flags, .. } = seg.flags() {
                 if p_flags.contains(object::elf::PF_X) {
-                    exec = exec.start.min(r.start)..exec.end.max(r.end);
+                    exec = (exec.0.min(start), exec.1.max(end));
                 }
             }
         }
+        let (exec, mapped) = (exec.0..exec.1, mapped.0..mapped.1);
         drop(file);
         Ok(Binary { data, exec, mapped, text, eh_frame, eh_frame_hdr })
     }
@@ -268,7 +268,7 @@ impl Fixture {
         OwnedTable::build(self.pairs.iter().copied(), Layout::V3, self.binary.exec.clone(), index).unwrap()
     }
 
-    /// orctool's walk of `snap` with `table` into `out`.
+    /// orctool's walk of `snap` with `table` into `out` (whole frames).
     #[inline]
     pub fn orc_walk(table: &OrcTable<'_>, snap: &Snapshot, out: &mut [Frame]) -> Trace {
         let mut mem = snap.memory();
@@ -276,6 +276,35 @@ impl Fixture {
         let unwinder = Unwinder::new(table, &stacks);
         let mut state = unwinder.start(snap.rip, snap.rsp, snap.rbp, true);
         unwinder.walk(&mut state, &mut mem, out)
+    }
+
+    /// [`Fixture::orc_walk_ips`] through a lookup cache (see `orc_unwind::CachedLookup`).
+    #[inline]
+    pub fn orc_walk_ips_cached<L: orc_unwind::OrcLookup>(lookup: &L, snap: &Snapshot, out: &mut Vec<u64>) -> Trace {
+        out.clear();
+        let mut mem = snap.memory();
+        let stacks = [mem.range()];
+        let unwinder = Unwinder::new(lookup, &stacks);
+        let mut state = unwinder.start(snap.rip, snap.rsp, snap.rbp, true);
+        unwinder.walk_with(&mut state, &mut mem, |f| {
+            out.push(f.ip);
+            true
+        })
+    }
+
+    /// orctool's walk of `snap` with `table`, keeping only the ips (what the framehop and
+    /// DWARF walks produce too) in `out`, which is cleared first.
+    #[inline]
+    pub fn orc_walk_ips(table: &OrcTable<'_>, snap: &Snapshot, out: &mut Vec<u64>) -> Trace {
+        out.clear();
+        let mut mem = snap.memory();
+        let stacks = [mem.range()];
+        let unwinder = Unwinder::new(table, &stacks);
+        let mut state = unwinder.start(snap.rip, snap.rsp, snap.rbp, true);
+        unwinder.walk_with(&mut state, &mut mem, |f| {
+            out.push(f.ip);
+            true
+        })
     }
 
     /// The stack range of a snapshot.

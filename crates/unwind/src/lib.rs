@@ -45,6 +45,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cache;
 mod memory;
 #[cfg(feature = "alloc")]
 mod owned;
@@ -52,10 +53,13 @@ pub mod rule;
 mod table;
 mod unwinder;
 
+pub use cache::CachedLookup;
 pub use memory::{Memory, Snapshots, StackRange, StackSnapshot};
 #[cfg(feature = "alloc")]
 pub use owned::{IndexKind, OwnedTable, DEFAULT_BLOCK_ORDER, KERNEL_BLOCK_ORDER};
-pub use rule::{pt_regs, BpRule, Decision, FrameRule, RegsField, SpIndirect, SpRule, UnwindRule};
+pub use rule::{
+    pt_regs, BpRule, Decision, FrameRule, PackedEntry, RegsField, RuleError, SpIndirect, SpRule, UnwindRule,
+};
 pub use table::{
     block_index_len, build_block_index, is_weak, sort_entries, sort_key, Index, IndexError, ModuleTables,
     OrcLookup, OrcTable,

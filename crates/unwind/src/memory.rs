@@ -80,11 +80,13 @@ impl<'a> StackSnapshot<'a> {
     /// The word at `addr`, if all 8 bytes are in the copy.
     #[inline]
     pub fn word(&self, addr: u64) -> Option<u64> {
-        let off = usize::try_from(addr.checked_sub(self.base)?).ok()?;
-        let bytes = self.bytes.get(off..off.checked_add(8)?)?;
-        let mut w = [0u8; 8];
-        w.copy_from_slice(bytes);
-        Some(u64::from_le_bytes(w))
+        let off = addr.checked_sub(self.base)?;
+        if off.checked_add(8)? > self.bytes.len() as u64 {
+            return None;
+        }
+        let off = off as usize;
+        let bytes: [u8; 8] = self.bytes.get(off..off + 8)?.try_into().ok()?;
+        Some(u64::from_le_bytes(bytes))
     }
 }
 

@@ -10,13 +10,29 @@ use core::ops::Range;
 
 use orc_format::{Entry, EntryType, Layout, RawEntry};
 
+use crate::rule::PackedEntry;
+
 /// Finds the ORC entry that covers an address. The unwinder is generic over it.
 pub trait OrcLookup {
     /// The entry of the rightmost table address `<= addr`, in the table whose text covers
-    /// `addr`; `None` when no table covers `addr` or `addr` is before its first entry.
+    /// `addr`, with that table's layout; `None` when no table covers `addr` or `addr` is
+    /// before its first entry.
     ///
     /// (`addr == 0` is handled by the unwinder itself: the kernel's null entry.)
-    fn find(&self, addr: u64) -> Option<Entry>;
+    fn lookup(&self, addr: u64) -> Option<(RawEntry, Layout)>;
+
+    /// [`OrcLookup::lookup`], packed with its rule summary for the unwinder. Override it to
+    /// cache the packed word (see [`crate::CachedLookup`]).
+    #[inline(always)]
+    fn lookup_packed(&self, addr: u64) -> Option<PackedEntry> {
+        self.lookup(addr).map(|(raw, layout)| PackedEntry::new(raw, layout))
+    }
+
+    /// [`OrcLookup::lookup`], decoded.
+    #[inline]
+    fn find(&self, addr: u64) -> Option<Entry> {
+        self.lookup(addr).map(|(raw, layout)| layout.decode(raw))
+    }
 
     /// True when `addr` is in the text of some table: a return address that is not is what
     /// makes the kernel's reliable stack walk give up (`__kernel_text_address`).
@@ -24,9 +40,13 @@ pub trait OrcLookup {
 }
 
 impl<T: OrcLookup + ?Sized> OrcLookup for &T {
-    #[inline]
-    fn find(&self, addr: u64) -> Option<Entry> {
-        (**self).find(addr)
+    #[inline(always)]
+    fn lookup(&self, addr: u64) -> Option<(RawEntry, Layout)> {
+        (**self).lookup(addr)
+    }
+    #[inline(always)]
+    fn lookup_packed(&self, addr: u64) -> Option<PackedEntry> {
+        (**self).lookup_packed(addr)
     }
     #[inline]
     fn is_text(&self, addr: u64) -> bool {
@@ -87,6 +107,7 @@ impl<'a> OrcTable<'a> {
     }
 
     /// Number of entries (the shorter of the two arrays, if they disagree).
+    #[inline]
     pub fn len(&self) -> usize {
         self.ips.len().min(self.entries.len())
     }
@@ -97,66 +118,67 @@ impl<'a> OrcTable<'a> {
     }
 
     /// Position of the entry that covers `addr` (the rightmost `ips[i] <= addr`), if any.
-    #[inline]
+    #[inline(always)]
     pub fn position(&self, addr: u64) -> Option<usize> {
-        if addr < self.text.start || addr >= self.text.end {
+        let off = addr.wrapping_sub(self.text.start);
+        if addr < self.text.start || off >= self.text.end.wrapping_sub(self.text.start) {
             return None;
         }
-        let n = self.len();
-        let ips = &self.ips[..n];
+        let ips = self.ips.get(..self.entries.len()).unwrap_or(self.ips);
         let (lo, hi) = match self.index {
-            Index::None => (0, n),
+            Index::None => (0, ips.len()),
             Index::Blocks { order, counts } => {
-                let block = (addr - self.text.start).checked_shr(u32::from(order)).unwrap_or(0);
-                let block = usize::try_from(block).ok()?;
-                match (counts.get(block), block.checked_add(1).and_then(|b| counts.get(b))) {
-                    (Some(&lo), Some(&hi)) => {
-                        let (lo, hi) = (lo as usize, (hi as usize).min(n));
-                        if lo > hi {
-                            return None; // a corrupt index, not a panic
-                        }
-                        (lo, hi)
-                    }
-                    _ => (0, n), // address past the indexed text: whole table
+                let block = usize::try_from(off.checked_shr(u32::from(order)).unwrap_or(0)).ok()?;
+                match counts.get(block..block.wrapping_add(2)) {
+                    Some(&[lo, hi]) => (lo as usize, hi as usize),
+                    _ => (0, ips.len()), // address past the indexed text: whole table
                 }
             }
         };
         // `lo` entries are known to be <= addr; find how many more in ips[lo..hi] are.
-        let p = lo + rightmost_le(&ips[lo..hi], addr);
+        let range = ips.get(lo..hi)?; // a corrupt index gives None, not a panic
+        let p = lo + match range {
+            [] => 0,
+            [ip] => usize::from(*ip <= addr),
+            _ => rightmost_le(range, addr),
+        };
         p.checked_sub(1)
     }
 
     /// The raw entry that covers `addr`.
-    #[inline]
+    #[inline(always)]
     pub fn find_raw(&self, addr: u64) -> Option<RawEntry> {
-        self.position(addr).map(|i| self.entries[i])
+        self.entries.get(self.position(addr)?).copied()
     }
 }
 
-/// Number of elements `<= addr` in a sorted slice. A binary search without early exit; for
-/// the short ranges the block index leaves, its loop runs two or three times.
+/// Number of elements `<= addr` in a sorted slice: a branchless binary search (the
+/// comparison feeds a conditional move, not a branch, so random addresses cost no
+/// mispredictions); for the short ranges the block index leaves it loops once or twice.
 #[inline]
 fn rightmost_le(ips: &[u64], addr: u64) -> usize {
-    let mut base = 0usize;
     let mut size = ips.len();
-    while size > 0 {
+    if size == 0 {
+        return 0;
+    }
+    let mut base = 0usize;
+    while size > 1 {
         let half = size / 2;
         let mid = base + half;
-        // SAFETY-free: mid < base + size <= ips.len().
-        if ips[mid] <= addr {
-            base = mid + 1;
-            size -= half + 1;
-        } else {
-            size = half;
-        }
+        // mid < base + size <= ips.len()
+        // A mask select, which compilers keep as arithmetic (a plain `if` here becomes a
+        // mispredicted branch).
+        let take = 0usize.wrapping_sub(usize::from(ips[mid] <= addr));
+        base = (mid & take) | (base & !take);
+        size -= half;
     }
-    base
+    base + usize::from(ips[base] <= addr)
 }
 
 impl OrcLookup for OrcTable<'_> {
-    #[inline]
-    fn find(&self, addr: u64) -> Option<Entry> {
-        self.find_raw(addr).map(|raw| self.layout.decode(raw))
+    #[inline(always)]
+    fn lookup(&self, addr: u64) -> Option<(RawEntry, Layout)> {
+        self.find_raw(addr).map(|raw| (raw, self.layout))
     }
 
     #[inline]
@@ -190,8 +212,8 @@ impl<'t, 'a> ModuleTables<'t, 'a> {
 
 impl OrcLookup for ModuleTables<'_, '_> {
     #[inline]
-    fn find(&self, addr: u64) -> Option<Entry> {
-        self.table_for(addr)?.find(addr)
+    fn lookup(&self, addr: u64) -> Option<(RawEntry, Layout)> {
+        self.table_for(addr)?.lookup(addr)
     }
 
     #[inline]

@@ -2,10 +2,14 @@
 
 use core::fmt;
 
-use orc_format::{Entry, Reg};
+use orc_format::{Entry, Layout, RawEntry, Reg};
 
 use crate::memory::{Memory, StackRange};
-use crate::rule::{pt_regs, BpRule, Decision, FrameRule, RegsField, SpIndirect, SpRule, UnwindRule};
+use crate::rule::{
+    pt_regs, BpRule, Decision, FrameRule, PackedEntry, RegsField, RuleError, SpRule, UnwindRule, PACKED_BP_AT_PREV_SP,
+    PACKED_SIGNAL, PACKED_SLOW, PACKED_SP_IS_BP,
+};
+use crate::rule::SpIndirect;
 use crate::table::OrcLookup;
 
 /// Why a step failed. Each one makes the trace unreliable and ends it, as the kernel's
@@ -77,6 +81,19 @@ pub enum UnwindError {
         /// Stack pointer after the step.
         new_sp: u64,
     },
+}
+
+impl UnwindError {
+    /// The error for an entry at `ip` that gives no rule.
+    #[cold]
+    pub fn from_rule(e: RuleError, ip: u64) -> UnwindError {
+        match e {
+            RuleError::Undefined => UnwindError::UndefinedEntry { ip },
+            RuleError::UnknownType(kind) => UnwindError::UnknownType { ip, kind },
+            RuleError::UnknownSpReg(reg) => UnwindError::UnknownSpReg { ip, reg },
+            RuleError::UnknownBpReg(reg) => UnwindError::UnknownBpReg { ip, reg },
+        }
+    }
 }
 
 impl fmt::Display for UnwindError {
@@ -234,12 +251,14 @@ impl UnwindState {
         self.end
     }
 
+    #[cold]
     fn mark(&mut self, why: Unreliable) {
         if self.unreliable.is_none() {
             self.unreliable = Some(why);
         }
     }
 
+    #[cold]
     fn finish(&mut self, end: End) -> End {
         match end {
             End::Error(e) => self.mark(Unreliable::Error(e)),
@@ -284,6 +303,18 @@ pub struct Unwinder<'s, L> {
 }
 
 type StepResult<T> = Result<T, UnwindError>;
+
+const fn v3(entry: Entry) -> RawEntry {
+    match Layout::V3.encode(entry) {
+        Ok(raw) => raw,
+        Err(_) => panic!("not a v3 entry"),
+    }
+}
+
+/// [`Entry::NULL_CALL`] as stored in v3.
+const NULL_CALL_V3: RawEntry = v3(Entry::NULL_CALL);
+/// [`Entry::FRAME_POINTER_FALLBACK`] as stored in v3.
+const FRAME_POINTER_FALLBACK_V3: RawEntry = v3(Entry::FRAME_POINTER_FALLBACK);
 
 impl<'s, L: OrcLookup> Unwinder<'s, L> {
     /// An unwinder with the default (6.4+ kernel) options.
@@ -384,20 +415,26 @@ impl<'s, L: OrcLookup> Unwinder<'s, L> {
     /// may point past a call to a noreturn function, even into the next function; the call
     /// instruction's own state is the right one). Address 0 gets the kernel's null entry
     /// ([`Entry::NULL_CALL`]); an address without entry gets the frame-pointer guess.
-    #[inline]
-    fn entry_for(&self, state: &mut UnwindState) -> Result<(u64, Entry), UnwindError> {
+    #[inline(always)]
+    fn entry_for(&self, state: &mut UnwindState) -> Result<(u64, PackedEntry), UnwindError> {
         let f = &state.frame;
         let addr = if f.signal { f.ip } else { f.ip.wrapping_sub(1) };
         if addr == 0 {
-            return Ok((addr, Entry::NULL_CALL));
+            return Ok((addr, PackedEntry::new(NULL_CALL_V3, Layout::V3)));
         }
-        match self.lookup.find(addr) {
-            Some(e) => Ok((addr, e)),
-            None if self.config.frame_pointer_fallback => {
-                state.mark(Unreliable::FramePointerGuess { ip: addr });
-                Ok((addr, Entry::FRAME_POINTER_FALLBACK))
-            }
-            None => Err(UnwindError::NoEntry { ip: addr }),
+        match self.lookup.lookup_packed(addr) {
+            Some(p) => Ok((addr, p)),
+            None => self.no_entry(state, addr),
+        }
+    }
+
+    #[cold]
+    fn no_entry(&self, state: &mut UnwindState, addr: u64) -> Result<(u64, PackedEntry), UnwindError> {
+        if self.config.frame_pointer_fallback {
+            state.mark(Unreliable::FramePointerGuess { ip: addr });
+            Ok((addr, PackedEntry::new(FRAME_POINTER_FALLBACK_V3, Layout::V3)))
+        } else {
+            Err(UnwindError::NoEntry { ip: addr })
         }
     }
 
@@ -407,6 +444,12 @@ impl<'s, L: OrcLookup> Unwinder<'s, L> {
     /// same end). Never panics, whatever the tables, registers and memory hold; reads only
     /// words inside the stack ranges.
     pub fn step<M: Memory + ?Sized>(&self, state: &mut UnwindState, mem: &mut M) -> Result<Frame, End> {
+        self.advance(state, mem).map(|()| state.frame)
+    }
+
+    /// [`Unwinder::step`] without copying the frame out: the new frame is `state.frame`.
+    #[inline(always)]
+    fn advance<M: Memory + ?Sized>(&self, state: &mut UnwindState, mem: &mut M) -> Result<(), End> {
         if let Some(end) = state.end {
             return Err(end);
         }
@@ -414,18 +457,44 @@ impl<'s, L: OrcLookup> Unwinder<'s, L> {
             return Err(state.finish(End::UserMode));
         }
         match self.step_inner(state, mem) {
-            Ok(Some(frame)) => Ok(frame),
-            Ok(None) => Err(state.finish(End::EndOfStack)),
+            Ok(true) => Ok(()),
+            Ok(false) => Err(state.finish(End::EndOfStack)),
             Err(e) => Err(state.finish(End::Error(e))),
         }
     }
 
-    #[inline]
-    fn step_inner<M: Memory + ?Sized>(&self, state: &mut UnwindState, mem: &mut M) -> StepResult<Option<Frame>> {
-        let (ip, entry) = self.entry_for(state)?;
-        let rule = match UnwindRule::from_entry(&entry, ip, self.config.sp_indirect)? {
-            Decision::EndOfStack => return Ok(None),
-            Decision::Unwind(rule) => rule,
+    #[inline(always)]
+    fn step_inner<M: Memory + ?Sized>(&self, state: &mut UnwindState, mem: &mut M) -> StepResult<bool> {
+        let (ip, packed) = self.entry_for(state)?;
+
+        // Fast path for the frames that make up nearly every stack: CALL, prev_sp = sp or bp
+        // plus an offset, bp unchanged or saved at prev_sp + offset. Exactly the rules below
+        // (SpRule::Sp/Bp, FrameRule::Call, BpRule::Unchanged/AtPrevSp), without building
+        // them: for a CALL frame `regs` is dropped, so "unchanged" is the current bp.
+        let p = packed.0;
+        if p & PACKED_SLOW == 0 {
+            let cur = &state.frame;
+            let hint = state.stack;
+            let base = if p & PACKED_SP_IS_BP != 0 { cur.bp } else { cur.sp };
+            let prev_sp = base.checked_add_signed(i64::from(p as u16 as i16)).ok_or(UnwindError::Overflow { ip })?;
+            let ra_at = prev_sp.checked_sub(8).ok_or(UnwindError::Overflow { ip })?;
+            let new_ip = self.read_at(mem, ra_at, 0, hint)?;
+            let new_bp = if p & PACKED_BP_AT_PREV_SP != 0 {
+                self.read_signed(mem, prev_sp, (p >> 16) as u16 as i16, hint, ip)?
+            } else {
+                cur.bp
+            };
+            let signal = p & PACKED_SIGNAL != 0;
+            self.check_progress(state, prev_sp)?;
+            state.frame = Frame { ip: new_ip, sp: prev_sp, bp: new_bp, signal, regs: None, user_mode: false };
+            state.prev_regs = None;
+            return Ok(true);
+        }
+
+        let rule = match UnwindRule::from_raw(packed.layout(), packed.raw(), self.config.sp_indirect) {
+            Ok(Decision::Unwind(rule)) => rule,
+            Ok(Decision::EndOfStack) => return Ok(false),
+            Err(e) => return Err(UnwindError::from_rule(e, ip)),
         };
         let cur = state.frame;
         let hint = state.stack;
@@ -477,14 +546,30 @@ impl<'s, L: OrcLookup> Unwinder<'s, L> {
             BpRule::AtBp(off) => self.read_signed(mem, cur.bp, off, hint, ip)?,
         };
 
-        // Bad data must not loop: on one stack, sp only goes up; a stack once left stays left.
+        self.check_progress(state, new_sp)?;
+
+        let user_mode = match regs {
+            Some(r) if self.config.stop_at_user_mode => self.read_at(mem, r.addr, pt_regs::CS, hint)? & 3 != 0,
+            _ => false,
+        };
+        state.frame = Frame { ip: new_ip, sp: new_sp, bp: new_bp, signal: rule.signal, regs, user_mode };
+        state.prev_regs = prev_regs;
+        Ok(true)
+    }
+
+    /// Bad data must not loop: on one stack, sp only goes up (the kernel's "stack going in the
+    /// wrong direction?"); a stack once left stays left. Records the new sp's stack.
+    #[inline(always)]
+    fn check_progress(&self, state: &mut UnwindState, new_sp: u64) -> StepResult<()> {
+        let hint = state.stack;
+        let old_sp = state.frame.sp;
         let new_stack = match hint {
-            Some(i) if self.stacks[i].holds_sp(new_sp) => Some(i),
+            Some(i) if self.stacks.get(i).is_some_and(|s| s.holds_sp(new_sp)) => Some(i),
             _ => self.stack_holding_sp(new_sp),
         };
         if new_stack == hint {
-            if new_sp <= cur.sp {
-                return Err(UnwindError::WrongDirection { sp: cur.sp, new_sp });
+            if new_sp <= old_sp {
+                return Err(UnwindError::WrongDirection { sp: old_sp, new_sp });
             }
         } else {
             if let Some(i) = new_stack {
@@ -497,16 +582,9 @@ impl<'s, L: OrcLookup> Unwinder<'s, L> {
                     state.left |= 1 << i;
                 }
             }
+            state.stack = new_stack;
         }
-
-        let user_mode = match regs {
-            Some(r) if self.config.stop_at_user_mode => self.read_at(mem, r.addr, pt_regs::CS, hint)? & 3 != 0,
-            _ => false,
-        };
-        state.frame = Frame { ip: new_ip, sp: new_sp, bp: new_bp, signal: rule.signal, regs, user_mode };
-        state.prev_regs = prev_regs;
-        state.stack = new_stack;
-        Ok(Some(state.frame))
+        Ok(())
     }
 
     /// Walks from `state`, calling `on_frame` for every frame (the current one first) until
@@ -520,7 +598,6 @@ impl<'s, L: OrcLookup> Unwinder<'s, L> {
     ) -> Trace {
         let max = self.config.max_frames.max(1);
         let mut frames = 0usize;
-        let mut frame = state.frame;
         let end = loop {
             if let Some(end) = state.end {
                 break end;
@@ -528,17 +605,18 @@ impl<'s, L: OrcLookup> Unwinder<'s, L> {
             if frames == max {
                 break state.finish(End::FrameLimit);
             }
-            if !on_frame(&frame) {
+            let frame = &state.frame;
+            if !on_frame(frame) {
                 break state.finish(End::BufferFull);
             }
             frames += 1;
             if !frame.user_mode && !self.lookup.is_text(frame.ip) {
-                state.mark(Unreliable::NotText { ip: frame.ip });
+                let ip = frame.ip;
+                state.mark(Unreliable::NotText { ip });
                 break state.finish(End::NotText);
             }
-            match self.step(state, mem) {
-                Ok(next) => frame = next,
-                Err(end) => break end,
+            if let Err(end) = self.advance(state, mem) {
+                break end;
             }
         };
         Trace { frames, end, unreliable: state.unreliable }

@@ -228,6 +228,24 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
             let same = ranges.iter().position(|r| r.holds_sp(w[0].sp)) == ranges.iter().position(|r| r.holds_sp(w[1].sp));
             prop_assert!(!same || w[1].sp > w[0].sp, "{:?}", w);
         }
+        // A small lookup cache in front of the tables (collisions galore) changes nothing.
+        let cached = orc_unwind::CachedLookup::<_, 4>::new(modules);
+        let unwinder2 = Unwinder::new(&cached, &ranges).with_config(config);
+        let mut state2 = match c.from_regs {
+            Some(addr) => unwinder2.start_from_regs(&mut mem, resolve(addr, &stacks)).unwrap(),
+            None => {
+                let (ip, sp, bp, exact) = c.start;
+                unwinder2.start(resolve(ip, &stacks), resolve(sp, &stacks), resolve(bp, &stacks), exact)
+            }
+        };
+        for _ in 0..2 {
+            let mut out2 = vec![Frame::default(); 100];
+            let mut s = state2;
+            let trace2 = unwinder2.walk(&mut s, &mut mem, &mut out2);
+            prop_assert_eq!(trace2, trace);
+            prop_assert_eq!(&out2[..trace2.frames], &out[..trace.frames]);
+        }
+        let _ = &mut state2;
     }
     prop_assert!(mem.outside.is_empty(), "reads outside the stacks: {:x?}", mem.outside);
     Ok(())

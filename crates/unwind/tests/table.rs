@@ -153,3 +153,43 @@ mod owned {
         }
     }
 }
+
+#[test]
+fn precomputed_rules_equal_the_definition_for_every_flag_value() {
+    use orc_unwind::{PackedEntry, SpIndirect, UnwindRule};
+    for layout in Layout::ALL {
+        for flags in 0..=u16::MAX {
+            for (sp_offset, bp_offset) in [(0i16, 0i16), (16, -16), (-8, 8)] {
+                let raw = RawEntry { sp_offset, bp_offset, flags };
+                for sp_ind in [SpIndirect::DerefThenAdd, SpIndirect::AddThenDeref] {
+                    assert_eq!(
+                        UnwindRule::from_raw(layout, raw, sp_ind),
+                        UnwindRule::from_entry(&layout.decode(raw), sp_ind),
+                        "{layout:?} {raw:?}"
+                    );
+                }
+                let p = PackedEntry::new(raw, layout);
+                assert_eq!((p.raw(), p.layout()), (raw, layout));
+            }
+        }
+    }
+}
+
+#[test]
+fn cached_lookup_gives_the_same_answers() {
+    use orc_unwind::CachedLookup;
+    let pairs: Vec<(u64, Entry)> = (0..200u64).map(|i| (0x1000 + i * 12, Entry::call(8 * (i % 5) as i16 + 8))).collect();
+    let t = Table::new(Layout::V3, 0x1000..0x2000, &pairs);
+    let table = t.table();
+    let cached = CachedLookup::<_, 16>::new(table.clone());
+    for round in 0..3 {
+        for addr in (0x0f00u64..0x2100).step_by(7) {
+            assert_eq!(cached.lookup(addr), table.lookup(addr), "round {round} addr {addr:#x}");
+            assert_eq!(cached.lookup_packed(addr), table.lookup_packed(addr));
+            assert_eq!(cached.is_text(addr), table.is_text(addr));
+        }
+    }
+    cached.clear();
+    assert_eq!(cached.find(0x1010), table.find(0x1010));
+    assert_eq!(cached.lookup(0), table.lookup(0));
+}
