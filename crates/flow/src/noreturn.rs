@@ -1,8 +1,9 @@
 //! Functions that never return, as objtool knows them without looking at their code.
 //!
 //! The compiler does not record `__noreturn` in the object, so objtool carries a list of the
-//! kernel's global noreturn functions: hard-coded in `check.c` up to 6.4, in
-//! `tools/objtool/noreturns.h` from 6.5 on. A call to one ends the path. Functions not on the
+//! kernel's global noreturn functions: hard-coded in `check.c` in 6.1, in
+//! `tools/objtool/noreturns.h` by 6.12 (the move happened around 6.5; that boundary is not
+//! pinned, [`Noreturns::for_era`] uses it). A call to one ends the path. Functions not on the
 //! list are analysed (a local function with no return whose sibling calls all end in
 //! noreturn functions is noreturn too); that is the path walker's business.
 //!

@@ -370,6 +370,17 @@ fn unwind_hints_site_rules() {
     let hints = read_unwind_hints_for(&file, KernelEra::V6_1).unwrap();
     assert_eq!(hints[0].site, at(&file, ".text", 0));
     assert_eq!((hints[0].reloc.value, hints[0].reloc.addend), (1, 0));
+
+    // A `.L` label that stays a symbol (weak, so `as` keeps the relocation against it):
+    // objtool 6.12 takes its value.
+    let src = "\t.text\n\tnop\n\tnop\n\t.weak .Lkept\n.Lkept:\n\tnop\n\
+        \t.pushsection .discard.unwind_hints\n\t.long .Lkept - .\n\t.short 8\n\t.byte 5\n\t.byte 2\n\t.byte 0\n\t.balign 4\n\t.popsection\n";
+    let obj = assemble(src);
+    let file = ElfFile::parse(&obj).unwrap();
+    let hints = read_unwind_hints_for(&file, KernelEra::V6_12).unwrap();
+    assert_eq!((hints[0].reloc.name, hints[0].reloc.symbol_kind), (".Lkept", SymbolKind::NoType));
+    assert!(hints[0].reloc.is_local_label());
+    assert_eq!(hints[0].site, at(&file, ".text", 2));
 }
 
 #[test]
