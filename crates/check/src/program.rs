@@ -251,6 +251,13 @@ impl<'d> Program<'d> {
         for sec in &mut sections {
             sec.syms.sort_by_key(|&s| (symbols[s as usize].offset, s));
         }
+        // objtool refuses relocations to symbols that do not exist; so do we, once, here,
+        // so that every later lookup of a relocation's symbol is in range.
+        for sec in &sections {
+            if let Some(r) = sec.relocs.iter().find(|r| r.symbol >= symbols.len()) {
+                return Err(Fatal::new(format!("can't find reloc entry symbol {} (relocations of {})", r.symbol, sec.name)));
+            }
+        }
         link_aliases(&sections, &mut symbols);
         link_cold_parts(&mut symbols)?;
 
@@ -444,7 +451,7 @@ impl<'d> Program<'d> {
     /// objtool's `offstr`: `func+0xoff` (the containing function, else any containing
     /// symbol), or `section+0xoff`.
     pub fn offstr(&self, sec: usize, offset: u64) -> String {
-        let s = &self.sections[sec];
+        let Some(s) = self.sections.get(sec) else { return format!("[section {sec}]+0x{offset:x}") };
         let sym = if s.exec { self.find_func_containing(sec, offset) } else { None }
             .or_else(|| self.find_symbol_containing(sec, offset));
         match sym {
