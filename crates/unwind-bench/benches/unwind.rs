@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use divan::counter::ItemsCount;
 use divan::{black_box, Bencher};
 use framehop::x86_64::CacheX86_64;
-use orc_unwind::{Frame, IndexKind, OrcLookup, OwnedTable};
+use orc_unwind::{CachedLookup, Frame, IndexKind, OrcLookup, OwnedTable};
 use orc_unwind_bench::{DwarfUncached, Fixture, Snapshot};
 
 const DEPTHS: [usize; 4] = [8, 16, 32, 64];
@@ -51,10 +51,23 @@ mod walk {
             .bench_local(|| Fixture::orc_walk_ips(&table, black_box(s), &mut out).frames);
     }
 
-    /// orctool, default index (64-byte blocks).
+    /// orctool, default index (32-byte blocks), no cache: what the kernel does per frame.
     #[divan::bench(args = DEPTHS)]
     fn orctool(bencher: Bencher, depth: usize) {
         orc(bencher, depth, &FX.orc);
+    }
+
+    /// orctool with a warm 512-slot lookup cache in front of the default index (the analogue of
+    /// framehop's warm rule cache; the kernel has none).
+    #[divan::bench(args = DEPTHS)]
+    fn orctool_cached(bencher: Bencher, depth: usize) {
+        let s = snap(depth);
+        let cached = CachedLookup::<_, 512>::new(FX.orc.table());
+        let mut out = Vec::with_capacity(256);
+        Fixture::orc_walk_ips_cached(&cached, s, &mut out);
+        bencher
+            .counter(ItemsCount::new(depth))
+            .bench_local(|| Fixture::orc_walk_ips_cached(&cached, black_box(s), &mut out).frames);
     }
 
     /// orctool with the kernel's 256-byte block index.

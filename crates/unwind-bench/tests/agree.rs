@@ -21,7 +21,7 @@ fn all_unwinders_agree_on_real_stacks() {
         dwarf.walk(snap, &mut d).unwrap();
         let mut fh = Vec::new();
         fx.framehop_walk(&mut cache, snap, &mut fh).unwrap();
-        for index in [IndexKind::BinarySearch, IndexKind::Blocks(8), IndexKind::Blocks(6), IndexKind::Blocks(4)] {
+        for index in [IndexKind::BinarySearch, IndexKind::Blocks(8), IndexKind::Blocks(6), IndexKind::Blocks(5), IndexKind::Blocks(4)] {
             let owned = fx.orc_table_with(index);
             let mut out = vec![Frame::default(); 256];
             let trace = Fixture::orc_walk(&owned.table(), snap, &mut out);
@@ -29,6 +29,13 @@ fn all_unwinders_agree_on_real_stacks() {
             assert_eq!(trace.end, End::EndOfStack, "depth {depth} {index:?}: {trace:?}");
             assert!(trace.is_reliable(), "depth {depth}: {:?}", trace.unreliable);
             assert_eq!(orc, d, "orctool vs DWARF, depth {depth} {index:?}");
+        }
+        let cached = orc_unwind::CachedLookup::<_, 64>::new(fx.orc.table());
+        for _ in 0..2 {
+            let mut c = Vec::new();
+            let trace = Fixture::orc_walk_ips_cached(&cached, snap, &mut c);
+            assert!(trace.is_reliable() && trace.end == End::EndOfStack);
+            assert_eq!(c, d, "orctool (cached) vs DWARF, depth {depth}");
         }
         assert_eq!(fh, d, "framehop vs DWARF, depth {depth}");
         assert_eq!(d.len(), depth, "frames in the trace");

@@ -598,26 +598,32 @@ impl<'s, L: OrcLookup> Unwinder<'s, L> {
     ) -> Trace {
         let max = self.config.max_frames.max(1);
         let mut frames = 0usize;
-        let end = loop {
-            if let Some(end) = state.end {
-                break end;
-            }
-            if frames == max {
-                break state.finish(End::FrameLimit);
-            }
-            let frame = &state.frame;
-            if !on_frame(frame) {
-                break state.finish(End::BufferFull);
-            }
-            frames += 1;
-            if !frame.user_mode && !self.lookup.is_text(frame.ip) {
-                let ip = frame.ip;
-                state.mark(Unreliable::NotText { ip });
-                break state.finish(End::NotText);
-            }
-            if let Err(end) = self.advance(state, mem) {
-                break end;
-            }
+        let end = match state.end {
+            Some(end) => end,
+            None => loop {
+                if frames == max {
+                    break state.finish(End::FrameLimit);
+                }
+                let frame = &state.frame;
+                if !on_frame(frame) {
+                    break state.finish(End::BufferFull);
+                }
+                frames += 1;
+                if frame.user_mode {
+                    break state.finish(End::UserMode);
+                }
+                if !self.lookup.is_text(frame.ip) {
+                    let ip = frame.ip;
+                    state.mark(Unreliable::NotText { ip });
+                    break state.finish(End::NotText);
+                }
+                // `state.end` is still None here: only `finish` sets it, and it ends the loop.
+                match self.step_inner(state, mem) {
+                    Ok(true) => {}
+                    Ok(false) => break state.finish(End::EndOfStack),
+                    Err(e) => break state.finish(End::Error(e)),
+                }
+            },
         };
         Trace { frames, end, unreliable: state.unreliable }
     }
