@@ -111,6 +111,7 @@ def main():
     ap.add_argument("--min-entries", type=float)
     ap.add_argument("--min-warnings", type=float)
     ap.add_argument("--show", type=int, default=8, help="differences to print")
+    ap.add_argument("--only", help="a file listing the modules to check (paths relative to the corpus)")
     args = ap.parse_args()
 
     modules_dir = corpus(args.kernel, "modules")
@@ -120,6 +121,10 @@ def main():
     no_orc = set()
     with open(corpus(args.kernel, "no_orc_list")) as f:
         no_orc = {os.path.join(modules_dir, line.strip()) for line in f if line.strip()}
+    if args.only:
+        with open(args.only) as f:
+            wanted = {os.path.join(modules_dir, line.split()[0]) for line in f if line.strip()}
+        modules = [m for m in modules if m in wanted]
     if args.sample and args.sample < len(modules):
         step = len(modules) / args.sample
         modules = [modules[int(i * step)] for i in range(args.sample)]

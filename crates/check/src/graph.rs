@@ -4,6 +4,7 @@
 
 use orc_decode::InsnKind;
 use orc_elf::SymbolKind;
+use orc_flow::NoreturnVerdict;
 
 use crate::program::{InsnId, SymId};
 use crate::report::Fatal;
@@ -172,12 +173,12 @@ impl Checker<'_> {
     pub(crate) fn dead_end_function(&self, func: Option<SymId>, recursion: u32) -> bool {
         let Some(func) = func else { return false };
         let s = &self.p.symbols[func as usize];
-        if self.p.is_global(func) || self.p.is_weak(func) {
-            if crate::lists::is_rust_noreturn(s.name) || self.noreturns.contains(&s.name) {
-                return true;
-            }
+        match self.noreturns.verdict(s.name, s.bind) {
+            NoreturnVerdict::Noreturn => return true,
+            NoreturnVerdict::Returns => return false,
+            NoreturnVerdict::Analyse => {}
         }
-        if self.p.is_weak(func) || s.len == 0 {
+        if s.len == 0 {
             return false;
         }
         let Some(sec) = s.sec else { return false };

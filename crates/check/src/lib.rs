@@ -30,7 +30,7 @@ pub mod walk;
 use std::collections::HashMap;
 
 use orc_elf::ElfFile;
-use orc_flow::KernelEra;
+use orc_flow::{KernelEra, Noreturns};
 
 use crate::alternatives::AltGroup;
 use crate::cfi::CfiState;
@@ -97,8 +97,8 @@ pub struct Checker<'d> {
     pub era: KernelEra,
     /// Warnings so far, in objtool's order.
     pub warnings: Vec<Warning>,
-    /// Global noreturn functions of the era.
-    pub noreturns: &'static [&'static str],
+    /// The era's list of functions that never return.
+    pub noreturns: Noreturns,
     /// Functions that may run with user access enabled.
     pub uaccess_safe: Vec<&'d str>,
     /// A RIP-relative jump table was seen: unreachable code is not reported (objtool's
@@ -187,7 +187,7 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
         opts: opts.clone(),
         era,
         warnings: Vec::new(),
-        noreturns: lists::NORETURNS_6_12,
+        noreturns: Noreturns::for_era(era),
         uaccess_safe: Vec::new(),
         ignore_unreachables: false,
         hints: false,

@@ -1,4 +1,5 @@
-//! Name lists objtool 6.12 consults: facts about the kernel, kept as data.
+//! The uaccess-safe list objtool 6.12 consults: facts about the kernel, kept as data. (The
+//! noreturn lists live with the other per-era facts in `orc-flow`.)
 
 /// Functions that may be called with user access (AC) enabled (objtool's uaccess-safe list).
 pub const UACCESS_SAFE: &[&str] = &[
@@ -170,82 +171,3 @@ pub const UACCESS_SAFE: &[&str] = &[
     "rep_movs_alternative",
     "copy_to_nontemporal",
 ];
-
-/// Global functions that never return (objtool 6.12's noreturns.h).
-pub const NORETURNS_6_12: &[&str] = &[
-    "__fortify_panic",
-    "__ia32_sys_exit",
-    "__ia32_sys_exit_group",
-    "__kunit_abort",
-    "__module_put_and_kthread_exit",
-    "__reiserfs_panic",
-    "__stack_chk_fail",
-    "__tdx_hypercall_failed",
-    "__ubsan_handle_builtin_unreachable",
-    "__x64_sys_exit",
-    "__x64_sys_exit_group",
-    "arch_cpu_idle_dead",
-    "bch2_trans_in_restart_error",
-    "bch2_trans_restart_error",
-    "bch2_trans_unlocked_error",
-    "cpu_bringup_and_idle",
-    "cpu_startup_entry",
-    "do_exit",
-    "do_group_exit",
-    "do_task_dead",
-    "ex_handler_msr_mce",
-    "hlt_play_dead",
-    "hv_ghcb_terminate",
-    "kthread_complete_and_exit",
-    "kthread_exit",
-    "kunit_try_catch_throw",
-    "machine_real_restart",
-    "make_task_dead",
-    "mpt_halt_firmware",
-    "nmi_panic_self_stop",
-    "panic",
-    "panic_smp_self_stop",
-    "rest_init",
-    "rewind_stack_and_make_dead",
-    "rust_begin_unwind",
-    "rust_helper_BUG",
-    "sev_es_terminate",
-    "snp_abort",
-    "start_kernel",
-    "stop_this_cpu",
-    "usercopy_abort",
-    "x86_64_start_kernel",
-    "x86_64_start_reservations",
-    "xen_cpu_bringup_again",
-    "xen_start_kernel",
-];
-
-/// objtool 6.12's heuristic for Rust's panicking functions, which never return.
-pub fn is_rust_noreturn(name: &str) -> bool {
-    if !name.starts_with("_R") {
-        return false;
-    }
-    const ENDINGS: &[&str] = &[
-        "_4core3num22from_ascii_radix_panic",
-        "_4core5sliceSp15copy_from_slice17len_mismatch_fail",
-        "_4core6option13expect_failed",
-        "_4core6option13unwrap_failed",
-        "_4core6result13unwrap_failed",
-        "_4core6result13unwrap_failed19unwrap_failed_inner",
-        "_4core9panicking5panic",
-        "_4core9panicking9panic_fmt",
-        "_4core9panicking14panic_explicit",
-        "_4core9panicking14panic_nounwind",
-        "_4core9panicking18panic_bounds_check",
-        "_4core9panicking18panic_nounwind_fmt",
-        "_4core9panicking19assert_failed_inner",
-        "_4core9panicking30panic_null_pointer_dereference",
-        "_4core9panicking32panic_null_reference_constructed",
-        "_4core9panicking36panic_misaligned_pointer_dereference",
-        "_7___rustc17rust_begin_unwind",
-    ];
-    ENDINGS.iter().any(|e| name.ends_with(e))
-        || name.contains("_4core9panicking13assert_failed")
-        || name.contains("_4core9panicking11panic_const24panic_const_")
-        || (name.contains("_4core5slice5index") && name.contains("slice_") && name.ends_with("_fail"))
-}

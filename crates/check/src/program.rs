@@ -387,12 +387,15 @@ impl<'d> Program<'d> {
 
     fn containing(&self, sec: usize, offset: u64, pred: impl Fn(&Symbol<'_>) -> bool) -> Option<SymId> {
         // Symbols are sorted by start; objtool's interval tree returns the first (lowest start)
-        // symbol whose [start, start + len - 1] holds the offset. A zero-sized symbol at
-        // offset 0 wraps to "everything", as it does there.
+        // symbol whose [start, start + len) holds the offset. Zero-sized symbols are not in
+        // that tree at all (objtool removes them: they would confuse the ordering).
         self.sections.get(sec)?.syms.iter().copied().find(|&s| {
             let sym = &self.symbols[s as usize];
-            let last = sym.offset.wrapping_add(sym.len).wrapping_sub(1);
-            sym.offset <= offset && offset <= last && sym.kind != SymbolKind::Section && pred(sym)
+            sym.len != 0
+                && sym.offset <= offset
+                && offset - sym.offset < sym.len
+                && sym.kind != SymbolKind::Section
+                && pred(sym)
         })
     }
 
@@ -468,17 +471,15 @@ impl<'d> Program<'d> {
     /// `Some(Some(n))` for a hole of `n` bytes up to the next symbol.
     pub fn symbol_hole_containing(&self, sec: usize, offset: u64) -> Option<Option<u64>> {
         let syms = &self.sections.get(sec)?.syms;
-        let covered = syms.iter().any(|&s| {
-            let s = &self.symbols[s as usize];
-            s.offset <= offset && offset < s.offset.saturating_add(s.len)
-        });
-        if covered {
+        // Only symbols with a size take part, as in objtool's tree.
+        let sized: Vec<&Symbol<'_>> = syms.iter().map(|&s| &self.symbols[s as usize]).filter(|s| s.len != 0).collect();
+        if sized.iter().any(|s| s.offset <= offset && offset - s.offset < s.len) {
             return None;
         }
-        let before = syms.iter().rposition(|&s| self.symbols[s as usize].offset <= offset)?;
-        match syms.get(before + 1) {
+        let before = sized.iter().rposition(|s| s.offset <= offset)?;
+        match sized.get(before + 1) {
             None => Some(None),
-            Some(&next) => Some(Some(self.symbols[next as usize].offset - offset)),
+            Some(next) => Some(Some(next.offset - offset)),
         }
     }
 
@@ -516,8 +517,8 @@ fn null_symbol<'d>() -> Symbol<'d> {
 }
 
 /// Symbols of the same section, offset, type and size are one: objtool makes the last one in
-/// the symbol table the representative. Zero-sized symbols are never found by its interval
-/// query (except at offset 0) and keep themselves.
+/// the symbol table the representative. Zero-sized symbols are not in its interval tree, so
+/// they stand for themselves only.
 fn link_aliases(sections: &[Section<'_>], symbols: &mut [Symbol<'_>]) {
     for sec in sections {
         let syms = &sec.syms;
@@ -530,13 +531,13 @@ fn link_aliases(sections: &[Section<'_>], symbols: &mut [Symbol<'_>]) {
             // syms[i..j] share an offset; within it, group by (kind, len).
             for a in i..j {
                 let sa = syms[a] as usize;
-                if symbols[sa].len == 0 && symbols[sa].offset != 0 {
+                if symbols[sa].len == 0 {
                     continue;
                 }
                 let mut rep = syms[a];
                 for &b in &syms[a + 1..j] {
                     let sb = b as usize;
-                    if symbols[sb].kind == symbols[sa].kind && symbols[sb].len == symbols[sa].len {
+                    if symbols[sb].len != 0 && symbols[sb].kind == symbols[sa].kind && symbols[sb].len == symbols[sa].len {
                         rep = rep.max(b);
                     }
                 }

@@ -1,6 +1,7 @@
 //! `orctool check`: validate the stack state of an x86-64 object and write its ORC table, as
 //! `objtool --orc ...` does, with objtool's flags.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -15,8 +16,10 @@ use crate::input::{read_input, FileError};
 /// Options of `orctool check`: objtool's action flags and options, plus orctool's own.
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// The object to check (and to write the ORC table into, unless `--output` is given).
-    pub file: PathBuf,
+    /// The objects to check (each gets its ORC table written into it, unless `--output` is
+    /// given for a single object). Several objects are checked in parallel.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
     /// Generate ORC and write `.orc_unwind`, `.orc_unwind_ip` and their relocations.
     #[arg(long)]
     pub orc: bool,
@@ -75,6 +78,12 @@ pub struct CheckArgs {
     /// Analyse and report, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Keep the input as FILE.orig before modifying it.
+    #[arg(long)]
+    pub backup: bool,
+    /// Objects checked at once (default: all cores).
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
     /// Warnings are errors: exit with 1 if there is any.
     #[arg(long = "Werror")]
     pub werror: bool,
@@ -99,19 +108,62 @@ pub struct CheckArgs {
     pub kernel: Option<String>,
 }
 
+/// The walker follows branches recursively, as objtool does; give it room.
+const WALK_STACK: usize = 256 << 20;
+
 /// Runs the command; returns the exit code.
 pub fn run(args: &CheckArgs) -> i32 {
-    match run_inner(args) {
-        Ok(code) => code,
+    if args.output.is_some() && args.files.len() > 1 {
+        eprintln!("orctool: --output takes one input object, not {}", args.files.len());
+        return 2;
+    }
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let results: Vec<(String, i32)> = if args.files.len() == 1 {
+        vec![one_scoped(args, &args.files[0])]
+    } else {
+        let pool = match rayon::ThreadPoolBuilder::new().num_threads(jobs).stack_size(WALK_STACK).build() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("orctool: cannot start worker threads: {e}");
+                return 2;
+            }
+        };
+        use rayon::prelude::*;
+        pool.install(|| args.files.par_iter().map(|p| one(args, p)).collect())
+    };
+    let mut code = 0;
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    for (text, c) in results {
+        let _ = err.write_all(text.as_bytes());
+        code = code.max(c);
+    }
+    code
+}
+
+/// Checks one object on a thread with a large stack, borrowing `args`.
+fn one_scoped(args: &CheckArgs, path: &Path) -> (String, i32) {
+    std::thread::scope(|scope| {
+        match std::thread::Builder::new().stack_size(WALK_STACK).spawn_scoped(scope, || one(args, path)) {
+            Ok(handle) => handle.join().unwrap_or_else(|_| (format!("orctool: {}: internal error\n", path.display()), 2)),
+            Err(e) => (format!("orctool: cannot start a thread: {e}\n"), 2),
+        }
+    })
+}
+
+/// Checks one object; returns what to print on stderr and the exit code.
+fn one(args: &CheckArgs, path: &Path) -> (String, i32) {
+    let mut text = String::new();
+    match run_inner(args, path, &mut text) {
+        Ok(code) => (text, code),
         Err(e) => {
-            eprintln!("orctool: {e}");
-            2
+            text += &format!("orctool: {e}\n");
+            (text, 2)
         }
     }
 }
 
-fn run_inner(args: &CheckArgs) -> Result<i32, FileError> {
-    let path = &args.file;
+fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, FileError> {
     let name = path.display().to_string();
     let bytes = read_input(path)?;
     let file = ElfFile::parse(&bytes).map_err(|e| FileError::new(path, e))?;
@@ -152,17 +204,15 @@ fn run_inner(args: &CheckArgs) -> Result<i32, FileError> {
     .map(|(_, s)| *s)
     .collect();
     if !not_written.is_empty() {
-        eprintln!("orctool: {name}: note: validated, but not written yet: {}", not_written.join(", "));
+        let _ = writeln!(out, "orctool: {name}: note: validated, but not written yet: {}", not_written.join(", "));
     }
 
     let analysis = check(&file, era, &opts);
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
     for w in &analysis.warnings {
-        let _ = writeln!(err, "{}", w.render(&name));
+        let _ = writeln!(out, "{}", w.render(&name));
     }
     if let Some(fatal) = &analysis.fatal {
-        let _ = writeln!(err, "orctool: {name}: gave up like objtool does ({fatal}); nothing written");
+        let _ = writeln!(out, "orctool: {name}: gave up like objtool does ({fatal}); nothing written");
         return Ok(if args.werror { 1 } else { 0 });
     }
     if let (Some(rows), false) = (&analysis.orc, args.dry_run) {
@@ -175,6 +225,11 @@ fn run_inner(args: &CheckArgs) -> Result<i32, FileError> {
             }
             let written = add_orc_sections(&bytes, &out_rows).map_err(|e| FileError::new(path, e))?;
             let target = args.output.as_deref().unwrap_or(path);
+            if args.backup && args.output.is_none() {
+                let mut orig = path.as_os_str().to_owned();
+                orig.push(".orig");
+                std::fs::copy(path, &orig).map_err(|e| FileError::new(path, format!("cannot keep a backup: {e}")))?;
+            }
             write_atomically(target, &written)?;
         }
     }
