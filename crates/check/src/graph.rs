@@ -341,7 +341,23 @@ impl Checker<'_> {
                     }
                     let where_ = || self.p.offstr(sec, self.p.insns[id as usize].offset);
                     let Some(d) = self.call_dest(id) else {
-                        return Err(Fatal::at(where_(), "unannotated intra-function call"));
+                        if !self.opts.assume_intra_function_calls {
+                            return Err(Fatal::at(where_(), "unannotated intra-function call"));
+                        }
+                        // objtool gives up on the whole object here. A call to a place no
+                        // symbol starts is what ANNOTATE_INTRA_FUNCTION_CALL marks (RSB
+                        // stuffing, retpoline-style sequences); the annotation is gone from
+                        // linked modules. Treat it as one, keep objtool's warning, and say so.
+                        let location = where_();
+                        self.warnings.push(crate::Warning { location: Some(location.clone()), message: "unannotated intra-function call".into() });
+                        self.assumptions.push(format!("{location}: assumed an annotated intra-function call (a jump that pushes a return address)"));
+                        let Some(dest) = self.p.find_insn(sec, dest_off) else {
+                            return Err(Fatal::at(location, format!("can't find call dest at {}+0x{:x}", self.p.sections[sec].name, dest_off)));
+                        };
+                        let insn = &mut self.p.insns[id as usize];
+                        insn.kind = InsnKind::JumpUnconditional;
+                        insn.jump_dest = Some(dest);
+                        continue;
                     };
                     if self.p.insn_func(id).is_some() && !self.p.symbols[d as usize].is_func() {
                         return Err(Fatal::at(where_(), "unsupported call to non-function"));

@@ -74,6 +74,9 @@ pub struct Options {
     pub link: bool,
     /// `--module`.
     pub module: bool,
+    /// Where objtool gives up on an unannotated intra-function call (the annotation is lost
+    /// in linked modules), assume the annotation and go on. Off: give up as objtool does.
+    pub assume_intra_function_calls: bool,
 }
 
 /// Call sites objtool records for its output sections.
@@ -119,6 +122,8 @@ pub struct Checker<'d> {
     pub visited: Vec<u8>,
     /// Recorded call sites.
     pub sites: Sites,
+    /// What the analysis assumed where objtool would have given up.
+    pub assumptions: Vec<String>,
 }
 
 /// What [`check`] found.
@@ -131,6 +136,9 @@ pub struct Analysis {
     pub orc: Option<Vec<orc::Row>>,
     /// Instructions decoded.
     pub instructions: usize,
+    /// What was assumed where objtool would have given up (empty when objtool's result
+    /// stands as is).
+    pub assumptions: Vec<String>,
 }
 
 impl<'d> Checker<'d> {
@@ -171,7 +179,7 @@ pub fn check(file: &ElfFile<'_>, era: KernelEra, opts: &Options) -> Analysis {
 
 /// Runs the analysis and keeps the analysed program, for views such as `inspect`.
 pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) -> (Analysis, Option<Checker<'d>>) {
-    let mut analysis = Analysis { warnings: Vec::new(), fatal: None, orc: None, instructions: 0 };
+    let mut analysis = Analysis { warnings: Vec::new(), fatal: None, orc: None, instructions: 0, assumptions: Vec::new() };
     let program = match Program::build(file) {
         Ok(p) => p,
         Err(fatal) => {
@@ -198,9 +206,11 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
         insn_cfi: vec![None; n],
         visited: vec![0; n],
         sites: Sites::default(),
+        assumptions: Vec::new(),
     };
     let result = c.run(file);
     analysis.warnings = std::mem::take(&mut c.warnings);
+    analysis.assumptions = std::mem::take(&mut c.assumptions);
     match result {
         Ok(rows) => analysis.orc = rows,
         Err(fatal) => {

@@ -48,6 +48,7 @@ fn module_options() -> Options {
         prefix: Some(16),
         link: true,
         module: true,
+        assume_intra_function_calls: true,
         ..Options::default()
     }
 }

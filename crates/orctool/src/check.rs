@@ -102,6 +102,10 @@ pub struct CheckArgs {
     /// Accepted for objtool compatibility (no effect yet).
     #[arg(long, hide = true)]
     pub no_unreachable: bool,
+    /// Give up wherever objtool gives up (by default orctool goes on where it can and says
+    /// what it assumed).
+    #[arg(long)]
+    pub like_objtool: bool,
     /// The kernel the object belongs to (`6.12`, `6.1`...), which decides the layouts of its
     /// special sections and of the ORC written. Default: the version in `.modinfo`, else 6.12.
     #[arg(long)]
@@ -189,6 +193,7 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         prefix: args.prefix,
         link: args.link,
         module: args.module,
+        assume_intra_function_calls: !args.like_objtool,
     };
     let not_written: Vec<&str> = [
         (args.retpoline, ".retpoline_sites"),
@@ -210,6 +215,9 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
     let analysis = check(&file, era, &opts);
     for w in &analysis.warnings {
         let _ = writeln!(out, "{}", w.render(&name));
+    }
+    for a in &analysis.assumptions {
+        let _ = writeln!(out, "orctool: {name}: note: objtool would give up here; {a}");
     }
     if let Some(fatal) = &analysis.fatal {
         let _ = writeln!(out, "orctool: {name}: gave up like objtool does ({fatal}); nothing written");
