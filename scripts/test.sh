@@ -4,7 +4,9 @@
 #   2. every unit, integration and property test of the workspace, the real-module ones fed
 #      with the 6.12 corpus through ORCTOOL_REAL_MODULES;
 #   3. `orctool dump` against `objtool --dump=orc` on a fixed sample of 200 modules of each of
-#      the 6.12 and 6.1 kernels.
+#      the 6.12 and 6.1 kernels;
+#   4. `orctool check` against objtool on a fixed sample of 120 stripped 6.12 modules: ORC
+#      dumps, entries and warnings must agree (at least 99%, 99.9% and 95%, the bar).
 # Set ORCTOOL_SKIP_CORPUS=1 to skip steps 1 and 3 (no network); the real-module tests then say
 # they were skipped. Ends with one line, `tests: N passed, M failed`, counting steps 2 and 3.
 set -euo pipefail
@@ -36,6 +38,12 @@ if [ "$corpus" = 1 ]; then
             failed=$((failed + 1))
         fi
     done
+    if python3 scripts/compat-check.py --kernel 6.12 --sample 120 --orctool target/release/orctool \
+        --min-dumps 99 --min-entries 99.9 --min-warnings 95; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
 else
     echo "corpus checks skipped (ORCTOOL_SKIP_CORPUS=1)"
 fi

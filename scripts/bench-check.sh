@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Speed and memory of `orctool check` against the real objtool on the stripped 6.12 corpus.
+#
+# Usage: scripts/bench-check.sh [--sample N] [--orctool PATH]
+#
+# 1. Makes (once) a copy of every shipped 6.12 module with objtool's seven output sections
+#    removed: $ORCTOOL_CACHE/corpus/6.12/stripped/.
+# 2. Times, over the same modules, each on a fresh copy written in place:
+#      objtool            one process per module (objtool checks one file per run)
+#      orctool -j1        one process per module, one thread
+#      orctool -j2        one process for all modules, two threads
+#    and the copying alone, which every row includes.
+# 3. Peak memory (maximum resident set) of both on amdgpu.ko, the largest module.
+# Prints a markdown table for docs/benchmarks.md. The machine has 2 cores and is shared:
+# run it when nothing else runs, and quote ratios from one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sample=0
+orctool=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --sample) sample=$2; shift 2 ;;
+        --orctool) orctool=$2; shift 2 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        *) echo "bench-check: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+modules=$(bash scripts/lib/corpus.sh modules 6.12)
+objtool=$(bash scripts/lib/corpus.sh objtool 6.12)
+list=$(bash scripts/lib/corpus.sh list 6.12)
+stripped="$(bash scripts/lib/corpus.sh dir 6.12)/stripped"
+if [ -z "$orctool" ]; then
+    cargo build --release -p orctool >&2
+    orctool="${CARGO_TARGET_DIR:-target}/release/orctool"
+fi
+flags=(--hacks=jump_label --hacks=noinstr --hacks=skylake --ibt --orc --retpoline --rethunk --sls
+       --static-call --uaccess --prefix=16 --link --module)
+
+if [ ! -f "$stripped/.complete" ]; then
+    echo "bench-check: stripping the corpus once into $stripped" >&2
+    rm -rf "$stripped"
+    mkdir -p "$stripped"
+    remove_flags=""
+    for s in .orc_unwind .orc_unwind_ip .return_sites .call_sites .retpoline_sites .static_call_sites .ibt_endbr_seal; do
+        remove_flags+=" --remove-section=$s --remove-section=.rela$s"
+    done
+    export stripped modules remove_flags
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    xargs -a "$list" -P "$(nproc)" -n 1 bash -c \
+        'mkdir -p "$stripped/$(dirname "$0")" && objcopy $remove_flags "$modules/$0" "$stripped/$0"'
+    touch "$stripped/.complete"
+fi
+
+mapfile -t all < "$list"
+if [ "$sample" -gt 0 ] && [ "$sample" -lt "${#all[@]}" ]; then
+    picked=()
+    step=$(( ${#all[@]} / sample ))
+    for ((i = 0; i < sample; i++)); do picked+=("${all[$((i * step))]}"); done
+    all=("${picked[@]}")
+fi
+n=${#all[@]}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+now() { date +%s.%N; }
+elapsed() { echo "$2 - $1" | bc; }
+
+copy_all() { # fresh copies of the chosen modules under $work/tree
+    rm -rf "$work/tree"
+    for m in "${all[@]}"; do mkdir -p "$work/tree/$(dirname "$m")"; cp "$stripped/$m" "$work/tree/$m"; done
+}
+
+t0=$(now); copy_all; t1=$(now); t_copy=$(elapsed "$t0" "$t1")
+
+copy_all
+t0=$(now)
+for m in "${all[@]}"; do "$objtool" "${flags[@]}" "$work/tree/$m" 2>/dev/null || true; done
+t1=$(now); t_objtool=$(elapsed "$t0" "$t1")
+
+copy_all
+t0=$(now)
+for m in "${all[@]}"; do "$orctool" check -j1 "${flags[@]}" "$work/tree/$m" 2>/dev/null || true; done
+t1=$(now); t_one=$(elapsed "$t0" "$t1")
+
+copy_all
+files=(); for m in "${all[@]}"; do files+=("$work/tree/$m"); done
+t0=$(now)
+"$orctool" check -j2 "${flags[@]}" "${files[@]}" 2>/dev/null || true
+t1=$(now); t_two=$(elapsed "$t0" "$t1")
+
+amdgpu=drivers/gpu/drm/amd/amdgpu/amdgpu.ko
+cp "$stripped/$amdgpu" "$work/a1.ko"; cp "$stripped/$amdgpu" "$work/a2.ko"
+rss() { /usr/bin/time -f '%M %e' "$@" 2>&1 >/dev/null | tail -1; }
+read -r m_obj s_obj < <(rss "$objtool" "${flags[@]}" "$work/a1.ko")
+read -r m_ours s_ours < <(rss "$orctool" check -j1 "${flags[@]}" "$work/a2.ko")
+
+ratio() { echo "scale=2; $1 / $2" | bc; }
+echo
+echo "| run ($n modules, stripped 6.12) | wall (s) | objtool ÷ this |"
+echo "|---|---:|---:|"
+printf '| copying the inputs only (in every row) | %.1f | |\n' "$t_copy"
+printf '| objtool, one process per module | %.1f | 1.00 |\n' "$t_objtool"
+printf '| orctool check -j1, one process per module | %.1f | %s |\n' "$t_one" "$(ratio "$t_objtool" "$t_one")"
+printf '| orctool check -j2, one process | %.1f | %s |\n' "$t_two" "$(ratio "$t_objtool" "$t_two")"
+echo
+echo "| amdgpu.ko | peak RSS (MB) | wall (s) |"
+echo "|---|---:|---:|"
+printf '| objtool | %.0f | %s |\n' "$(echo "$m_obj / 1024" | bc -l)" "$s_obj"
+printf '| orctool check -j1 | %.0f | %s |\n' "$(echo "$m_ours / 1024" | bc -l)" "$s_ours"
