@@ -111,3 +111,24 @@ fn interning_shares_identical_states_only() {
     assert_eq!(interner.len(), 4);
     assert_eq!(interner.get(a), &from_entry(&[StackOp::push(Reg::BX)]));
 }
+
+/// objtool 6.12 on
+/// ```text
+/// e_mis2: test %rdi,%rdi; je 1f; push %rbx; sub $8,%rsp; jmp 2f
+///      1: sub $16,%rsp
+///      2: add $8,%rsp; pop %rbx; ret
+/// ```
+/// warns `e_mis2+0x10: stack state mismatch: reg1[3]=-1+0 reg2[3]=-2-16`: it follows the
+/// taken jump first, so the state stored at `2:` is the one without %rbx saved ("1"), and the
+/// fall-through path brings the other ("2").
+#[test]
+fn objtool_message_for_a_join_with_different_saves() {
+    let taken = from_entry(&[StackOp::sub_sp(16)]);
+    let fallthrough = from_entry(&[StackOp::push(Reg::BX), StackOp::sub_sp(8)]);
+    assert_eq!(taken.cfa, fallthrough.cfa);
+    let m = mismatch(&taken, &fallthrough).unwrap();
+    assert_eq!(
+        m.to_string(),
+        "stack state mismatch: reg1[3]=-1+0 reg2[3]=-2-16"
+    );
+}
