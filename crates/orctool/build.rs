@@ -6,7 +6,7 @@ use std::process::Command;
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for name in ["pv_save_fl", "pv_conflict"] {
+    for name in ["pv_save_fl", "pv_conflict", "pv_hazard"] {
         let src = format!("seed/{name}.S");
         println!("cargo:rerun-if-changed={src}");
         let obj = out.join(format!("{name}.o"));

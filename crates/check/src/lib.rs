@@ -25,6 +25,7 @@ pub mod orc;
 pub mod program;
 pub mod report;
 pub mod setup;
+pub mod strict;
 pub mod walk;
 
 use std::collections::HashMap;
@@ -77,6 +78,9 @@ pub struct Options {
     /// Where objtool gives up on an unannotated intra-function call (the annotation is lost
     /// in linked modules), assume the annotation and go on. Off: give up as objtool does.
     pub assume_intra_function_calls: bool,
+    /// Also flag return addresses inside patch sites whose `ip - 1` lookup lands on another
+    /// stream's entry (see [`strict`]). Not an objtool check.
+    pub strict_alternatives: bool,
 }
 
 /// Call sites objtool records for its output sections.
@@ -249,8 +253,12 @@ impl Checker<'_> {
             self.validate_sls();
         }
         self.propagate_prefix_cfi();
-        if self.opts.orc {
-            return self.orc_rows().map(Some);
+        if self.opts.orc || self.opts.strict_alternatives {
+            let rows = self.orc_rows()?;
+            if self.opts.strict_alternatives {
+                self.check_return_addresses_in_sites(&rows);
+            }
+            return Ok(self.opts.orc.then_some(rows));
         }
         Ok(None)
     }

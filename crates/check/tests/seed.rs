@@ -105,3 +105,28 @@ fn frame_pointer_prologue_and_epilogue() {
     assert_eq!(rows.last(), Some(&(0x11, Entry::UNDEFINED)), "section terminator");
     assert!(warnings.iter().all(|w| w.contains("'naked' return")), "{warnings:?}");
 }
+
+/// Peter Zijlstra's hazard: no shared boundary disagrees, so the union rule (and objtool)
+/// accept the site, but both calls return to addresses whose ip-1 lookup finds the native
+/// stream's sp+16.
+#[test]
+fn return_address_hazard_needs_the_strict_check() {
+    let bytes = seed("pv_hazard");
+    let (plain_rows, plain) = rows(&bytes);
+    assert_eq!(plain, Vec::<String>::new(), "objtool's rules accept it");
+    // site at 4: +0 sp+8, +2 (6) sp+16 after pushfq, +5 (9) the Xen call's return address,
+    // +6 (0xa) sp+16 before pop, +7 (0xb) sp+8.
+    assert_eq!(
+        plain_rows,
+        [(0, call(8)), (6, call(16)), (9, call(8)), (0xa, call(16)), (0xb, call(8)), (0x10, Entry::UNDEFINED), (0x11, Entry::UNDEFINED)]
+    );
+    let file = ElfFile::parse(&bytes).unwrap();
+    let strict = check(&file, KernelEra::V6_12, &Options { strict_alternatives: true, ..module_flags() });
+    let found: Vec<String> = strict.warnings.iter().map(|w| w.message.clone()).collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].contains("returns to site+0x7") && found[0].contains("finds sp+16") && found[0].contains("frame is sp+8"));
+    assert!(found[1].contains("returns to site+0x5") && found[1].contains("looks up site+0x4"));
+    let text = file.section_by_name(".text").unwrap().unwrap().index;
+    let strict_rows: Vec<(u64, Entry)> = strict.orc.unwrap().iter().filter(|r| r.section == text).map(|r| (r.offset, r.entry)).collect();
+    assert_eq!(strict_rows, plain_rows, "the table itself is unchanged");
+}

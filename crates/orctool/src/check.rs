@@ -102,6 +102,10 @@ pub struct CheckArgs {
     /// Accepted for objtool compatibility (no effect yet).
     #[arg(long, hide = true)]
     pub no_unreachable: bool,
+    /// Also flag return addresses inside patch sites that the unwinder would look up in
+    /// another alternative's entry (not an objtool check).
+    #[arg(long)]
+    pub strict_alternatives: bool,
     /// Give up wherever objtool gives up (by default orctool goes on where it can and says
     /// what it assumed).
     #[arg(long)]
@@ -194,6 +198,7 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         link: args.link,
         module: args.module,
         assume_intra_function_calls: !args.like_objtool,
+        strict_alternatives: args.strict_alternatives,
     };
     let not_written: Vec<&str> = [
         (args.retpoline, ".retpoline_sites"),
