@@ -47,7 +47,9 @@ impl<L: OrcLookup, const N: usize> CachedLookup<L, N> {
 
     #[inline(always)]
     fn slot(&self, addr: u64) -> &Cell<(u64, PackedEntry)> {
-        let h = (addr ^ (addr >> 11)) as usize & (N - 1);
+        // The low bits: nearby return addresses spread over the slots, and the hash costs
+        // nothing on the walk's critical path (return address -> slot -> next read).
+        let h = addr as usize & (N - 1);
         &self.slots[h]
     }
 }

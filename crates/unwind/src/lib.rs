@@ -61,7 +61,7 @@ pub use rule::{
     pt_regs, BpRule, Decision, FrameRule, PackedEntry, RegsField, RuleError, SpIndirect, SpRule, UnwindRule,
 };
 pub use table::{
-    block_index_len, build_block_index, is_weak, sort_entries, sort_key, Index, IndexError, ModuleTables,
+    block_index_len, build_block_index, is_weak, pack_entries, sort_entries, sort_key, Index, IndexError, ModuleTables,
     OrcLookup, OrcTable,
 };
 pub use unwinder::{Config, End, Frame, RegsAt, Trace, Unreliable, UnwindError, UnwindState, Unwinder};

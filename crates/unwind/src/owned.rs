@@ -7,6 +7,7 @@ use core::ops::Range;
 
 use orc_format::{Layout, RawEntry};
 
+use crate::rule::PackedEntry;
 use crate::table::{block_index_len, build_block_index, sort_key, Index, IndexError, OrcTable};
 
 /// The block size [`OwnedTable::build`] uses by default: 32-byte blocks (`order` 5).
@@ -36,11 +37,13 @@ impl Default for IndexKind {
     }
 }
 
-/// A sorted, indexed ORC table that owns its arrays.
+/// A sorted, indexed ORC table that owns its arrays (addresses, entries, the entries packed
+/// with their rule summaries, and the block index: 22 bytes per entry plus the index).
 #[derive(Clone, Debug)]
 pub struct OwnedTable {
     ips: Vec<u64>,
     entries: Vec<RawEntry>,
+    packed: Vec<PackedEntry>,
     counts: Vec<u32>,
     layout: Layout,
     text: Range<u64>,
@@ -70,12 +73,13 @@ impl OwnedTable {
                 kind = index;
             }
         }
-        Ok(OwnedTable { ips, entries, counts, layout, text, index: kind })
+        let packed = entries.iter().map(|&raw| PackedEntry::new(raw, layout)).collect();
+        Ok(OwnedTable { ips, entries, packed, counts, layout, text, index: kind })
     }
 
     /// The borrowed view the unwinder searches.
     pub fn table(&self) -> OrcTable<'_> {
-        let t = OrcTable::new(&self.ips, &self.entries, self.layout, self.text.clone());
+        let t = OrcTable::new(&self.ips, &self.entries, self.layout, self.text.clone()).with_packed(&self.packed);
         match self.index {
             IndexKind::BinarySearch => t,
             IndexKind::Blocks(order) => OrcTable { index: Index::Blocks { order, counts: &self.counts }, ..t },

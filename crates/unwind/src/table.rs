@@ -93,12 +93,20 @@ pub struct OrcTable<'a> {
     pub text: Range<u64>,
     /// The search accelerator.
     pub index: Index<'a>,
+    /// Optionally, `entries` already packed with their rule summaries ([`pack_entries`]),
+    /// which saves the unwinder a table load per frame.
+    pub packed: Option<&'a [PackedEntry]>,
 }
 
 impl<'a> OrcTable<'a> {
     /// A table without an index (binary search over all of `ips`).
     pub fn new(ips: &'a [u64], entries: &'a [RawEntry], layout: Layout, text: Range<u64>) -> Self {
-        OrcTable { ips, entries, layout, text, index: Index::None }
+        OrcTable { ips, entries, layout, text, index: Index::None, packed: None }
+    }
+
+    /// The same table with `entries` also given packed (from [`pack_entries`]).
+    pub fn with_packed(self, packed: &'a [PackedEntry]) -> Self {
+        OrcTable { packed: Some(packed), ..self }
     }
 
     /// The same table searched through a block index (see [`build_block_index`]).
@@ -120,8 +128,9 @@ impl<'a> OrcTable<'a> {
     /// Position of the entry that covers `addr` (the rightmost `ips[i] <= addr`), if any.
     #[inline(always)]
     pub fn position(&self, addr: u64) -> Option<usize> {
+        // One compare for both ends: below the start, `off` wraps to a huge number.
         let off = addr.wrapping_sub(self.text.start);
-        if addr < self.text.start || off >= self.text.end.wrapping_sub(self.text.start) {
+        if off >= self.text.end.wrapping_sub(self.text.start) || self.text.end < self.text.start {
             return None;
         }
         let ips = self.ips.get(..self.entries.len()).unwrap_or(self.ips);
@@ -181,6 +190,15 @@ impl OrcLookup for OrcTable<'_> {
         self.find_raw(addr).map(|raw| (raw, self.layout))
     }
 
+    #[inline(always)]
+    fn lookup_packed(&self, addr: u64) -> Option<PackedEntry> {
+        let i = self.position(addr)?;
+        match self.packed {
+            Some(packed) if packed.len() == self.entries.len() => packed.get(i).copied(),
+            _ => self.entries.get(i).map(|&raw| PackedEntry::new(raw, self.layout)),
+        }
+    }
+
     #[inline]
     fn is_text(&self, addr: u64) -> bool {
         self.text.contains(&addr)
@@ -220,6 +238,17 @@ impl OrcLookup for ModuleTables<'_, '_> {
     fn is_text(&self, addr: u64) -> bool {
         self.table_for(addr).is_some()
     }
+}
+
+/// Packs `entries` of `layout` with their rule summaries into `out` (as long as `entries`),
+/// for [`OrcTable::with_packed`]. Allocation-free; returns the part of `out` used, or `None`
+/// if `out` is too short.
+pub fn pack_entries<'o>(entries: &[RawEntry], layout: Layout, out: &'o mut [PackedEntry]) -> Option<&'o [PackedEntry]> {
+    let out = out.get_mut(..entries.len())?;
+    for (o, &raw) in out.iter_mut().zip(entries) {
+        *o = PackedEntry::new(raw, layout);
+    }
+    Some(out)
 }
 
 /// Why a block index could not be built.

@@ -188,6 +188,12 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
         build_block_index(&t.ips, &TEXT, order, &mut counts).unwrap();
         table = table.with_blocks(order, &counts);
     }
+    // Pre-packed entries on half the cases.
+    let mut packed = vec![orc_unwind::PackedEntry(0); t.entries.len()];
+    orc_unwind::pack_entries(&t.entries, c.layout, &mut packed).unwrap();
+    if c.block_order.is_some_and(|o| o % 2 == 0) {
+        table = table.with_packed(&packed);
+    }
     // A second, empty "module" so that module dispatch is exercised too.
     let none_ips: [u64; 0] = [];
     let none_entries: [RawEntry; 0] = [];

@@ -193,3 +193,25 @@ fn cached_lookup_gives_the_same_answers() {
     assert_eq!(cached.find(0x1010), table.find(0x1010));
     assert_eq!(cached.lookup(0), table.lookup(0));
 }
+
+#[test]
+fn packed_tables_give_the_same_answers() {
+    use orc_unwind::{pack_entries, PackedEntry};
+    for layout in Layout::ALL {
+        let pairs: Vec<(u64, Entry)> =
+            (0..100u64).map(|i| (0x1000 + i * 20, if i % 7 == 0 { Entry::UNDEFINED } else { Entry::call(8 * (i % 4) as i16 + 8) })).collect();
+        let t = Table::new(layout, 0x1000..0x2000, &pairs);
+        let mut packed = vec![PackedEntry(0); t.entries.len()];
+        assert!(pack_entries(&t.entries, layout, &mut packed[..3]).is_none() || t.entries.len() <= 3);
+        pack_entries(&t.entries, layout, &mut packed).unwrap();
+        let plain = t.table();
+        let fast = t.table().with_packed(&packed);
+        for addr in (0x0f00u64..0x2100).step_by(3) {
+            assert_eq!(fast.lookup_packed(addr), plain.lookup_packed(addr));
+            assert_eq!(fast.lookup(addr), plain.lookup(addr));
+        }
+        // A packed slice of the wrong length is ignored, not trusted.
+        let short = t.table().with_packed(&packed[..10]);
+        assert_eq!(short.lookup_packed(0x1500), plain.lookup_packed(0x1500));
+    }
+}
