@@ -124,7 +124,7 @@ pub enum SpRule {
     /// ORC_REG_DX/DI/R10/R13/AX: `prev_sp = regs->field`. The offset is ignored, as in the
     /// kernel. `regs` is the current `pt_regs` if it is full, else the full one kept from
     /// before a REGS_PARTIAL frame; without either, the walk stops with
-    /// [`UnwindError::MissingRegs`].
+    /// [`crate::UnwindError::MissingRegs`].
     Regs(RegsField),
 }
 
