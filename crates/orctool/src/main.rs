@@ -6,6 +6,7 @@ mod check;
 mod dump;
 mod input;
 mod progress;
+mod unwind;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,8 @@ enum Command {
     /// Show code, patch sites, stack states and the ORC table side by side (no file: the
     /// embedded 2017 paravirt example).
     Annotate(annotate::AnnotateArgs),
+    /// Walk a kernel stack snapshot with the ORC tables of vmlinux and modules.
+    Unwind(unwind::UnwindArgs),
     /// Validate the stack state of an x86-64 object and write its ORC table (objtool's flags).
     Check(check::CheckArgs),
 }
@@ -46,6 +49,7 @@ fn main() {
         Command::Dump(args) => dump::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Annotate(args) => annotate::run(&args),
+        Command::Unwind(args) => unwind::run(&args),
     };
     std::process::exit(code);
 }
