@@ -44,9 +44,14 @@ TARGETS=(
     "drivers/block/null_blk null_blk"
     "drivers/block loop"
     "fs/ext4 ext4"
+    "fs/xfs xfs"
     "fs/fat fat vfat msdos"
-    "drivers/xen xen-privcmd"
-    "arch/x86/crypto crc32c-intel crc32-pclmul crct10dif-pclmul aesni-intel chacha-x86_64 poly1305-x86_64 sha1-ssse3 sha256-ssse3 sha512-ssse3 ghash-clmulni-intel curve25519-x86_64 blowfish-x86_64 twofish-x86_64 des3_ede-x86_64 camellia-x86_64 serpent-avx2 nhpoly1305-avx2 aegis128-aesni"
+    "drivers/xen xen-privcmd xen-evtchn xen-gntdev xen-gntalloc"
+    "drivers/vhost vhost vhost_net vhost_iotlb"
+    "drivers/net/wireguard wireguard"
+    "arch/x86/kernel msr cpuid"
+    "lib/raid6 raid6_pq"
+    "arch/x86/crypto crc32c-intel crc32-pclmul crct10dif-pclmul aesni-intel chacha-x86_64 poly1305-x86_64 sha1-ssse3 sha256-ssse3 sha512-ssse3 ghash-clmulni-intel curve25519-x86_64 blowfish-x86_64 twofish-x86_64 twofish-x86_64-3way twofish-avx-x86_64 des3_ede-x86_64 camellia-x86_64 camellia-aesni-avx-x86_64 camellia-aesni-avx2 cast5-avx-x86_64 cast6-avx-x86_64 serpent-sse2-x86_64 serpent-avx-x86_64 serpent-avx2 nhpoly1305-sse2 nhpoly1305-avx2 aegis128-aesni"
 )
 declare -A EXTRA_SRC=(
     [arch/x86/kvm]="virt/kvm"
@@ -247,6 +252,8 @@ EOF
 include $kfile
 obj-y :=
 lib-y :=
+extra-y :=
+always-y :=
 obj-m := \$(filter ${objs% },\$(obj-m))
 EOF
         mv "$dir/Kbuild.tmp" "$dir/Kbuild"
