@@ -27,6 +27,7 @@ import concurrent.futures as cf
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,48 @@ def compare_dumps(expected, got):
             first = (i + 1, x, y)
             break
     return len(bad), sum(missing.values()), sum(extra.values()), first
+
+
+# objtool's other output sections and their entry sizes; orctool's are compared with objtool's on
+# the same input (entries as sets of relocation targets), once orctool writes them.
+SITES = {".retpoline_sites": 4, ".return_sites": 4, ".call_sites": 4, ".static_call_sites": 8,
+         ".ibt_endbr_seal": 4}
+
+
+def site_entries(path):
+    """{section: Counter of entries} for the SITES sections present in an ELF64 relocatable object.
+
+    An entry is the tuple of its relocations (offset in the entry, type, target), where the target
+    is (section name, offset) for a defined symbol and ("UND", name, addend) for an undefined one,
+    so that section-symbol and function-symbol relocations to the same place compare equal."""
+    with open(path, "rb") as f:
+        data = f.read()
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    shdrs = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+
+    def cstr(off):
+        return data[off:data.index(b"\0", off)].decode("latin-1")
+
+    names = [cstr(shdrs[shstrndx][4] + h[0]) for h in shdrs]
+    out = {}
+    for i, h in enumerate(shdrs):
+        if h[1] != 4 or names[i][len(".rela"):] not in SITES:   # SHT_RELA
+            continue
+        target_sec = names[i][len(".rela"):]
+        entsize = SITES[target_sec]
+        sym, str_ = shdrs[h[6]], shdrs[shdrs[h[6]][6]]
+        entries = {}
+        for k in range(h[5] // 24):
+            r_off, r_info, r_add = struct.unpack_from("<QQq", data, h[4] + 24 * k)
+            st_name, _, _, st_shndx, st_value, _ = struct.unpack_from("<IBBHQQ", data, sym[4] + 24 * (r_info >> 32))
+            if st_shndx == 0:
+                tgt = ("UND", cstr(str_[4] + st_name), r_add)
+            else:
+                tgt = (names[st_shndx], st_value + r_add)
+            entries.setdefault(r_off // entsize, []).append((r_off % entsize, r_info & 0xFFFFFFFF, tgt))
+        out[target_sec] = Counter(tuple(sorted(e)) for e in entries.values())
+    return out
 
 
 def disasm(obj, where, n):
@@ -112,6 +155,7 @@ def check_module(row, gold, modules_dir, objtool, orctool, tmp, ndis):
     res["objtool_warnings"] = warnings_of(obj.stderr)
     got_objtool = run([objtool, "--dump=orc", theirs]).stdout
     res["objtool_same"] = got_objtool == expected_objtool
+    theirs_sites = site_entries(theirs)
     if not res["objtool_same"]:
         res["objtool_diff"] = compare_dumps(expected_objtool, got_objtool)
 
@@ -131,6 +175,16 @@ def check_module(row, gold, modules_dir, objtool, orctool, tmp, ndis):
         res["error"] = "orctool dump of orctool's output: exit %d %s" % (got.returncode, got.stderr.strip()[:200])
         return res
     res["same"] = got.stdout == expected
+    # The other sections: orctool's against objtool's on the same input, where orctool wrote them.
+    ours_sites = site_entries(ours)
+    res["sites"] = {}
+    for sec in SITES:
+        a, b = theirs_sites.get(sec, Counter()), ours_sites.get(sec)
+        if b is None:
+            res["sites"][sec] = "not written" if a else "absent"
+        else:
+            res["sites"][sec] = "same" if a == b else "%d missing, %d extra" % (
+                sum((a - b).values()), sum((b - a).values()))
     if not res["same"]:
         res["diff"] = compare_dumps(expected, got.stdout)
         first = res["diff"][3]
@@ -184,7 +238,8 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
 
     width = max(len(r["module"]) for r in results)
-    n_same = n_obj_same = n_err = 0
+    n_same = n_obj_same = n_err = n_sites_bad = 0
+    sites_state = {k: Counter() for k in SITES}
     entries = entries_bad = 0
     for r in results:
         name = r["module"].ljust(width)
@@ -212,6 +267,13 @@ def main():
                 print("      " + l)
         if not r["dump_agrees"]:
             print("    note: orctool dump and objtool --dump=orc disagree on the shipped %s" % r["shipped"])
+        bad_sites = {k: v for k, v in r["sites"].items() if v not in ("same", "absent", "not written")}
+        if bad_sites:
+            n_sites_bad += 1
+            print("    sections differing from objtool's: " + ", ".join("%s %s" % kv for kv in bad_sites.items()))
+        for k, v in r["sites"].items():
+            if v != "absent":
+                sites_state[k][v == "same" and "same" or v == "not written" and "not written" or "differ"] += 1
         for w in r["orctool_warnings"][:3]:
             print("    orctool warning: " + w)
         for w in r["objtool_warnings"][:3]:
@@ -226,10 +288,12 @@ def main():
         len(results), n_same, checked, n_obj_same, checked, n_err))
     print("  entries: %d of %d differ (%.3f%% identical)" % (
         entries_bad, entries, 100.0 * (entries - entries_bad) / entries if entries else 100.0))
+    print("  other sections vs objtool's on the same input: " + ", ".join(
+        "%s %s" % (k, " ".join("%s %d" % (st, n) for st, n in sorted(c.items())) or "-") for k, c in sites_state.items()))
     print("  time: objtool %.2f s, orctool %.2f s (summed), wall %.1f s" % (t_obj, t_ours, time.perf_counter() - t_start))
     if n_err:
         return 2
-    return 0 if n_same == checked and n_obj_same == checked else 1
+    return 0 if n_same == checked and n_obj_same == checked and not n_sites_bad else 1
 
 
 if __name__ == "__main__":
