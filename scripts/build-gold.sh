@@ -26,7 +26,7 @@
 # script only prints its summary line. Delete gold/<module>.o (or all of gold/) to rebuild.
 #
 # Prints one summary line on stdout:
-#   gold 6.12.117-1~deb12u1: 28 modules in ~/.cache/orctool/gold (28 built now, 0 reused), 231 s, objtool warnings: 0
+#   gold 6.12.117-1~deb12u1: 48 modules in ~/.cache/orctool/gold (48 built now, 0 reused), 600 s, objtool warnings: 0
 set -euo pipefail
 export LC_ALL=C
 
