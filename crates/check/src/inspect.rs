@@ -3,10 +3,11 @@
 //! the ORC table gets. This is what `orctool annotate` prints; it is built from the same
 //! analysis that produces the table, not recomputed.
 
+use orc_decode::Reg;
 use orc_elf::ElfFile;
 use orc_flow::KernelEra;
+use orc_stack::{Base, CfiState, FrameType};
 
-use crate::cfi::{self, CfiState};
 use crate::program::InsnId;
 use crate::{analyse, Analysis, Checker, Options};
 
@@ -77,37 +78,37 @@ pub struct Inspection {
     pub functions: Vec<FunctionView>,
 }
 
-fn base_name(base: i32) -> String {
+fn base_name(base: Base) -> String {
     match base {
-        cfi::UNDEFINED => "undef".into(),
-        cfi::CFA => "cfa".into(),
-        cfi::SP_INDIRECT => "(sp)".into(),
-        cfi::BP_INDIRECT => "(bp)".into(),
-        n => orc_decode::Reg::new(n as u8).map(|r| r.name().trim_start_matches('%').to_string()).unwrap_or_else(|| format!("r{n}")),
+        Base::UNDEFINED => "undef".into(),
+        Base::CFA => "cfa".into(),
+        Base::SP_INDIRECT => "(sp)".into(),
+        Base::BP_INDIRECT => "(bp)".into(),
+        b => b.as_reg().map(|r| r.name().to_string()).unwrap_or_else(|| format!("r{}", b.number())),
     }
 }
 
 /// A state in a few words: `cfa=sp+16 bp@cfa-16`, plus the frame type when it is not a
 /// call frame.
 pub fn describe(cfi: &CfiState) -> String {
-    if cfi.cfa.base == cfi::UNDEFINED {
+    if cfi.cfa.base == Base::UNDEFINED {
         return "cfa=undefined".into();
     }
     let mut s = format!("cfa={}{:+}", base_name(cfi.cfa.base), cfi.cfa.offset);
-    for (i, r) in cfi.regs.iter().enumerate() {
-        if r.base == cfi::UNDEFINED || i == 16 {
+    for reg in Reg::all().filter(|&r| r != Reg::RA) {
+        let r = cfi.reg(reg);
+        if r.base == Base::UNDEFINED {
             continue;
         }
-        let name = orc_decode::Reg::new(i as u8).map(|r| r.name().trim_start_matches('%').to_string()).unwrap_or_default();
-        s += &format!(" {name}@{}{:+}", base_name(r.base), r.offset);
+        s += &format!(" {}@{}{:+}", reg.name(), base_name(r.base), r.offset);
     }
-    match cfi.kind {
-        cfi::hint_type::CALL => {}
-        cfi::hint_type::REGS => s += " [regs]",
-        cfi::hint_type::REGS_PARTIAL => s += " [iret regs]",
-        cfi::hint_type::END_OF_STACK => s = "end of stack".into(),
-        cfi::hint_type::UNDEFINED => s = "undefined (hint)".into(),
-        k => s += &format!(" [type {k}]"),
+    match cfi.frame_type {
+        FrameType::CALL => {}
+        FrameType::REGS => s += " [regs]",
+        FrameType::REGS_PARTIAL => s += " [iret regs]",
+        FrameType::END_OF_STACK => s = "end of stack".into(),
+        FrameType::UNDEFINED => s = "undefined (hint)".into(),
+        FrameType(k) => s += &format!(" [type {k}]"),
     }
     if cfi.signal {
         s += " signal";
@@ -127,7 +128,7 @@ pub fn inspect(file: &ElfFile<'_>, era: KernelEra, opts: &Options) -> Inspection
 
 impl Checker<'_> {
     fn state_of(&self, id: InsnId) -> Option<String> {
-        self.insn_cfi[id as usize].map(|c| describe(&self.cfis[c as usize]))
+        self.insn_cfi[id as usize].map(|c| describe(self.cfi(c)))
     }
 
     fn insn_view(&self, id: InsnId, site: Option<usize>) -> InsnView {
@@ -240,7 +241,7 @@ impl Checker<'_> {
         let union = self.alt_cfi[group.cfi as usize]
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| c.map(|c| (i as u64, describe(&self.cfis[c as usize]))))
+            .filter_map(|(i, c)| c.map(|c| (i as u64, describe(self.cfi(c)))))
             .collect();
         SiteView { offset: first.offset, len: last - first.offset, streams, union }
     }

@@ -7,15 +7,16 @@
 //! 1. [`program`]: sections, symbols, decoded instructions (`orc-decode`).
 //! 2. [`graph`] and [`alternatives`]: branch and call targets, noreturn calls, patch sites,
 //!    jump tables, hints and annotations (special sections parsed by `orc-flow`).
-//! 3. [`walk`]: the path walker, applying [`cfi`] rules to each instruction's stack
-//!    operations.
-//! 4. [`orc`]: the ORC rows, deduplicated as objtool emits them.
+//! 3. [`walk`]: the path walker, carrying `orc-stack`'s CFI state along every path and
+//!    applying its update rules to each instruction's stack operations; hint states come from
+//!    `orc-stack`'s hint reader ([`setup`]).
+//! 4. [`orc`]: the ORC rows, deduplicated as objtool emits them (each entry from
+//!    `orc-stack`'s state-to-ORC mapping).
 //!
 //! The entry point is [`check`]. It never panics on malformed input and never prints:
 //! warnings come back as [`Warning`] values and a give-up as [`Fatal`].
 
 pub mod alternatives;
-pub mod cfi;
 pub mod graph;
 pub mod ibt;
 pub mod inspect;
@@ -28,13 +29,11 @@ pub mod setup;
 pub mod strict;
 pub mod walk;
 
-use std::collections::HashMap;
-
 use orc_elf::ElfFile;
 use orc_flow::{KernelEra, Noreturns};
+use orc_stack::{CfiId, CfiState, Interner};
 
 use crate::alternatives::AltGroup;
-use crate::cfi::CfiState;
 use crate::program::{InsnId, Program};
 pub use crate::report::{Fatal, Warning};
 
@@ -116,12 +115,11 @@ pub struct Checker<'d> {
     /// Alternative groups.
     pub groups: Vec<AltGroup>,
     /// The shared per-byte CFI arrays of alternative sites.
-    pub alt_cfi: Vec<Vec<Option<u32>>>,
-    /// Interned CFI states.
-    pub cfis: Vec<CfiState>,
-    intern: HashMap<CfiState, u32>,
+    pub alt_cfi: Vec<Vec<Option<CfiId>>>,
+    /// The distinct CFI states, each stored once.
+    pub cfis: Interner,
     /// The state before each instruction (by [`InsnId`]).
-    pub insn_cfi: Vec<Option<u32>>,
+    pub insn_cfi: Vec<Option<CfiId>>,
     /// Visit bits per instruction.
     pub visited: Vec<u8>,
     /// Recorded call sites.
@@ -146,15 +144,14 @@ pub struct Analysis {
 }
 
 impl<'d> Checker<'d> {
-    /// Interns a state: equal states share one number.
-    pub(crate) fn intern(&mut self, cfi: &CfiState) -> u32 {
-        if let Some(&n) = self.intern.get(cfi) {
-            return n;
-        }
-        let n = self.cfis.len() as u32;
-        self.cfis.push(cfi.clone());
-        self.intern.insert(cfi.clone(), n);
-        n
+    /// Interns a state: equal states share one handle.
+    pub(crate) fn intern(&mut self, cfi: &CfiState) -> CfiId {
+        self.cfis.intern(cfi)
+    }
+
+    /// The state behind a handle.
+    pub(crate) fn cfi(&self, id: CfiId) -> &CfiState {
+        self.cfis.get(id)
     }
 
     /// A warning without a location.
@@ -205,8 +202,7 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
         hints: false,
         groups: Vec::new(),
         alt_cfi: Vec::new(),
-        cfis: Vec::new(),
-        intern: HashMap::new(),
+        cfis: Interner::new(),
         insn_cfi: vec![None; n],
         visited: vec![0; n],
         sites: Sites::default(),

@@ -3,9 +3,9 @@
 //! ignored code is "undefined"), the union of all alternatives at a patch site, and an
 //! undefined terminator at the end of every section that got an entry.
 
-use orc_format::Entry;
+use orc_format::{Entry, Layout};
+use orc_stack::{orc_entry, CfiState, OrcError};
 
-use crate::cfi;
 use crate::report::Fatal;
 use crate::Checker;
 
@@ -18,6 +18,12 @@ pub struct Row {
     pub offset: u64,
     /// The entry.
     pub entry: Entry,
+}
+
+/// The entry of a row: `orc-stack`'s mapping in the 6.4+ vocabulary (the one [`Entry`]
+/// speaks); the writer encodes it in the object's layout. `None` is unreached or ignored code.
+pub(crate) fn row_entry(state: Option<&CfiState>) -> Result<Entry, OrcError> {
+    orc_entry(state, Layout::V3)
 }
 
 impl Checker<'_> {
@@ -33,11 +39,11 @@ impl Checker<'_> {
             let mut id = sec.insns.start;
             while id < sec.insns.end {
                 let insn = &self.p.insns[id as usize];
-                let fail = |message: String| Fatal::at(self.p.offstr(si, insn.offset), message);
+                let fail = |e: OrcError| Fatal::at(self.p.offstr(si, insn.offset), e.to_string());
                 match insn.alt_group {
                     None => {
-                        let state = self.insn_cfi[id as usize].map(|c| &self.cfis[c as usize]);
-                        let entry = cfi::orc_entry(state).map_err(fail)?;
+                        let state = self.insn_cfi[id as usize].map(|c| self.cfi(c));
+                        let entry = row_entry(state).map_err(fail)?;
                         if entry != prev {
                             rows.push(Row { section: si, offset: insn.offset, entry });
                             prev = entry;
@@ -52,7 +58,7 @@ impl Checker<'_> {
                         let states = &self.alt_cfi[group.cfi as usize];
                         for (i, state) in states.iter().enumerate() {
                             let Some(c) = state else { continue };
-                            let entry = cfi::orc_entry(Some(&self.cfis[*c as usize])).map_err(fail)?;
+                            let entry = row_entry(Some(self.cfi(*c))).map_err(fail)?;
                             if entry != prev {
                                 rows.push(Row { section: si, offset: insn.offset + i as u64, entry });
                                 prev = entry;

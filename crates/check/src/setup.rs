@@ -7,20 +7,40 @@ use orc_decode::InsnKind;
 use orc_flow::special::alternatives::read_alternatives_for;
 use orc_flow::special::annotations::{read_annotation_section, read_non_standard_frames, separate_sections, Annotation, AnnotationKind, NonStandardTarget};
 use orc_flow::special::extable::read_extable;
-use orc_flow::special::hints::{read_unwind_hints_for, HintKind};
+use orc_flow::special::hints::{read_unwind_hints_for, HintKind, UnwindHint};
 use orc_flow::special::jump_table::read_jump_table_for;
 use orc_flow::Location;
 
 use orc_elf::ElfFile;
+use orc_stack::{Hint, HintAction, HintReader, HintType};
 
 use crate::alternatives::SpecialAlt;
-use crate::cfi::{self, hint_type};
 use crate::program::InsnId;
 use crate::report::Fatal;
 use crate::Checker;
 
 fn special(e: impl std::fmt::Display) -> Fatal {
     Fatal::new(e.to_string())
+}
+
+/// A hint record in `orc-stack`'s terms. The walker has no rule for the 5.7-5.11 RET_OFFSET
+/// hint: like a type number the era does not define, it becomes a state hint whose frame type
+/// is the stored number. The `end` bit of pre-6.4 records is not carried (the rows are made
+/// with the 6.4+ mapping, which has no use for it).
+fn stack_hint(hint: &UnwindHint<'_>) -> Hint {
+    let hint_type = match hint.kind {
+        HintKind::Undefined => HintType::Undefined,
+        HintKind::EndOfStack => HintType::EndOfStack,
+        HintKind::Call => HintType::Call,
+        HintKind::Regs => HintType::Regs,
+        HintKind::RegsPartial => HintType::RegsPartial,
+        HintKind::Func => HintType::Func,
+        HintKind::Entry => HintType::Entry,
+        HintKind::Save => HintType::Save,
+        HintKind::Restore => HintType::Restore,
+        HintKind::RetOffset | HintKind::Unknown => HintType::Other(hint.raw_type),
+    };
+    Hint { hint_type, sp_reg: hint.sp_reg, sp_offset: hint.sp_offset, signal: hint.signal.unwrap_or(false), end: false }
 }
 
 impl Checker<'_> {
@@ -211,68 +231,45 @@ impl Checker<'_> {
         Ok(out)
     }
 
-    /// objtool's `read_unwind_hints`. The working state is carried from one hint to the next
-    /// unless the instruction already has one, exactly as objtool's loop does.
+    /// objtool's `read_unwind_hints`: each record's state comes from `orc-stack`'s
+    /// [`HintReader`], which carries objtool's running state from one record to the next
+    /// (or takes the state an earlier record gave the same instruction).
     fn read_unwind_hints(&mut self, file: &ElfFile<'_>) -> Result<(), Fatal> {
         let hints = read_unwind_hints_for(file, self.era).map_err(special)?;
         if hints.is_empty() && file.section_by_name(".discard.unwind_hints").ok().flatten().is_none() {
             return Ok(());
         }
         self.hints = true;
-        let mut running = cfi::undefined();
+        let mut reader = HintReader::new();
         for (i, hint) in hints.iter().enumerate() {
             let Some(id) = self.insn_at(hint.site) else {
                 return Err(Fatal::new(format!("can't find insn for unwind_hints[{i}]")));
             };
-            self.p.insns[id as usize].hint = true;
-            match hint.kind {
-                HintKind::Undefined => {
-                    let c = self.intern(&cfi::force_undefined());
-                    self.insn_cfi[id as usize] = Some(c);
-                    continue;
-                }
-                HintKind::Save => {
-                    let insn = &mut self.p.insns[id as usize];
-                    insn.hint = false;
-                    insn.save = true;
-                    continue;
-                }
-                HintKind::Restore => {
-                    self.p.insns[id as usize].restore = true;
-                    continue;
-                }
-                HintKind::RegsPartial if self.opts.ibt => {
-                    let insn = &self.p.insns[id as usize];
-                    if let Some(sym) = self.p.find_symbol_by_offset(insn.sec as usize, insn.offset) {
-                        if self.p.is_global(sym) && insn.kind != InsnKind::Endbr && !insn.noendbr {
-                            self.warn_insn(id, "UNWIND_HINT_IRET_REGS without ENDBR".to_string());
-                        }
+            if hint.kind == HintKind::RegsPartial && self.opts.ibt {
+                let insn = &self.p.insns[id as usize];
+                if let Some(sym) = self.p.find_symbol_by_offset(insn.sec as usize, insn.offset) {
+                    if self.p.is_global(sym) && insn.kind != InsnKind::Endbr && !insn.noendbr {
+                        self.warn_insn(id, "UNWIND_HINT_IRET_REGS without ENDBR".to_string());
                     }
                 }
-                HintKind::Func => {
-                    let c = self.intern(&cfi::function_entry());
-                    self.insn_cfi[id as usize] = Some(c);
-                    continue;
-                }
-                _ => {}
             }
-            if let Some(c) = self.insn_cfi[id as usize] {
-                running = self.cfis[c as usize].clone();
-            }
-            let kind = match hint.kind {
-                HintKind::EndOfStack => hint_type::END_OF_STACK,
-                HintKind::Call | HintKind::Entry => hint_type::CALL,
-                HintKind::Regs => hint_type::REGS,
-                HintKind::RegsPartial => hint_type::REGS_PARTIAL,
-                _ => hint.raw_type,
-            };
-            let Some(next) = cfi::from_hint(Some(&running), hint.sp_reg.0, hint.sp_offset, kind, hint.signal.unwrap_or(false)) else {
+            let current = self.insn_cfi[id as usize].map(|c| *self.cfi(c));
+            let action = reader.apply(&stack_hint(hint), current.as_ref()).map_err(|e| {
                 let insn = &self.p.insns[id as usize];
-                return Err(Fatal::at(self.p.offstr(insn.sec as usize, insn.offset), format!("unsupported unwind_hint sp base reg {}", hint.sp_reg.0)));
-            };
-            running = next;
-            let c = self.intern(&running);
-            self.insn_cfi[id as usize] = Some(c);
+                Fatal::at(self.p.offstr(insn.sec as usize, insn.offset), e.to_string())
+            })?;
+            let insn = &mut self.p.insns[id as usize];
+            insn.hint = action.is_hint();
+            match action {
+                HintAction::State(state) => {
+                    let c = self.intern(&state);
+                    self.insn_cfi[id as usize] = Some(c);
+                }
+                HintAction::Save => insn.save = true,
+                HintAction::Restore => insn.restore = true,
+                // Not produced: `stack_hint` keeps RET_OFFSET records a state hint.
+                HintAction::RetOffset(_) => {}
+            }
         }
         Ok(())
     }

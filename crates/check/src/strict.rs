@@ -13,8 +13,7 @@
 use orc_decode::InsnKind;
 use orc_format::Entry;
 
-use crate::cfi;
-use crate::orc::Row;
+use crate::orc::{row_entry, Row};
 use crate::program::InsnId;
 use crate::Checker;
 
@@ -76,7 +75,7 @@ impl Checker<'_> {
                         continue;
                     }
                     let Some(state) = self.insn_cfi[call as usize] else { continue };
-                    let Ok(expected) = cfi::orc_entry(Some(&self.cfis[state as usize])) else { continue };
+                    let Ok(expected) = row_entry(Some(self.cfi(state))) else { continue };
                     let at = lookup(rows, sec, site_off + ret - 1);
                     if at == expected {
                         continue;

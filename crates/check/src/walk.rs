@@ -7,9 +7,9 @@
 //! before the original at a patch site (most recently listed first), a jump's target before
 //! its fall-through.
 
-use orc_decode::InsnKind;
+use orc_decode::{Dest, InsnKind, Src};
+use orc_stack::{Base, CfiState, OpContext};
 
-use crate::cfi::{self, CfiState};
 use crate::program::{InsnId, SymId};
 use crate::Checker;
 
@@ -99,22 +99,20 @@ impl Checker<'_> {
         let insn = &self.p.insns[id as usize];
         let ops: Vec<_> = insn.ops.iter().copied().collect();
         let in_alt = insn.alt_group.is_some();
-        let ctx = cfi::OpContext {
+        let ctx = OpContext {
             in_function: self.p.insn_func(id).is_some(),
             next_has_hint: next.is_some_and(|n| self.p.insns[n as usize].hint),
             stackval: self.opts.stackval,
         };
         for op in ops {
-            if let Err(message) = cfi::update(&mut state.cfi, &op, &ctx) {
-                if let Some(message) = message {
-                    self.warn_insn(id, message);
-                }
+            if let Err(error) = state.cfi.apply(&op, &ctx) {
+                self.warn_insn(id, error.to_string());
                 return Err(());
             }
             if !self.opts.uaccess || !in_alt {
                 continue;
             }
-            if cfi::is_pushf(&op) {
+            if op.dest == Dest::Pushf {
                 if state.uaccess_stack == 0 {
                     state.uaccess_stack = 1;
                 } else if state.uaccess_stack >> 31 != 0 {
@@ -123,7 +121,7 @@ impl Checker<'_> {
                 }
                 state.uaccess_stack = (state.uaccess_stack << 1) | u32::from(state.uaccess);
             }
-            if cfi::is_popf(&op) && state.uaccess_stack != 0 {
+            if op.src == Src::Popf && state.uaccess_stack != 0 {
                 state.uaccess = state.uaccess_stack & 1 != 0;
                 state.uaccess_stack >>= 1;
                 if state.uaccess_stack == 1 {
@@ -160,7 +158,7 @@ impl Checker<'_> {
     }
 
     fn validate_sibling_call(&mut self, id: InsnId, state: &InsnState) -> Walk {
-        if self.p.insn_func(id).is_some() && cfi::has_modified_stack_frame(&state.cfi) {
+        if self.p.insn_func(id).is_some() && state.cfi.has_modified_stack_frame() {
             self.warn_insn(id, "sibling call from callable instruction with modified stack frame".to_string());
             return Err(());
         }
@@ -175,9 +173,9 @@ impl Checker<'_> {
             "return with UACCESS disabled from a UACCESS-safe function"
         } else if state.df {
             "return with DF set"
-        } else if func.is_some() && cfi::has_modified_stack_frame(&state.cfi) {
+        } else if func.is_some() && state.cfi.has_modified_stack_frame() {
             "return with modified stack frame"
-        } else if cfi::bp_scratch(&state.cfi) {
+        } else if state.cfi.bp_scratch {
             "BP used as a scratch register"
         } else {
             return Ok(());
@@ -215,15 +213,15 @@ impl Checker<'_> {
             let visited = self.visited[id as usize];
             if visited & VISITED_BRANCH_MASK != 0 {
                 if !self.p.insns[id as usize].hint {
-                    let stored = self.insn_cfi[id as usize].map(|c| &self.cfis[c as usize]);
+                    let stored = self.insn_cfi[id as usize].map(|c| self.cfi(c));
                     match stored {
                         None => {
                             self.warn("CFI missing".to_string());
                             return Err(());
                         }
                         Some(stored) => {
-                            if let Some(message) = cfi::mismatch(stored, &state.cfi) {
-                                self.warn_insn(id, message);
+                            if let Some(mismatch) = orc_stack::mismatch(stored, &state.cfi) {
+                                self.warn_insn(id, mismatch.to_string());
                                 return Err(());
                             }
                         }
@@ -265,14 +263,14 @@ impl Checker<'_> {
                     self.insn_cfi[id as usize] = self.insn_cfi[save as usize];
                 }
                 match self.insn_cfi[id as usize] {
-                    Some(c) => state.cfi = self.cfis[c as usize].clone(),
+                    Some(c) => state.cfi = *self.cfi(c),
                     None => {
                         self.warn("CFI missing".to_string());
                         return Err(());
                     }
                 }
             } else {
-                let reuse = prev.and_then(|p| self.insn_cfi[p as usize]).filter(|&c| self.cfis[c as usize] == state.cfi);
+                let reuse = prev.and_then(|p| self.insn_cfi[p as usize]).filter(|&c| *self.cfi(c) == state.cfi);
                 self.insn_cfi[id as usize] = Some(match reuse {
                     Some(c) => c,
                     None => self.intern(&state.cfi),
@@ -302,7 +300,7 @@ impl Checker<'_> {
                 InsnKind::Return => return self.validate_return(func, id, &state),
                 InsnKind::Call | InsnKind::CallDynamic => {
                     self.validate_call(id, &state)?;
-                    if self.opts.stackval && func.is_some() && !self.is_special_call(id) && !cfi::has_valid_stack_frame(&state.cfi) {
+                    if self.opts.stackval && func.is_some() && !self.is_special_call(id) && !state.cfi.has_valid_stack_frame() {
                         self.warn_insn(id, "call without frame pointer save/setup".to_string());
                         return Err(());
                     }
@@ -377,7 +375,7 @@ impl Checker<'_> {
                 return Ok(());
             }
             let Some(n) = next else {
-                if cfi::cfa_undefined(&state.cfi) || self.ignore_unreachables {
+                if state.cfi.cfa.base == Base::UNDEFINED || self.ignore_unreachables {
                     return Ok(());
                 }
                 let name = self.p.sections[sec].name;
@@ -413,7 +411,7 @@ impl Checker<'_> {
                 if !self.p.symbols[s as usize].is_func() {
                     continue;
                 }
-                let mut state = InsnState::new(cfi::function_entry());
+                let mut state = InsnState::new(CfiState::FUNCTION_ENTRY);
                 warnings += usize::from(self.validate_symbol(si, s, &mut state).is_err());
             }
         }
@@ -453,7 +451,7 @@ impl Checker<'_> {
             if insn.fake || !insn.hint || self.visited[id as usize] != 0 || insn.ignore {
                 continue;
             }
-            let state = InsnState::new(cfi::undefined());
+            let state = InsnState::new(CfiState::UNKNOWN);
             let func = self.p.insn_func(id);
             warnings += usize::from(self.validate_branch(func, id, state).is_err());
         }
