@@ -242,7 +242,7 @@ impl Checker<'_> {
             let (dest_sec, dest_off) = match self.p.insn_reloc(id).copied() {
                 None => (insn.sec as usize, insn.end().wrapping_add(insn.immediate as u64)),
                 Some(r) => {
-                    let rs = &self.p.symbols[r.symbol as usize];
+                    let rs = &self.p.symbols[r.symbol];
                     if rs.kind == SymbolKind::Section {
                         match rs.sec {
                             Some(sec) => (sec, dest_reloc_offset(r.addend)),
@@ -364,7 +364,7 @@ impl Checker<'_> {
                     }
                 }
                 Some(r) => {
-                    let rs = &self.p.symbols[r.symbol as usize];
+                    let rs = &self.p.symbols[r.symbol];
                     if rs.kind == SymbolKind::Section {
                         let dest_off = dest_reloc_offset(r.addend);
                         let rsec = rs.sec.unwrap_or(0);

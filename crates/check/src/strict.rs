@@ -19,7 +19,7 @@ use crate::Checker;
 
 /// The rightmost row at or before `offset` of section `sec`: what the unwinder finds.
 fn lookup(rows: &[Row], sec: usize, offset: u64) -> Entry {
-    rows.iter().filter(|r| r.section == sec && r.offset <= offset).last().map(|r| r.entry).unwrap_or(Entry::UNDEFINED)
+    rows.iter().rfind(|r| r.section == sec && r.offset <= offset).map(|r| r.entry).unwrap_or(Entry::UNDEFINED)
 }
 
 fn show(e: &Entry) -> String {
