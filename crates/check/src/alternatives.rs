@@ -107,31 +107,12 @@ impl Checker<'_> {
             // after its last instruction lands in the shared array at the original's end.
             let (new_sec, new_off) = alt.new.unwrap_or((alt.orig_sec, alt.orig_off));
             let id = self.p.insns.len() as InsnId;
-            self.p.insns.push(Insn {
-                sec: new_sec as u32,
-                offset: new_off + u64::from(alt.new_len),
-                len: alt.orig_len - alt.new_len,
-                kind: InsnKind::Nop,
-                ops: Default::default(),
-                immediate: 0,
-                branch: None,
-                sym: orig_sym,
-                dead_end: false,
-                ignore,
-                ignore_alts: false,
-                hint: false,
-                save: false,
-                restore: false,
-                retpoline_safe: false,
-                noendbr: false,
-                jump_dest: None,
-                call_dest: None,
-                jump_table: None,
-                first_jump_src: None,
-                alts: Vec::new(),
-                alt_group: Some(new_group),
-                fake: true,
-            });
+            let mut pad = Insn::new(new_sec as u32, new_off + u64::from(alt.new_len), alt.orig_len - alt.new_len, InsnKind::Nop, Default::default(), 0);
+            pad.sym = orig_sym;
+            pad.ignore = ignore;
+            pad.alt_group = Some(new_group);
+            pad.fake = true;
+            self.p.insns.push(pad);
             nop = Some(id);
         }
 
@@ -229,7 +210,7 @@ impl Checker<'_> {
             let insn = &mut self.p.insns[orig as usize];
             insn.ignore_alts |= alt.skip_alt;
             if let Some(t) = target {
-                insn.alts.insert(0, Alt { insn: t, skip_orig: alt.skip_orig });
+                insn.push_alt_front(Alt { insn: t, skip_orig: alt.skip_orig });
             }
         }
         Ok(())

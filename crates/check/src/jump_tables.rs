@@ -135,7 +135,7 @@ impl Checker<'_> {
                     Some(df) if self.p.pfunc(df) == pfunc => {}
                     _ => break,
                 }
-                self.p.insns[id as usize].alts.insert(0, Alt { insn: dest, skip_orig: false });
+                self.p.insns[id as usize].push_alt_front(Alt { insn: dest, skip_orig: false });
             }
             prev_offset = r.offset;
             k += 1;

@@ -9,7 +9,7 @@
 use std::cell::Cell;
 use std::ops::Range;
 
-use orc_decode::{Branch, InsnKind, SectionDecoder, StackOps};
+use orc_decode::{InsnKind, SectionDecoder, StackOps};
 use orc_elf::{ElfFile, Relocation, SymbolKind};
 
 use crate::report::Fatal;
@@ -48,6 +48,8 @@ pub struct Section<'d> {
     pub relocs: Vec<Relocation>,
     /// Symbols defined in this section, sorted by offset, ties in symbol-table order.
     pub syms: Vec<SymId>,
+    /// `max_end[i]`: the largest `offset + len` among `syms[..=i]` (for containment lookups).
+    pub max_end: Vec<u64>,
 }
 
 /// One symbol, with objtool's derived facts.
@@ -121,8 +123,6 @@ pub struct Insn {
     pub ops: StackOps,
     /// objtool's `insn->immediate`.
     pub immediate: i64,
-    /// Direct branch target and displacement field.
-    pub branch: Option<Branch>,
     /// The function or label symbol covering the instruction.
     pub sym: Option<SymId>,
     /// Execution does not continue after this instruction.
@@ -151,7 +151,8 @@ pub struct Insn {
     /// The first earlier instruction that jumps forward to this one (jump-table search).
     pub first_jump_src: Option<InsnId>,
     /// Alternative paths starting here (most recently added first, as objtool keeps them).
-    pub alts: Vec<Alt>,
+    /// Boxed: almost no instruction has any, and this record exists per instruction.
+    pub alts: Option<Box<Vec<Alt>>>,
     /// The alternative group this instruction belongs to.
     pub alt_group: Option<u32>,
     /// A NOP objtool invents to pad a short replacement; not in any section's range.
@@ -159,6 +160,46 @@ pub struct Insn {
 }
 
 impl Insn {
+    /// A decoded instruction that nothing is known about yet.
+    pub fn new(sec: u32, offset: u64, len: u8, kind: InsnKind, ops: StackOps, immediate: i64) -> Insn {
+        Insn {
+            sec,
+            offset,
+            len,
+            kind,
+            ops,
+            immediate,
+            sym: None,
+            // ud2 is a dead end unless annotated reachable (GCC 7 emits it for divisions by
+            // zero).
+            dead_end: kind == InsnKind::Bug,
+            ignore: false,
+            ignore_alts: false,
+            hint: false,
+            save: false,
+            restore: false,
+            retpoline_safe: false,
+            noendbr: false,
+            jump_dest: None,
+            call_dest: None,
+            jump_table: None,
+            first_jump_src: None,
+            alts: None,
+            alt_group: None,
+            fake: false,
+        }
+    }
+
+    /// The alternative paths starting here.
+    pub fn alts(&self) -> &[Alt] {
+        self.alts.as_deref().map_or(&[], |v| v.as_slice())
+    }
+
+    /// Adds an alternative path in front of the others (objtool prepends).
+    pub fn push_alt_front(&mut self, alt: Alt) {
+        self.alts.get_or_insert_with(Default::default).insert(0, alt);
+    }
+
     /// Offset just past the instruction.
     pub fn end(&self) -> u64 {
         self.offset + u64::from(self.len)
@@ -191,6 +232,7 @@ impl<'d> Program<'d> {
             insns: 0..0,
             relocs: Vec::new(),
             syms: Vec::new(),
+            max_end: Vec::new(),
         });
         for s in file.sections() {
             let s = s.map_err(|e| Fatal::new(e.to_string()))?;
@@ -213,6 +255,7 @@ impl<'d> Program<'d> {
                 insns: 0..0,
                 relocs,
                 syms: Vec::new(),
+                max_end: Vec::new(),
             });
         }
 
@@ -250,6 +293,18 @@ impl<'d> Program<'d> {
         }
         for sec in &mut sections {
             sec.syms.sort_by_key(|&s| (symbols[s as usize].offset, s));
+            let mut max = 0u64;
+            sec.max_end = sec
+                .syms
+                .iter()
+                .map(|&s| {
+                    let sym = &symbols[s as usize];
+                    if sym.len != 0 {
+                        max = max.max(sym.offset.saturating_add(sym.len));
+                    }
+                    max
+                })
+                .collect();
         }
         // objtool refuses relocations to symbols that do not exist; so do we, once, here,
         // so that every later lookup of a relocation's symbol is in range.
@@ -274,40 +329,17 @@ impl<'d> Program<'d> {
             let start = self.insns.len() as InsnId;
             let data = self.sections[si].data;
             let mut decoder = SectionDecoder::new(data);
-            let decoded = {
-                let this = &*self;
-                decoder
-                    .decode_all(|off| this.find_func_containing(si, off).is_some())
-                    .map_err(|e| Fatal::new(format!("{}+0x{:x}: can't decode instruction", self.sections[si].name, e.offset)))?
-            };
-            for d in decoded {
-                self.insns.push(Insn {
-                    sec: si as u32,
-                    offset: d.offset,
-                    len: d.len,
-                    kind: d.kind,
-                    ops: d.stack_ops,
-                    immediate: d.immediate,
-                    branch: d.branch,
-                    sym: None,
-                    // ud2 is a dead end unless annotated reachable (GCC 7 emits it for
-                    // divisions by zero).
-                    dead_end: d.kind == InsnKind::Bug,
-                    ignore: false,
-                    ignore_alts: false,
-                    hint: false,
-                    save: false,
-                    restore: false,
-                    retpoline_safe: false,
-                    noendbr: false,
-                    jump_dest: None,
-                    call_dest: None,
-                    jump_table: None,
-                    first_jump_src: None,
-                    alts: Vec::new(),
-                    alt_group: None,
-                    fake: false,
-                });
+            // Decode straight into the records (no intermediate list: on a large module that
+            // list alone was as big as the records).
+            let (sections, symbols, insns) = (&self.sections, &self.symbols, &mut self.insns);
+            insns.reserve(data.len() / 4);
+            let mut offset = 0u64;
+            while (offset as usize) < data.len() {
+                let d = decoder
+                    .decode_at(offset, |off| containing(sections, symbols, si, off, |s| s.is_func()).is_some())
+                    .map_err(|e| Fatal::new(format!("{}+0x{:x}: can't decode instruction", sections[si].name, e.offset)))?;
+                offset = d.end();
+                insns.push(Insn::new(si as u32, d.offset, d.len, d.kind, d.stack_ops, d.immediate));
             }
             let end = self.insns.len() as InsnId;
             self.sections[si].insns = start..end;
@@ -386,17 +418,7 @@ impl<'d> Program<'d> {
     }
 
     fn containing(&self, sec: usize, offset: u64, pred: impl Fn(&Symbol<'_>) -> bool) -> Option<SymId> {
-        // Symbols are sorted by start; objtool's interval tree returns the first (lowest start)
-        // symbol whose [start, start + len) holds the offset. Zero-sized symbols are not in
-        // that tree at all (objtool removes them: they would confuse the ordering).
-        self.sections.get(sec)?.syms.iter().copied().find(|&s| {
-            let sym = &self.symbols[s as usize];
-            sym.len != 0
-                && sym.offset <= offset
-                && offset - sym.offset < sym.len
-                && sym.kind != SymbolKind::Section
-                && pred(sym)
-        })
+        containing(&self.sections, &self.symbols, sec, offset, pred)
     }
 
     /// objtool's `find_func_containing`.
@@ -569,4 +591,22 @@ fn link_cold_parts(symbols: &mut [Symbol<'_>]) -> Result<(), Fatal> {
         }
     }
     Ok(())
+}
+
+/// objtool's interval-tree query: the first (lowest start) symbol of section `sec` whose
+/// `[start, start + len)` holds `offset` and that `pred` accepts. Zero-sized symbols are not in
+/// that tree at all (objtool removes them: they would confuse the ordering), nor are section
+/// symbols. `Section::max_end` (the largest end among the first i+1 symbols) finds the first
+/// candidate by binary search, so a lookup is logarithmic plus the few overlapping symbols.
+fn containing(sections: &[Section<'_>], symbols: &[Symbol<'_>], sec: usize, offset: u64, pred: impl Fn(&Symbol<'_>) -> bool) -> Option<SymId> {
+    let section = sections.get(sec)?;
+    let first = section.max_end.partition_point(|&end| end <= offset);
+    section.syms[first..]
+        .iter()
+        .copied()
+        .take_while(|&s| symbols[s as usize].offset <= offset)
+        .find(|&s| {
+            let sym = &symbols[s as usize];
+            sym.len != 0 && offset - sym.offset < sym.len && sym.kind != SymbolKind::Section && pred(sym)
+        })
 }

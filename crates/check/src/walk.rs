@@ -281,8 +281,8 @@ impl Checker<'_> {
             self.propagate_alt_cfi(id)?;
 
             let insn = &self.p.insns[id as usize];
-            if !insn.ignore_alts && !insn.alts.is_empty() {
-                let alts = insn.alts.clone();
+            if !insn.ignore_alts && !insn.alts().is_empty() {
+                let alts = insn.alts().to_vec();
                 let mut skip_orig = false;
                 for alt in alts {
                     skip_orig |= alt.skip_orig;
