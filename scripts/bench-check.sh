@@ -9,7 +9,7 @@
 #      objtool            one process per module (objtool checks one file per run)
 #      orctool -j1        one process per module, one thread
 #      orctool -j2        one process for all modules, two threads
-#    and the copying alone, which every row includes.
+#    and, for scale, the copying of the inputs (done before each row, not in its time).
 # 3. Peak memory (maximum resident set) of both on amdgpu.ko, the largest module.
 # Prints a markdown table for docs/benchmarks.md. The machine has 2 cores and is shared:
 # run it when nothing else runs, and quote ratios from one run.
@@ -100,7 +100,7 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 echo
 echo "| run ($n modules, stripped 6.12) | wall (s) | objtool ÷ this |"
 echo "|---|---:|---:|"
-printf '| copying the inputs only (in every row) | %.1f | |\n' "$t_copy"
+printf '| (copying the inputs, before each row, not timed) | %.1f | |\n' "$t_copy"
 printf '| objtool, one process per module | %.1f | 1.00 |\n' "$t_objtool"
 printf '| orctool check -j1, one process per module | %.1f | %s |\n' "$t_one" "$(ratio "$t_objtool" "$t_one")"
 printf '| orctool check -j2, one process | %.1f | %s |\n' "$t_two" "$(ratio "$t_objtool" "$t_two")"
