@@ -82,6 +82,30 @@ pub struct Options {
     pub strict_alternatives: bool,
 }
 
+impl Options {
+    /// The flags the kernel passes objtool for a 6.12 module (`--hacks=jump_label
+    /// --hacks=noinstr --hacks=skylake --ibt --orc --retpoline --rethunk --sls --static-call
+    /// --uaccess --prefix=16 --link --module`), with objtool's own behaviour where it gives up.
+    pub fn kernel_module() -> Options {
+        Options {
+            orc: true,
+            uaccess: true,
+            ibt: true,
+            retpoline: true,
+            rethunk: true,
+            sls: true,
+            static_call: true,
+            hack_jump_label: true,
+            hack_noinstr: true,
+            hack_skylake: true,
+            prefix: Some(16),
+            link: true,
+            module: true,
+            ..Options::default()
+        }
+    }
+}
+
 /// Call sites objtool records for its output sections.
 #[derive(Default, Debug)]
 pub struct Sites {

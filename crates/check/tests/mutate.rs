@@ -7,7 +7,7 @@ use orc_flow::KernelEra;
 use orc_testkit::{assemble, Rng};
 
 fn options() -> Options {
-    Options { orc: true, uaccess: true, ibt: true, retpoline: true, rethunk: true, sls: true, hack_jump_label: true, prefix: Some(16), link: true, module: true, ..Options::default() }
+    Options { assume_intra_function_calls: true, strict_alternatives: true, ..Options::kernel_module() }
 }
 
 fn ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {

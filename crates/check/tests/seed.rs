@@ -8,22 +8,7 @@ use orc_format::{Entry, EntryType, Reg};
 use orc_testkit::assemble;
 
 fn module_flags() -> Options {
-    Options {
-        orc: true,
-        uaccess: true,
-        ibt: true,
-        retpoline: true,
-        rethunk: true,
-        sls: true,
-        static_call: true,
-        hack_jump_label: true,
-        hack_noinstr: true,
-        hack_skylake: true,
-        prefix: Some(16),
-        link: true,
-        module: true,
-        ..Options::default()
-    }
+    Options::kernel_module()
 }
 
 fn seed(name: &str) -> Vec<u8> {

@@ -33,26 +33,10 @@ pub struct AnnotateArgs {
     pub kernel: Option<String>,
 }
 
-/// The flags the kernel passes to objtool for 6.12 modules.
+/// The kernel's module flags, plus orctool's own: go on where objtool gives up, and the
+/// strict check of return addresses inside patch sites.
 fn module_options() -> Options {
-    Options {
-        orc: true,
-        uaccess: true,
-        ibt: true,
-        retpoline: true,
-        rethunk: true,
-        sls: true,
-        static_call: true,
-        hack_jump_label: true,
-        hack_noinstr: true,
-        hack_skylake: true,
-        prefix: Some(16),
-        link: true,
-        module: true,
-        assume_intra_function_calls: true,
-        strict_alternatives: true,
-        ..Options::default()
-    }
+    Options { assume_intra_function_calls: true, strict_alternatives: true, ..Options::kernel_module() }
 }
 
 /// Runs the command; returns the exit code.
