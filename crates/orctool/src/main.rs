@@ -7,6 +7,7 @@ mod dump;
 mod input;
 mod progress;
 mod unwind;
+mod verify_patching;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +29,8 @@ enum Command {
     Unwind(unwind::UnwindArgs),
     /// Validate the stack state of an x86-64 object and write its ORC table (objtool's flags).
     Check(check::CheckArgs),
+    /// Prove the ORC table right at every patch site by applying each patch as the kernel does.
+    VerifyPatching(verify_patching::VerifyPatchingArgs),
 }
 
 /// objtool is run as `objtool --dump=orc FILE` (5.18+); accept that spelling so orctool can
@@ -50,6 +53,7 @@ fn main() {
         Command::Check(args) => check::run(&args),
         Command::Annotate(args) => annotate::run(&args),
         Command::Unwind(args) => unwind::run(&args),
+        Command::VerifyPatching(args) => verify_patching::run(&args),
     };
     std::process::exit(code);
 }
