@@ -203,6 +203,9 @@ fn render_text(path: &Path, report: &Report, verbose: bool) -> String {
                 w.choices
             );
         }
+        for (site, choice, target) in &report.uncovered_exits {
+            let _ = writeln!(s, "  exit not checkable: {site}, choice {choice}: jump to {target}, a section without ORC");
+        }
     }
     s
 }

@@ -92,6 +92,9 @@ pub struct Report {
     pub unmodelled: Vec<UnmodelledAt>,
     /// Every site left unwalked for want of a state before it.
     pub without_state: Vec<WithoutState>,
+    /// Every jump out of a site into a section without ORC entries (`.altinstr_aux`): site,
+    /// choice and target, named.
+    pub uncovered_exits: Vec<(String, String, String)>,
 }
 
 /// The kernel a layout belongs to, for files that name none.
@@ -134,5 +137,6 @@ pub fn verify(file: &ElfFile<'_>, options: &Options) -> Result<Report, VerifyErr
         failures: walker.failures,
         unmodelled: walker.unmodelled,
         without_state: walker.without_state,
+        uncovered_exits: walker.uncovered_exits,
     })
 }

@@ -190,6 +190,8 @@ pub struct Walker<'a, 'data> {
     pub unmodelled: Vec<UnmodelledAt>,
     /// Sites without a state before them.
     pub without_state: Vec<WithoutState>,
+    /// Jumps out of a site into a section without ORC entries: (site, choice, target) names.
+    pub uncovered_exits: Vec<(String, String, String)>,
 }
 
 impl<'a, 'data> Walker<'a, 'data> {
@@ -205,6 +207,7 @@ impl<'a, 'data> Walker<'a, 'data> {
             failures: Vec::new(),
             unmodelled: Vec::new(),
             without_state: Vec::new(),
+            uncovered_exits: Vec::new(),
         }
     }
 
@@ -396,6 +399,11 @@ impl<'a, 'data> Walker<'a, 'data> {
                         Target::Outside(loc) => {
                             if !self.lookup.covers(loc.section) {
                                 self.counts.exits_uncovered += 1;
+                                self.uncovered_exits.push((
+                                    self.names.both(site.at),
+                                    choice.name.clone(),
+                                    self.names.in_section(loc),
+                                ));
                             } else if exits.insert((loc, state)) {
                                 self.check(site, choice, CheckKind::Exit, None, loc, state, None);
                             }
