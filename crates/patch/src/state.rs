@@ -60,6 +60,8 @@ pub enum Unmodelled {
     BadJumpLabel,
     /// A paravirt site shorter than a direct call (5 bytes).
     ShortParavirtSite,
+    /// The site does not lie inside its section.
+    OutsideSection,
 }
 
 impl fmt::Display for Unmodelled {
@@ -76,6 +78,7 @@ impl fmt::Display for Unmodelled {
             Unmodelled::BadDirectCall => f.write_str("ALT_FLAG_DIRECT_CALL entry the kernel would refuse"),
             Unmodelled::BadJumpLabel => f.write_str("jump label site is not a 2- or 5-byte instruction"),
             Unmodelled::ShortParavirtSite => f.write_str("paravirt site shorter than a call"),
+            Unmodelled::OutsideSection => f.write_str("site outside its section"),
         }
     }
 }

@@ -72,7 +72,7 @@ impl Lookup {
 /// A linked file's address as a section location (the allocated section containing it).
 fn absolute_location(file: &ElfFile<'_>, addr: u64) -> Option<(usize, u64)> {
     file.sections().flatten().find_map(|s| {
-        (s.is_executable() && s.address <= addr && addr < s.address + s.size).then(|| (s.index, addr - s.address))
+        (s.is_executable() && s.address <= addr && addr - s.address < s.size).then(|| (s.index, addr - s.address))
     })
 }
 
@@ -116,7 +116,7 @@ impl<'data> Names<'data> {
         let funcs = self.functions.get(&at.section)?;
         let n = funcs.partition_point(|f| f.0 <= at.offset);
         let &(value, size, name) = funcs.get(n.checked_sub(1)?)?;
-        (at.offset < value + size).then(|| format!("{name}+{:#x}", at.offset - value))
+        (at.offset - value < size).then(|| format!("{name}+{:#x}", at.offset - value))
     }
 
     /// `function+0xoff (section+0xoff)`, or `section+0xoff` outside functions.

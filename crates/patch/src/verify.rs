@@ -319,6 +319,11 @@ impl<'a, 'data> Walker<'a, 'data> {
         }
         let at = site.at;
         let len = choice.bytes.len() as u64;
+        let section_len = self.section_data(at.section).len() as u64;
+        if at.offset.checked_add(len).is_none_or(|end| end > section_len) {
+            self.unmodelled(site, choice, Unmodelled::OutsideSection, None, None);
+            return;
+        }
         // The patched bytes, then the section's bytes after the site (to see an instruction
         // that would run past the end).
         let mut code = choice.bytes.clone();
