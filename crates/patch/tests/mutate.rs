@@ -30,6 +30,7 @@ const TABLE: &str = r#"
     .byte 0x00, 0x00
 "#;
 
+#[allow(clippy::single_range_in_vec_init)] // the ELF header, then one range per section
 fn ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
     let file = ElfFile::parse(bytes).unwrap();
     let base = bytes.as_ptr() as usize;
