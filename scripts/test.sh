@@ -6,7 +6,9 @@
 #   3. `orctool dump` against `objtool --dump=orc` on a fixed sample of 200 modules of each of
 #      the 6.12 and 6.1 kernels;
 #   4. `orctool check` against objtool on a fixed sample of 120 stripped 6.12 modules: ORC
-#      dumps, entries and warnings must agree (at least 99%, 99.9% and 95%, the bar).
+#      dumps, entries and warnings must agree (at least 99%, 99.9% and 95%, the bar);
+#   5. `orctool verify-patching` over every 6.12 module: Debian's shipped tables must be right
+#      at every patch site (the 6.1 corpus has one known hazard, docs/findings.md).
 # Set ORCTOOL_SKIP_CORPUS=1 to skip steps 1 and 3 (no network); the real-module tests then say
 # they were skipped. Ends with one line, `tests: N passed, M failed`, counting steps 2 and 3.
 set -euo pipefail
@@ -40,6 +42,11 @@ if [ "$corpus" = 1 ]; then
     done
     if python3 scripts/compat-check.py --kernel 6.12 --sample 120 --orctool target/release/orctool \
         --min-dumps 99 --min-entries 99.9 --min-warnings 95; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+    if target/release/orctool verify-patching "$(bash scripts/lib/corpus.sh modules 6.12)" | tail -3; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
