@@ -38,6 +38,8 @@ pub fn parse_layout(s: &str) -> Result<Layout, String> {
 struct Rendered {
     text: String,
     note: Option<String>,
+    /// The file has no ORC table (objtool prints nothing for it; so does orctool).
+    no_orc: bool,
     error: Option<FileError>,
 }
 
@@ -74,11 +76,9 @@ pub fn run(args: &DumpArgs) -> i32 {
                 failed += 1;
                 continue;
             }
+            without_orc += usize::from(r.no_orc);
             if let Some(note) = r.note {
-                without_orc += usize::from(note.ends_with("no ORC table"));
-                if !several || !note.ends_with("no ORC table") {
-                    progress.println(&format!("orctool: {note}"));
-                }
+                progress.println(&format!("orctool: {note}"));
             }
             if out.write_all(r.text.as_bytes()).is_err() {
                 // A closed pipe (`| head`) is not an error worth a message.
@@ -105,7 +105,7 @@ pub fn run(args: &DumpArgs) -> i32 {
 }
 
 fn render_file(path: &Path, args: &DumpArgs, several: bool) -> Rendered {
-    let fail = |e: FileError| Rendered { text: String::new(), note: None, error: Some(e) };
+    let fail = |e: FileError| Rendered { text: String::new(), note: None, no_orc: false, error: Some(e) };
     let bytes = match read_input(path) {
         Ok(b) => b,
         Err(e) => return fail(e),
@@ -119,7 +119,9 @@ fn render_file(path: &Path, args: &DumpArgs, several: bool) -> Rendered {
         Ok(None) => {
             return Rendered {
                 text: String::new(),
-                note: Some(format!("{}: no ORC table", path.display())),
+                // One file: say why nothing was printed. Several: the summary counts them.
+                note: (!several).then(|| format!("{}: no ORC table", path.display())),
+                no_orc: true,
                 error: None,
             }
         }
@@ -133,7 +135,7 @@ fn render_file(path: &Path, args: &DumpArgs, several: bool) -> Rendered {
         )
     });
     let text = if args.json { render_json(path, &table) } else { render_text(path, &table, several) };
-    Rendered { text, note, error: None }
+    Rendered { text, note, no_orc: false, error: None }
 }
 
 /// objtool's text, one line per entry, in file order.
