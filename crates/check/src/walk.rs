@@ -97,14 +97,15 @@ impl Checker<'_> {
     /// Applies the instruction's stack operations to the state.
     fn handle_insn_ops(&mut self, id: InsnId, next: Option<InsnId>, state: &mut InsnState) -> Walk {
         let insn = &self.p.insns[id as usize];
-        let ops: Vec<_> = insn.ops.iter().copied().collect();
+        // Copied out (two inline slots, no allocation) so that warnings can borrow `self`.
+        let ops = insn.ops;
         let in_alt = insn.alt_group.is_some();
         let ctx = OpContext {
             in_function: self.p.insn_func(id).is_some(),
             next_has_hint: next.is_some_and(|n| self.p.insns[n as usize].hint),
             stackval: self.opts.stackval,
         };
-        for op in ops {
+        for &op in ops.iter() {
             if let Err(error) = state.cfi.apply(&op, &ctx) {
                 self.warn_insn(id, error.to_string());
                 return Err(());
