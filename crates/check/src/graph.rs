@@ -163,6 +163,10 @@ impl Checker<'_> {
             }
             return;
         }
+        let init = self.p.sections[sec].name == ".init.text" && !self.opts.module;
+        if self.p.insns[id as usize].kind == InsnKind::Call && !init {
+            self.sites.calls.push(id);
+        }
         if !sibling && self.dead_end_function(Some(sym), 0) {
             self.p.insns[id as usize].dead_end = true;
         }

@@ -84,6 +84,7 @@ impl Checker<'_> {
             let Some(dest) = self.p.find_insn(dsec, off) else { continue };
             let d = &self.p.insns[dest as usize];
             if d.kind == InsnKind::Endbr {
+                self.sites.endbr_used.insert(dest);
                 continue;
             }
             if let (Some(df), Some(f)) = (self.p.insn_func(dest), self.p.insn_func(id)) {
@@ -121,7 +122,11 @@ impl Checker<'_> {
                 let Some(dsec) = sym.sec else { continue };
                 let Some(dest) = self.p.find_insn(dsec, sym.offset.wrapping_add(r.addend as u64)) else { continue };
                 let d = &self.p.insns[dest as usize];
-                if d.kind == InsnKind::Endbr || d.noendbr {
+                if d.kind == InsnKind::Endbr {
+                    self.sites.endbr_used.insert(dest);
+                    continue;
+                }
+                if d.noendbr {
                     continue;
                 }
                 let target = self.p.offstr(dsec, d.offset);

@@ -26,6 +26,7 @@ pub mod orc;
 pub mod program;
 pub mod report;
 pub mod setup;
+pub mod sites;
 pub mod strict;
 pub mod walk;
 
@@ -115,6 +116,10 @@ pub struct Sites {
     pub retpoline_calls: Vec<InsnId>,
     /// Jumps to the return thunk.
     pub return_sites: Vec<InsnId>,
+    /// Direct calls outside `.init.text` (objtool's `call_list`, for `.call_sites`).
+    pub calls: Vec<InsnId>,
+    /// ENDBRs some relocation or branch targets (objtool's `mark_endbr_used`): not sealed.
+    pub endbr_used: std::collections::HashSet<InsnId>,
 }
 
 /// The analysis of one object, while it runs.
@@ -160,6 +165,10 @@ pub struct Analysis {
     pub fatal: Option<Fatal>,
     /// The ORC rows, when `--orc` was asked and the analysis did not give up.
     pub orc: Option<Vec<orc::Row>>,
+    /// The rows of the site sections objtool writes (`.static_call_sites`,
+    /// `.retpoline_sites`, `.return_sites`, `.call_sites`, `.ibt_endbr_seal`), for the options
+    /// asked; empty when the analysis gave up.
+    pub sites: sites::SiteRows,
     /// Instructions decoded.
     pub instructions: usize,
     /// What was assumed where objtool would have given up (empty when objtool's result
@@ -204,7 +213,14 @@ pub fn check(file: &ElfFile<'_>, era: KernelEra, opts: &Options) -> Analysis {
 
 /// Runs the analysis and keeps the analysed program, for views such as `inspect`.
 pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) -> (Analysis, Option<Checker<'d>>) {
-    let mut analysis = Analysis { warnings: Vec::new(), fatal: None, orc: None, instructions: 0, assumptions: Vec::new() };
+    let mut analysis = Analysis {
+        warnings: Vec::new(),
+        fatal: None,
+        orc: None,
+        sites: sites::SiteRows::default(),
+        instructions: 0,
+        assumptions: Vec::new(),
+    };
     let program = match Program::build(file) {
         Ok(p) => p,
         Err(fatal) => {
@@ -236,7 +252,10 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
     analysis.warnings = std::mem::take(&mut c.warnings);
     analysis.assumptions = std::mem::take(&mut c.assumptions);
     match result {
-        Ok(rows) => analysis.orc = rows,
+        Ok((rows, sites)) => {
+            analysis.orc = rows;
+            analysis.sites = sites;
+        }
         Err(fatal) => {
             analysis.warnings.push(fatal.warning.clone());
             analysis.fatal = Some(fatal);
@@ -246,10 +265,10 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
 }
 
 impl Checker<'_> {
-    fn run(&mut self, file: &ElfFile<'_>) -> Result<Option<Vec<orc::Row>>, Fatal> {
+    fn run(&mut self, file: &ElfFile<'_>) -> Result<(Option<Vec<orc::Row>>, sites::SiteRows), Fatal> {
         self.decode_sections(file)?;
         if self.p.insns.is_empty() {
-            return Ok(None);
+            return Ok((None, sites::SiteRows::default()));
         }
         // Fake NOPs were appended after the instruction arrays were sized.
         self.insn_cfi.resize(self.p.insns.len(), None);
@@ -272,14 +291,15 @@ impl Checker<'_> {
         if self.opts.sls {
             self.validate_sls();
         }
+        let sites = self.site_rows()?;
         self.propagate_prefix_cfi();
         if self.opts.orc || self.opts.strict_alternatives {
             let rows = self.orc_rows()?;
             if self.opts.strict_alternatives {
                 self.check_return_addresses_in_sites(&rows);
             }
-            return Ok(self.opts.orc.then_some(rows));
+            return Ok((self.opts.orc.then_some(rows), sites));
         }
-        Ok(None)
+        Ok((None, sites))
     }
 }
