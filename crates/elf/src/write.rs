@@ -1,6 +1,8 @@
 //! Writing ORC tables into a relocatable object, as objtool does: three new sections,
 //! `.orc_unwind`, `.orc_unwind_ip` and `.rela.orc_unwind_ip`, one PC32 relocation per entry
-//! against the text section's symbol.
+//! against the text section's symbol; and the site tables objtool writes before them
+//! (`.static_call_sites`, `.retpoline_sites`, `.return_sites`, `.call_sites`,
+//! `.ibt_endbr_seal`), each with its `.rela` section.
 //!
 //! The file is rebuilt with `object::build::elf::Builder`, which keeps every existing section,
 //! symbol and relocation and lays the file out anew (objtool's libelf appends instead; the
@@ -26,14 +28,85 @@ pub struct OrcRow {
     pub raw: RawEntry,
 }
 
+/// One row of a site table: a 4-byte slot relocated (`R_X86_64_PC32`) to the instruction at
+/// `offset` in input section `section`; for `.static_call_sites` a second slot relocated to
+/// the key.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SiteRow {
+    /// Input section index of the instruction.
+    pub section: usize,
+    /// Offset of the instruction in that section.
+    pub offset: u64,
+    /// For `.static_call_sites`: the key's `.symtab` index and the addend of its relocation
+    /// (`STATIC_CALL_SITE_TAIL` for a tail call).
+    pub key: Option<(usize, i64)>,
+}
+
+/// A table of sites to add: `.retpoline_sites`, `.return_sites`, `.call_sites`,
+/// `.ibt_endbr_seal` (4-byte entries) or `.static_call_sites` (8-byte entries, every row with
+/// a key, written `SHF_WRITE` so that modules may change the key's low bits).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SiteTable {
+    /// Section name.
+    pub name: String,
+    /// Rows, in order.
+    pub rows: Vec<SiteRow>,
+}
+
+impl SiteTable {
+    fn entry_size(&self) -> usize {
+        if self.rows.iter().any(|r| r.key.is_some()) {
+            8
+        } else {
+            4
+        }
+    }
+}
+
 /// Returns `input` with the ORC sections for `rows` added, rows in the given order.
 ///
 /// Fails if the input already has `.orc_unwind` (objtool refuses too: run it on an object
 /// only once), or cannot be rebuilt.
 pub fn add_orc_sections(input: &[u8], rows: &[OrcRow]) -> Result<Vec<u8>, ElfError> {
-    let mut builder = Builder::read64(input).map_err(|e| ElfError::Malformed(format!("cannot rewrite: {e}")))?;
-    if builder.sections.iter().any(|s| s.name.as_slice() == b".orc_unwind" || s.name.as_slice() == b".orc_unwind_ip") {
-        return Err(ElfError::Malformed("already has ORC sections (.orc_unwind); strip them first".into()));
+    add_sections(input, &[], Some(rows))
+}
+
+/// Returns `input` with the site tables (in the given order, empty ones left out) and then,
+/// if `orc` is given and not empty, the ORC sections added: what objtool writes, in its
+/// order. Each table `T` comes with `.rela.T`, one `R_X86_64_PC32` per slot: a site against
+/// its section's symbol (made if missing) with the offset as addend, a key against the key
+/// symbol.
+///
+/// Fails if the input already has a section about to be added, or cannot be rebuilt.
+pub fn add_sections(
+    input: &[u8],
+    tables: &[SiteTable],
+    orc: Option<&[OrcRow]>,
+) -> Result<Vec<u8>, ElfError> {
+    let orc = orc.filter(|r| !r.is_empty());
+    let mut builder =
+        Builder::read64(input).map_err(|e| ElfError::Malformed(format!("cannot rewrite: {e}")))?;
+    if orc.is_some()
+        && builder
+            .sections
+            .iter()
+            .any(|s| s.name.as_slice() == b".orc_unwind" || s.name.as_slice() == b".orc_unwind_ip")
+    {
+        return Err(ElfError::Malformed(
+            "already has ORC sections (.orc_unwind); strip them first".into(),
+        ));
+    }
+    for t in tables.iter().filter(|t| !t.rows.is_empty()) {
+        if builder
+            .sections
+            .iter()
+            .any(|s| s.name.as_slice() == t.name.as_bytes())
+        {
+            return Err(ElfError::Malformed(format!(
+                "already has {}; strip it first",
+                t.name
+            )));
+        }
     }
     let symtab = builder
         .sections
@@ -42,82 +115,154 @@ pub fn add_orc_sections(input: &[u8], rows: &[OrcRow]) -> Result<Vec<u8>, ElfErr
         .map(|s| s.id())
         .ok_or_else(|| ElfError::Malformed("has no symbol table".into()))?;
 
-    // The builder's section ids are input indices minus one (it drops the null section).
+    // The builder's section and symbol ids are input indices minus one (it drops the null
+    // entries).
     let section_ids: Vec<_> = builder.sections.iter().map(|s| s.id()).collect();
     let section_id = |index: usize| {
-        index.checked_sub(1).and_then(|i| section_ids.get(i).copied()).ok_or_else(|| {
-            ElfError::Malformed(format!("ORC row names section {index}, which does not exist"))
-        })
+        index
+            .checked_sub(1)
+            .and_then(|i| section_ids.get(i).copied())
+            .ok_or_else(|| {
+                ElfError::Malformed(format!("a row names section {index}, which does not exist"))
+            })
+    };
+    let symbol_ids: Vec<SymbolId> = builder.symbols.iter().map(|s| s.id()).collect();
+    let symbol_id = |index: usize| {
+        index
+            .checked_sub(1)
+            .and_then(|i| symbol_ids.get(i).copied())
+            .ok_or_else(|| {
+                ElfError::Malformed(format!("a row names symbol {index}, which does not exist"))
+            })
     };
 
     // One section symbol per text section, made if the file lacks it (objtool does the same).
     let mut section_symbols: Vec<(usize, SymbolId)> = Vec::new();
-    for row in rows {
-        if section_symbols.iter().any(|&(s, _)| s == row.section) {
-            continue;
-        }
-        let id = section_id(row.section)?;
-        let existing = builder
-            .symbols
-            .iter()
-            .find(|sym| sym.section == Some(id) && sym.st_type() == elf::STT_SECTION)
-            .map(|sym| sym.id());
-        let sym = match existing {
-            Some(sym) => sym,
-            None => {
-                let sym = builder.symbols.add();
-                sym.name = ByteString::from(&b""[..]);
-                sym.section = Some(id);
-                sym.set_st_info(elf::STB_LOCAL, elf::STT_SECTION);
-                sym.id()
+    let mut section_symbol =
+        |builder: &mut Builder<'_>, section: usize| -> Result<SymbolId, ElfError> {
+            if let Some(&(_, sym)) = section_symbols.iter().find(|&&(s, _)| s == section) {
+                return Ok(sym);
             }
+            let id = section_id(section)?;
+            let existing = builder
+                .symbols
+                .iter()
+                .find(|sym| sym.section == Some(id) && sym.st_type() == elf::STT_SECTION)
+                .map(|sym| sym.id());
+            let sym = match existing {
+                Some(sym) => sym,
+                None => {
+                    let sym = builder.symbols.add();
+                    sym.name = ByteString::from(&b""[..]);
+                    sym.section = Some(id);
+                    sym.set_st_info(elf::STB_LOCAL, elf::STT_SECTION);
+                    sym.id()
+                }
+            };
+            section_symbols.push((section, sym));
+            Ok(sym)
         };
-        section_symbols.push((row.section, sym));
+    let addend_of = |offset: u64| {
+        i64::try_from(offset).map_err(|_| {
+            ElfError::Malformed(format!(
+                "offset {offset:#x} does not fit a relocation addend"
+            ))
+        })
+    };
+
+    for t in tables.iter().filter(|t| !t.rows.is_empty()) {
+        let size = t.entry_size();
+        let mut relocations = Vec::with_capacity(t.rows.len() * size / 4);
+        for (i, row) in t.rows.iter().enumerate() {
+            let symbol = section_symbol(&mut builder, row.section)?;
+            relocations.push(BuildRelocation {
+                r_offset: (i * size) as u64,
+                symbol: Some(symbol),
+                r_type: elf::R_X86_64_PC32,
+                r_addend: addend_of(row.offset)?,
+            });
+            if size == 8 {
+                let (key, addend) = row.key.ok_or_else(|| {
+                    ElfError::Malformed(format!("{}: row {i} has no key", t.name))
+                })?;
+                relocations.push(BuildRelocation {
+                    r_offset: (i * size + 4) as u64,
+                    symbol: Some(symbol_id(key)?),
+                    r_type: elf::R_X86_64_PC32,
+                    r_addend: addend,
+                });
+            }
+        }
+        let section = builder.sections.add();
+        section.name = ByteString::from(t.name.as_bytes().to_vec());
+        section.sh_type = elf::SHT_PROGBITS;
+        section.sh_flags = if size == 8 {
+            elf::SHF_ALLOC | elf::SHF_WRITE
+        } else {
+            elf::SHF_ALLOC
+        };
+        section.sh_addralign = 1;
+        section.sh_entsize = size as u64;
+        section.data = SectionData::Data(vec![0u8; t.rows.len() * size].into());
+        let section_id = section.id();
+        add_rela(&mut builder, &t.name, symtab, section_id, relocations);
     }
 
-    let mut orc = Vec::with_capacity(rows.len() * ORC_ENTRY_SIZE);
-    let mut relocations = Vec::with_capacity(rows.len());
-    for (i, row) in rows.iter().enumerate() {
-        orc.extend_from_slice(&row.raw.to_bytes(Endian::Little));
-        let symbol = section_symbols.iter().find(|&&(s, _)| s == row.section).map(|&(_, sym)| sym);
-        let addend = i64::try_from(row.offset)
-            .map_err(|_| ElfError::Malformed(format!("offset {:#x} does not fit a relocation addend", row.offset)))?;
-        relocations.push(BuildRelocation {
-            r_offset: (i * ORC_IP_SIZE) as u64,
-            symbol,
-            r_type: elf::R_X86_64_PC32,
-            r_addend: addend,
-        });
+    if let Some(rows) = orc {
+        let mut orc = Vec::with_capacity(rows.len() * ORC_ENTRY_SIZE);
+        let mut relocations = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            orc.extend_from_slice(&row.raw.to_bytes(Endian::Little));
+            let symbol = section_symbol(&mut builder, row.section)?;
+            relocations.push(BuildRelocation {
+                r_offset: (i * ORC_IP_SIZE) as u64,
+                symbol: Some(symbol),
+                r_type: elf::R_X86_64_PC32,
+                r_addend: addend_of(row.offset)?,
+            });
+        }
+
+        let orc_section = builder.sections.add();
+        orc_section.name = ByteString::from(&b".orc_unwind"[..]);
+        orc_section.sh_type = elf::SHT_PROGBITS;
+        orc_section.sh_flags = elf::SHF_ALLOC;
+        orc_section.sh_addralign = 1;
+        orc_section.sh_entsize = ORC_ENTRY_SIZE as u64;
+        orc_section.data = SectionData::Data(orc.into());
+
+        let ip_section = builder.sections.add();
+        ip_section.name = ByteString::from(&b".orc_unwind_ip"[..]);
+        ip_section.sh_type = elf::SHT_PROGBITS;
+        ip_section.sh_flags = elf::SHF_ALLOC;
+        ip_section.sh_addralign = 1;
+        ip_section.sh_entsize = ORC_IP_SIZE as u64;
+        ip_section.data = SectionData::Data(vec![0u8; rows.len() * ORC_IP_SIZE].into());
+        let ip_id = ip_section.id();
+        add_rela(&mut builder, ".orc_unwind_ip", symtab, ip_id, relocations);
     }
 
-    let orc_section = builder.sections.add();
-    orc_section.name = ByteString::from(&b".orc_unwind"[..]);
-    orc_section.sh_type = elf::SHT_PROGBITS;
-    orc_section.sh_flags = elf::SHF_ALLOC;
-    orc_section.sh_addralign = 1;
-    orc_section.sh_entsize = ORC_ENTRY_SIZE as u64;
-    orc_section.data = SectionData::Data(orc.into());
+    let mut out = Vec::with_capacity(input.len() + 4096);
+    builder
+        .write(&mut out)
+        .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?;
+    Ok(out)
+}
 
-    let ip_section = builder.sections.add();
-    ip_section.name = ByteString::from(&b".orc_unwind_ip"[..]);
-    ip_section.sh_type = elf::SHT_PROGBITS;
-    ip_section.sh_flags = elf::SHF_ALLOC;
-    ip_section.sh_addralign = 1;
-    ip_section.sh_entsize = ORC_IP_SIZE as u64;
-    ip_section.data = SectionData::Data(vec![0u8; rows.len() * ORC_IP_SIZE].into());
-    let ip_id = ip_section.id();
-
+/// Adds `.rela<name>` for the section `target`, as objtool's `elf_create_rela_section`.
+fn add_rela(
+    builder: &mut Builder<'_>,
+    name: &str,
+    symtab: object::build::elf::SectionId,
+    target: object::build::elf::SectionId,
+    relocations: Vec<BuildRelocation>,
+) {
     let rela = builder.sections.add();
-    rela.name = ByteString::from(&b".rela.orc_unwind_ip"[..]);
+    rela.name = ByteString::from(format!(".rela{name}").into_bytes());
     rela.sh_type = elf::SHT_RELA;
     rela.sh_flags = elf::SHF_INFO_LINK;
     rela.sh_addralign = 8;
     rela.sh_entsize = 24;
     rela.sh_link_section = Some(symtab);
-    rela.sh_info_section = Some(ip_id);
+    rela.sh_info_section = Some(target);
     rela.data = SectionData::Relocation(relocations);
-
-    let mut out = Vec::with_capacity(input.len() + rows.len() * 40 + 4096);
-    builder.write(&mut out).map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?;
-    Ok(out)
 }

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use orc_check::{check, Options};
-use orc_elf::write::{add_orc_sections, OrcRow};
+use orc_elf::write::{add_sections, OrcRow, SiteRow, SiteTable};
 use orc_elf::ElfFile;
 use orc_flow::KernelEra;
 use orc_format::Layout;
@@ -201,11 +201,6 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         strict_alternatives: args.strict_alternatives,
     };
     let not_written: Vec<&str> = [
-        (args.retpoline, ".retpoline_sites"),
-        (args.rethunk, ".return_sites"),
-        (args.rethunk && hacks("skylake"), ".call_sites"),
-        (args.static_call, ".static_call_sites"),
-        (args.ibt, ".ibt_endbr_seal"),
         (args.mcount, "__mcount_loc"),
         (args.cfi, ".cfi_sites"),
     ]
@@ -228,15 +223,19 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         let _ = writeln!(out, "orctool: {name}: gave up like objtool does ({fatal}); nothing written");
         return Ok(if args.werror { 1 } else { 0 });
     }
-    if let (Some(rows), false) = (&analysis.orc, args.dry_run) {
-        if !rows.is_empty() {
+    if !args.dry_run {
+        let mut out_rows = Vec::new();
+        if let Some(rows) = &analysis.orc {
             let layout = Layout::from_kernel_version(u32::from(era.major), u32::from(era.minor));
-            let mut out_rows = Vec::with_capacity(rows.len());
+            out_rows.reserve(rows.len());
             for r in rows {
                 let raw = layout.encode(r.entry).map_err(|e| FileError::new(path, format!("cannot encode ORC entry: {e}")))?;
                 out_rows.push(OrcRow { section: r.section, offset: r.offset, raw });
             }
-            let written = add_orc_sections(&bytes, &out_rows).map_err(|e| FileError::new(path, e))?;
+        }
+        let tables = site_tables(&analysis.sites);
+        if !out_rows.is_empty() || tables.iter().any(|t| !t.rows.is_empty()) {
+            let written = add_sections(&bytes, &tables, Some(&out_rows)).map_err(|e| FileError::new(path, e))?;
             let target = args.output.as_deref().unwrap_or(path);
             if args.backup && args.output.is_none() {
                 let mut orig = path.as_os_str().to_owned();
@@ -247,6 +246,28 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         }
     }
     Ok(if args.werror && !analysis.warnings.is_empty() { 1 } else { 0 })
+}
+
+/// The site tables in the order objtool creates them (empty ones are not written).
+fn site_tables(sites: &orc_check::sites::SiteRows) -> Vec<SiteTable> {
+    let plain = |name: &str, rows: &[(usize, u64)]| SiteTable {
+        name: name.to_string(),
+        rows: rows.iter().map(|&(section, offset)| SiteRow { section, offset, key: None }).collect(),
+    };
+    vec![
+        SiteTable {
+            name: ".static_call_sites".to_string(),
+            rows: sites
+                .static_calls
+                .iter()
+                .map(|r| SiteRow { section: r.section, offset: r.offset, key: Some((r.key, i64::from(r.tail))) })
+                .collect(),
+        },
+        plain(".retpoline_sites", &sites.retpoline_sites),
+        plain(".return_sites", &sites.return_sites),
+        plain(".call_sites", &sites.call_sites),
+        plain(".ibt_endbr_seal", &sites.ibt_endbr_seal),
+    ]
 }
 
 /// Writes through a temporary file in the same directory and renames it over `target`, so a
