@@ -141,6 +141,7 @@ fn disassemble(insn: &InsnView) -> String {
     let mut text = String::new();
     let mut formatter = GasFormatter::new();
     formatter.options_mut().set_branch_leading_zeros(false);
+    formatter.options_mut().set_uppercase_hex(false);
     formatter.options_mut().set_gas_show_mnemonic_size_suffix(false);
     formatter.format(&decoded, &mut text);
     if let Some(r) = &insn.reloc {
