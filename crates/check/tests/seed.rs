@@ -12,8 +12,7 @@ fn module_flags() -> Options {
 }
 
 fn seed(name: &str) -> Vec<u8> {
-    let path = format!("{}/../orctool/seed/{name}.S", env!("CARGO_MANIFEST_DIR"));
-    assemble(&std::fs::read_to_string(path).expect("seed source"))
+    assemble(&orc_testkit::seed_source(name))
 }
 
 /// `(offset, entry)` rows of `.text`.

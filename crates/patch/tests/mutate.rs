@@ -4,7 +4,7 @@
 use orc_elf::ElfFile;
 use orc_flow::KernelEra;
 use orc_patch::{verify, Options};
-use orc_testkit::{assemble, Rng};
+use orc_testkit::{assemble, section_ranges, seed_source, Rng};
 
 /// A union table for `pv_hazard.S`, so that the mutations hit a file whose sites are walked.
 const TABLE: &str = r#"
@@ -30,20 +30,6 @@ const TABLE: &str = r#"
     .byte 0x00, 0x00
 "#;
 
-#[allow(clippy::single_range_in_vec_init)] // the ELF header, then one range per section
-fn ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
-    let file = ElfFile::parse(bytes).unwrap();
-    let base = bytes.as_ptr() as usize;
-    let mut out = vec![0..64];
-    for s in file.sections().flatten() {
-        if !s.data.is_empty() {
-            let start = s.data.as_ptr() as usize - base;
-            out.push(start..start + s.data.len());
-        }
-    }
-    out
-}
-
 fn run(bytes: &[u8]) {
     if let Ok(file) = ElfFile::parse(bytes) {
         for era in [None, Some(KernelEra::V6_1)] {
@@ -55,16 +41,9 @@ fn run(bytes: &[u8]) {
 #[test]
 fn mutated_seed_objects_never_panic() {
     for name in ["pv_save_fl", "pv_hazard"] {
-        let path = format!("{}/../orctool/seed/{name}.S", env!("CARGO_MANIFEST_DIR"));
-        let source = std::fs::read_to_string(path).unwrap();
-        let original = assemble(&format!("{source}{TABLE}"));
-        let r = ranges(&original);
+        let original = assemble(&format!("{}{TABLE}", seed_source(name)));
         let mut rng = Rng::new(0x9a7c ^ name.len() as u64);
-        for _ in 0..3000 {
-            let mut bytes = original.clone();
-            rng.mutate(&mut bytes, &r, 6);
-            run(&bytes);
-        }
+        rng.for_each_mutation(&original, &section_ranges(&original), 6, 3000, run);
     }
 }
 
@@ -80,12 +59,7 @@ fn mutated_real_modules_never_panic() {
     let mut done = 0;
     for rel in ["arch/x86/kvm/kvm-amd.ko", "drivers/input/mouse/psmouse.ko", "net/8021q/8021q.ko", "lib/libcrc32c.ko"] {
         let Ok(original) = std::fs::read(dir.join(rel)) else { continue };
-        let r = ranges(&original);
-        for _ in 0..40 {
-            let mut bytes = original.clone();
-            rng.mutate(&mut bytes, &r, 12);
-            run(&bytes);
-        }
+        rng.for_each_mutation(&original, &section_ranges(&original), 12, 40, run);
         done += 1;
     }
     assert!(done > 0, "none of the modules found under ORCTOOL_REAL_MODULES");

@@ -37,6 +37,32 @@ pub fn assemble_in(dir: &Path, name: &str, source: &str) -> PathBuf {
     obj
 }
 
+/// The source of one of the project's seed examples (`crates/orctool/seed/NAME.S`: the 2017
+/// paravirt site and its variants), which several crates' tests assemble.
+pub fn seed_source(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../orctool/seed").join(format!("{name}.S"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("seed source {}: {e}", path.display()))
+}
+
+/// Byte ranges worth corrupting in an ELF object: its header, then every section's contents.
+///
+/// # Panics
+/// If `bytes` is not a readable ELF file: mutation starts from a valid one.
+pub fn section_ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(bytes).expect("a valid object before mutation");
+    let mut out = Vec::with_capacity(1 + file.sections().count());
+    out.push(0..64);
+    for s in file.sections() {
+        if let Some((start, len)) = s.file_range() {
+            if len > 0 {
+                out.push(start as usize..(start + len) as usize);
+            }
+        }
+    }
+    out
+}
+
 /// xorshift64*: a tiny, deterministic generator, so that a failing mutation test can be
 /// replayed from its seed.
 pub struct Rng(u64);
@@ -60,6 +86,15 @@ impl Rng {
     /// A number below `n` (`n > 0`).
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
+    }
+
+    /// Calls `f` on `count` corrupted copies of `original` (see [`Rng::mutate`]).
+    pub fn for_each_mutation(&mut self, original: &[u8], ranges: &[std::ops::Range<usize>], max: usize, count: usize, mut f: impl FnMut(&[u8])) {
+        for _ in 0..count {
+            let mut bytes = original.to_vec();
+            self.mutate(&mut bytes, ranges, max);
+            f(&bytes);
+        }
     }
 
     /// Overwrites 1 to `max` bytes of `data` with random values, each inside one of `ranges`
