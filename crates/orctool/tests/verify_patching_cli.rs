@@ -3,51 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use orc_testkit::assemble_in;
+use orc_testkit::{assemble_in, seed_table};
 
 const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/seed");
-
-/// The union table of `pv_hazard.S` (v3): native entries at site+2 and site+6, Xen's at
-/// site+5.
-const HAZARD_TABLE: &str = r#"
-    .section .orc_unwind_ip,"a"
-    .long .text+0x0 - .
-    .long .text+0x6 - .
-    .long .text+0x9 - .
-    .long .text+0xa - .
-    .long .text+0xb - .
-    .long .text+0x10 - .
-    .section .orc_unwind,"a"
-    .short 8, 0
-    .byte 0x05, 0x02
-    .short 16, 0
-    .byte 0x05, 0x02
-    .short 8, 0
-    .byte 0x05, 0x02
-    .short 16, 0
-    .byte 0x05, 0x02
-    .short 8, 0
-    .byte 0x05, 0x02
-    .short 0, 0
-    .byte 0x00, 0x00
-"#;
-
-const SAVE_FL_TABLE: &str = r#"
-    .section .orc_unwind_ip,"a"
-    .long .text+0x0 - .
-    .long .text+0x5 - .
-    .long .text+0x6 - .
-    .long .text+0x10 - .
-    .section .orc_unwind,"a"
-    .short 8, 0
-    .byte 0x05, 0x02
-    .short 16, 0
-    .byte 0x05, 0x02
-    .short 8, 0
-    .byte 0x05, 0x02
-    .short 0, 0
-    .byte 0x00, 0x00
-"#;
 
 fn fixture(dir: &Path, seed: &str, table: &str) -> PathBuf {
     let source = std::fs::read_to_string(format!("{SEED}/{seed}")).unwrap();
@@ -72,7 +30,7 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn good_site_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = fixture(dir.path(), "pv_save_fl.S", SAVE_FL_TABLE);
+    let obj = fixture(dir.path(), "pv_save_fl.S", &seed_table("pv_save_fl"));
     let out = run(&[], &[&obj]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -83,7 +41,7 @@ fn good_site_exits_0() {
 #[test]
 fn hazard_is_reported_with_address_choice_and_both_states() {
     let dir = tempfile::tempdir().unwrap();
-    let obj = fixture(dir.path(), "pv_hazard.S", HAZARD_TABLE);
+    let obj = fixture(dir.path(), "pv_hazard.S", &seed_table("pv_hazard"));
     let out = run(&[], &[&obj]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
@@ -128,8 +86,8 @@ fn bad_input_is_one_line_and_exit_2() {
 #[test]
 fn directories_are_walked() {
     let dir = tempfile::tempdir().unwrap();
-    fixture(dir.path(), "pv_save_fl.S", SAVE_FL_TABLE);
-    fixture(dir.path(), "pv_hazard.S", HAZARD_TABLE);
+    fixture(dir.path(), "pv_save_fl.S", &seed_table("pv_save_fl"));
+    fixture(dir.path(), "pv_hazard.S", &seed_table("pv_hazard"));
     let out = run(&[], &[dir.path()]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);

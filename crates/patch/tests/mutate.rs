@@ -4,31 +4,7 @@
 use orc_elf::ElfFile;
 use orc_flow::KernelEra;
 use orc_patch::{verify, Options};
-use orc_testkit::{assemble, section_ranges, seed_source, Rng};
-
-/// A union table for `pv_hazard.S`, so that the mutations hit a file whose sites are walked.
-const TABLE: &str = r#"
-    .section .orc_unwind_ip,"a"
-    .long .text+0x0 - .
-    .long .text+0x6 - .
-    .long .text+0x9 - .
-    .long .text+0xa - .
-    .long .text+0xb - .
-    .long .text+0x10 - .
-    .section .orc_unwind,"a"
-    .short 8, 0
-    .byte 0x05, 0x02
-    .short 16, 0
-    .byte 0x05, 0x02
-    .short 8, 0
-    .byte 0x05, 0x02
-    .short 16, 0
-    .byte 0x05, 0x02
-    .short 8, 0
-    .byte 0x05, 0x02
-    .short 0, 0
-    .byte 0x00, 0x00
-"#;
+use orc_testkit::{assemble, section_ranges, seed_source, seed_table, Rng};
 
 fn run(bytes: &[u8]) {
     if let Ok(file) = ElfFile::parse(bytes) {
@@ -41,7 +17,8 @@ fn run(bytes: &[u8]) {
 #[test]
 fn mutated_seed_objects_never_panic() {
     for name in ["pv_save_fl", "pv_hazard"] {
-        let original = assemble(&format!("{}{TABLE}", seed_source(name)));
+        // pv_hazard's table for both: the mutations need a file whose sites are walked.
+        let original = assemble(&format!("{}{}", seed_source(name), seed_table("pv_hazard")));
         let mut rng = Rng::new(0x9a7c ^ name.len() as u64);
         rng.for_each_mutation(&original, &section_ranges(&original), 6, 3000, run);
     }

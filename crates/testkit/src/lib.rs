@@ -44,6 +44,13 @@ pub fn seed_source(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("seed source {}: {e}", path.display()))
 }
 
+/// The ORC table objtool writes for a seed example (`crates/orctool/seed/NAME.orc.s`), as
+/// assembler directives to append to [`seed_source`].
+pub fn seed_table(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../orctool/seed").join(format!("{name}.orc.s"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("seed table {}: {e}", path.display()))
+}
+
 /// Byte ranges worth corrupting in an ELF object: its header, then every section's contents.
 ///
 /// # Panics
