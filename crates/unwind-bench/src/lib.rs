@@ -12,7 +12,7 @@
 //!   fresh `gimli::UnwindContext` (allocated per frame), as a simple `.eh_frame` unwinder
 //!   without caches does.
 
-pub mod eh_frame_to_orc;
+pub use orc_linked::eh_frame as eh_frame_to_orc;
 
 use std::ops::Range;
 use std::path::Path;

@@ -1,0 +1,1 @@
+//! Proof by execution: single-step a program and check ORC against its shadow stack.

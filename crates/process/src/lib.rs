@@ -1,0 +1,3 @@
+//! Unwinding live processes and core dumps with ORC.
+
+#![forbid(unsafe_code)]
