@@ -7,6 +7,7 @@ mod dump;
 mod input;
 mod progress;
 mod unwind;
+mod verify_exec;
 mod verify_patching;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,9 @@ enum Command {
     Check(check::CheckArgs),
     /// Prove the ORC table right at every patch site by applying each patch as the kernel does.
     VerifyPatching(verify_patching::VerifyPatchingArgs),
+    /// Prove ORC by execution: single-step a program, keep a shadow stack of its calls and
+    /// returns, and compare ORC unwinds against it.
+    VerifyExec(verify_exec::VerifyExecArgs),
 }
 
 /// objtool is run as `objtool --dump=orc FILE` (5.18+); accept that spelling so orctool can
@@ -54,6 +58,7 @@ fn main() {
         Command::Annotate(args) => annotate::run(&args),
         Command::Unwind(args) => unwind::run(&args),
         Command::VerifyPatching(args) => verify_patching::run(&args),
+        Command::VerifyExec(args) => verify_exec::run(&args),
     };
     std::process::exit(code);
 }
