@@ -58,7 +58,8 @@ pub use memory::{Memory, Snapshots, StackRange, StackSnapshot};
 #[cfg(feature = "alloc")]
 pub use owned::{IndexKind, OwnedTable, DEFAULT_BLOCK_ORDER, KERNEL_BLOCK_ORDER};
 pub use rule::{
-    pt_regs, BpRule, Decision, FrameRule, PackedEntry, RegsField, RuleError, SpIndirect, SpRule, UnwindRule,
+    pt_regs, sigcontext, BpRule, Decision, FrameRule, PackedEntry, RegsField, RegsLayout, RuleError, SpIndirect, SpRule,
+    UnwindRule,
 };
 pub use table::{
     block_index_len, build_block_index, is_weak, pack_entries, sort_entries, sort_key, Index, IndexError, ModuleTables,

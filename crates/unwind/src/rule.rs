@@ -56,6 +56,98 @@ pub mod pt_regs {
     pub const IRET_FRAME_SIZE: u64 = 40;
 }
 
+/// Offsets in the x86-64 `struct sigcontext` (the `uc_mcontext` of the `ucontext` the kernel
+/// pushes when it delivers a signal to a user-space handler, `arch/x86/include/uapi/asm/sigcontext.h`).
+///
+/// Layout, lowest address first: r8-r15 (0-63), di si bp bx dx ax cx sp ip (64-135), then
+/// flags, segment words, err, trapno, oldmask, cr2, fpstate and reserved words (256 bytes in
+/// all). When the handler returns into the signal trampoline (`__restore_rt`), the stack
+/// pointer is the address of the `ucontext`, whose `uc_mcontext` is 40 bytes in
+/// ([`sigcontext::IN_UCONTEXT`]).
+pub mod sigcontext {
+    /// `r10`.
+    pub const R10: u64 = 16;
+    /// `r13`.
+    pub const R13: u64 = 40;
+    /// `di`.
+    pub const DI: u64 = 64;
+    /// `bp`.
+    pub const BP: u64 = 80;
+    /// `dx`.
+    pub const DX: u64 = 96;
+    /// `ax`.
+    pub const AX: u64 = 104;
+    /// `sp` of the interrupted context.
+    pub const SP: u64 = 120;
+    /// `ip` of the interrupted instruction.
+    pub const IP: u64 = 128;
+    /// The words the unwinder may read: through `ip`.
+    pub const SIZE: u64 = 136;
+    /// Offset of `uc_mcontext` in `struct ucontext` (flags, link, the 24-byte `stack_t`).
+    pub const IN_UCONTEXT: i16 = 40;
+}
+
+/// What a REGS frame points at: the kernel's `pt_regs`, or, in user space, the `sigcontext`
+/// of a signal frame. An ORC entry of type REGS says "the caller's registers are saved in a
+/// block at prev_sp"; only the block's layout differs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum RegsLayout {
+    /// `struct pt_regs` (kernel entry code, interrupts, exceptions).
+    #[default]
+    PtRegs,
+    /// `struct sigcontext` (a user-space signal frame; REGS_PARTIAL has no meaning here and
+    /// keeps the kernel's).
+    SigContext,
+}
+
+impl RegsLayout {
+    /// Offset of the saved ip.
+    pub const fn ip(self) -> u64 {
+        match self {
+            RegsLayout::PtRegs => pt_regs::IP,
+            RegsLayout::SigContext => sigcontext::IP,
+        }
+    }
+
+    /// Offset of the saved sp.
+    pub const fn sp(self) -> u64 {
+        match self {
+            RegsLayout::PtRegs => pt_regs::SP,
+            RegsLayout::SigContext => sigcontext::SP,
+        }
+    }
+
+    /// Offset of the saved bp.
+    pub const fn bp(self) -> u64 {
+        match self {
+            RegsLayout::PtRegs => pt_regs::BP,
+            RegsLayout::SigContext => sigcontext::BP,
+        }
+    }
+
+    /// Bytes that must lie on the stack for a REGS frame.
+    pub const fn size(self) -> u64 {
+        match self {
+            RegsLayout::PtRegs => pt_regs::SIZE,
+            RegsLayout::SigContext => sigcontext::SIZE,
+        }
+    }
+
+    /// Offset of a register that can hold the previous stack pointer.
+    pub const fn field(self, field: RegsField) -> u64 {
+        match self {
+            RegsLayout::PtRegs => field.offset(),
+            RegsLayout::SigContext => match field {
+                RegsField::Dx => sigcontext::DX,
+                RegsField::Di => sigcontext::DI,
+                RegsField::R10 => sigcontext::R10,
+                RegsField::R13 => sigcontext::R13,
+                RegsField::Ax => sigcontext::AX,
+            },
+        }
+    }
+}
+
 /// Which meaning `ORC_REG_SP_INDIRECT` has: it changed in 5.12 (87ccc826bf1c).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub enum SpIndirect {

@@ -9,7 +9,7 @@ use crate::rule::{
     pt_regs, BpRule, Decision, FrameRule, PackedEntry, RegsField, RuleError, SpRule, UnwindRule, PACKED_BP_AT_PREV_SP,
     PACKED_SIGNAL, PACKED_SLOW, PACKED_SP_IS_BP,
 };
-use crate::rule::SpIndirect;
+use crate::rule::{RegsLayout, SpIndirect};
 use crate::table::OrcLookup;
 
 /// Why a step failed. Each one makes the trace unreliable and ends it, as the kernel's
@@ -181,6 +181,9 @@ pub struct Config {
     pub stop_at_user_mode: bool,
     /// Most frames one walk reports (the first one included). Always at least 1.
     pub max_frames: usize,
+    /// What a REGS entry points at: `pt_regs` in the kernel, a signal frame's `sigcontext`
+    /// in user space.
+    pub regs: RegsLayout,
 }
 
 impl Default for Config {
@@ -190,6 +193,23 @@ impl Default for Config {
             frame_pointer_fallback: true,
             stop_at_user_mode: true,
             max_frames: 512,
+            regs: RegsLayout::PtRegs,
+        }
+    }
+}
+
+impl Config {
+    /// A user-space process: REGS entries are signal frames (`struct sigcontext`, as the
+    /// tables of `orc-linked` describe the signal trampoline), there is no user mode to stop
+    /// at, and an address without entry still gets the frame-pointer guess (marked
+    /// unreliable): code nobody made a table for, such as a JIT's.
+    pub const fn user_space() -> Config {
+        Config {
+            sp_indirect: SpIndirect::DerefThenAdd,
+            frame_pointer_fallback: true,
+            stop_at_user_mode: false,
+            max_frames: 512,
+            regs: RegsLayout::SigContext,
         }
     }
 }
@@ -345,10 +365,11 @@ impl<'s, L: OrcLookup> Unwinder<'s, L> {
     /// `unwind_start` with regs): ip, sp and bp come from it, the ip is exact, and its
     /// registers (DX, DI, R10, R13, AX) serve the first step.
     pub fn start_from_regs<M: Memory + ?Sized>(&self, mem: &mut M, addr: u64) -> Result<UnwindState, UnwindError> {
-        self.check_block(addr, pt_regs::SIZE, None)?;
-        let ip = self.read_at(mem, addr, pt_regs::IP, None)?;
-        let sp = self.read_at(mem, addr, pt_regs::SP, None)?;
-        let bp = self.read_at(mem, addr, pt_regs::BP, None)?;
+        let layout = self.config.regs;
+        self.check_block(addr, layout.size(), None)?;
+        let ip = self.read_at(mem, addr, layout.ip(), None)?;
+        let sp = self.read_at(mem, addr, layout.sp(), None)?;
+        let bp = self.read_at(mem, addr, layout.bp(), None)?;
         let mut state = self.start(ip, sp, bp, true);
         state.frame.regs = Some(RegsAt { addr, full: true });
         if self.config.stop_at_user_mode {
@@ -510,7 +531,7 @@ impl<'s, L: OrcLookup> Unwinder<'s, L> {
             SpRule::SpAddThenDeref(off) => self.read_signed(mem, cur.sp, off, hint, ip)?,
             SpRule::BpAddThenDeref(off) => self.read_signed(mem, cur.bp, off, hint, ip)?,
             SpRule::Regs(field) => self
-                .get_reg(mem, cur.regs, state.prev_regs, field.offset())?
+                .get_reg(mem, cur.regs, state.prev_regs, self.config.regs.field(field))?
                 .ok_or(UnwindError::MissingRegs { ip, reg: RegsField::reg(field) })?,
         };
 
@@ -521,9 +542,10 @@ impl<'s, L: OrcLookup> Unwinder<'s, L> {
                 (self.read_at(mem, ra_at, 0, hint)?, prev_sp, None, None)
             }
             FrameRule::Regs => {
-                self.check_block(prev_sp, pt_regs::SIZE, hint)?;
-                let new_ip = self.read_at(mem, prev_sp, pt_regs::IP, hint)?;
-                let new_sp = self.read_at(mem, prev_sp, pt_regs::SP, hint)?;
+                let layout = self.config.regs;
+                self.check_block(prev_sp, layout.size(), hint)?;
+                let new_ip = self.read_at(mem, prev_sp, layout.ip(), hint)?;
+                let new_sp = self.read_at(mem, prev_sp, layout.sp(), hint)?;
                 (new_ip, new_sp, Some(RegsAt { addr: prev_sp, full: true }), None)
             }
             FrameRule::RegsPartial => {
@@ -541,7 +563,7 @@ impl<'s, L: OrcLookup> Unwinder<'s, L> {
 
         // The caller's frame pointer.
         let new_bp = match rule.bp {
-            BpRule::Unchanged => self.get_reg(mem, regs, prev_regs, pt_regs::BP)?.unwrap_or(cur.bp),
+            BpRule::Unchanged => self.get_reg(mem, regs, prev_regs, self.config.regs.bp())?.unwrap_or(cur.bp),
             BpRule::AtPrevSp(off) => self.read_signed(mem, prev_sp, off, hint, ip)?,
             BpRule::AtBp(off) => self.read_signed(mem, cur.bp, off, hint, ip)?,
         };

@@ -508,3 +508,53 @@ fn trace_from_return_address_looks_up_ip_minus_one() {
     assert!(trace.is_reliable(), "{:?}", trace.unreliable);
     assert_eq!(ips(&frames), [0x1100, BOTTOM]);
 }
+
+#[test]
+fn user_space_signal_frame_reads_the_sigcontext() {
+    // A handler at 0x1000 (frame: its return address only) returns into the signal trampoline
+    // at 0x1800, whose REGS entry says the interrupted registers are the sigcontext 40 bytes
+    // above sp (inside the ucontext). The interrupted leaf at 0x1400 has an 8-byte frame;
+    // its caller is the bottom function.
+    let layout = Layout::V3;
+    let trampoline = Entry { sp_offset: orc_unwind::sigcontext::IN_UCONTEXT, ..regs(EntryType::Regs, Reg::SP, 0) };
+    let t = table_with(
+        layout,
+        &[
+            (0x1000, call(Reg::SP, 8, Reg::UNDEFINED, 0)),
+            (0x1100, Entry::UNDEFINED),
+            (0x1400, call(Reg::SP, 8, Reg::UNDEFINED, 0)),
+            (0x1500, Entry::UNDEFINED),
+            // From one byte before the trampoline, as glibc's CFI does: the handler's return
+            // address is looked up at ip - 1.
+            (0x17ff, trampoline),
+            (0x1810, Entry::UNDEFINED),
+        ],
+    );
+    // Signal stack: [ret to 0x1800][ucontext: flags link stack_t(3)][sigcontext (17 words)...]
+    let leaf_stack: u64 = 0x9000;
+    let mut words = vec![0x1800, 0, 0, 0, 0, 0];
+    let mut sc = vec![0u64; 17];
+    sc[(orc_unwind::sigcontext::BP / 8) as usize] = 0xbeef;
+    sc[(orc_unwind::sigcontext::SP / 8) as usize] = leaf_stack;
+    sc[(orc_unwind::sigcontext::IP / 8) as usize] = 0x1404;
+    words.extend(sc);
+    let signal_stack = Words::new(STACK, &words);
+    let leaf = Words::new(leaf_stack, &[BOTTOM]);
+    let table = t.table();
+    let mut mem = Mem::new(&[signal_stack, leaf]);
+    let ranges = mem.ranges();
+    let unwinder = Unwinder::new(&table, &ranges).with_config(Config::user_space());
+    let state = unwinder.start(0x1010, STACK, 0x55, true);
+    let (trace, frames) = walk(&unwinder, state, &mut mem);
+    assert_eq!(trace.end, End::EndOfStack, "{:?}", trace);
+    assert_eq!(ips(&frames), [0x1010, 0x1800, 0x1404, BOTTOM]);
+    assert!(frames[2].signal, "the interrupted ip is exact: looked up as is");
+    assert_eq!(frames[2].bp, 0xbeef, "bp comes from the sigcontext");
+    assert_eq!(frames[2].sp, leaf_stack);
+
+    // The kernel's layout reads the same block as a pt_regs and finds something else.
+    let kernel = Unwinder::new(&table, &ranges);
+    let state = kernel.start(0x1010, STACK, 0x55, true);
+    let (_, frames) = walk(&kernel, state, &mut mem);
+    assert_ne!(ips(&frames).get(2), Some(&0x1404));
+}
