@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use orc_format::{Entry, EntryType, Layout, RawEntry, Reg};
-use orc_unwind::{
+use orc_unwind::{RegsLayout, 
     build_block_index, block_index_len, Config, End, Frame, Memory, ModuleTables, OrcTable, SpIndirect, StackRange,
     Unwinder,
 };
@@ -208,6 +208,8 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
         frame_pointer_fallback: fallback,
         stop_at_user_mode: user,
         max_frames,
+        // The signal-frame layout on odd frame counts: both layouts see random blocks.
+        regs: if max_frames % 2 == 1 { RegsLayout::SigContext } else { RegsLayout::PtRegs },
     };
     let unwinder = Unwinder::new(modules, &ranges).with_config(config);
     let state = match c.from_regs {
