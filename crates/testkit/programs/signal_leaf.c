@@ -1,0 +1,95 @@
+/* A SIGALRM handler interrupting a tight frameless leaf loop; the handler calls a couple of
+ * functions, so the stack at a step inside it is: handler's callees, the handler, the
+ * kernel's signal frame (__restore_rt), the interrupted leaf, its callers.
+ *
+ * The interval timer counts wall-clock time, so under single-stepping (which slows the
+ * program a thousandfold) the loop spins for few instructions before each signal.
+ *   signal_leaf [stop] [SIGNALS]    (default 3 signals) */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/time.h>
+#include "stop.h"
+
+static int stopping;
+static volatile sig_atomic_t hits;
+static volatile sig_atomic_t wanted;
+
+NOINLINE static void handler_chain(int depth)
+{
+    if (depth > 0) {
+        handler_chain(depth - 1);
+        BARRIER();
+        return;
+    }
+    sink++;
+    if (stopping) {
+        announce_ready();
+        park();
+    }
+}
+
+NOINLINE static void note_hit(int sig)
+{
+    sink += (unsigned long)sig;
+    hits++;
+    handler_chain(stopping ? 6 : 2);
+}
+
+NOINLINE static void on_alarm(int sig)
+{
+    note_hit(sig);
+}
+
+/* The leaf: no calls, no frame, just loads and stores until enough signals arrived. */
+NOINLINE static unsigned long spin(void)
+{
+    unsigned long n = 0;
+    while (hits < wanted)
+        n++;
+    return n;
+}
+
+NOINLINE static unsigned long run(void)
+{
+    unsigned long n = spin();
+    BARRIER();
+    return n;
+}
+
+NOINLINE static unsigned long outer(void)
+{
+    unsigned long n = run();
+    BARRIER();
+    return n + 1;
+}
+
+int main(int argc, char **argv)
+{
+    stopping = take_stop_arg(&argc, &argv);
+    wanted = argc > 1 ? atoi(argv[1]) : 3;
+    if (stopping)
+        wanted = 1;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGALRM, &sa, NULL) != 0) {
+        perror("sigaction");
+        return 2;
+    }
+    /* First signal after 100 us, then every millisecond; once only in stop mode, where the
+     * handler never returns. */
+    struct itimerval it = { { 0, stopping ? 0 : 1000 }, { 0, 100 } };
+    if (setitimer(ITIMER_REAL, &it, NULL) != 0) {
+        perror("setitimer");
+        return 2;
+    }
+    outer();
+    struct itimerval off = { { 0, 0 }, { 0, 0 } };
+    setitimer(ITIMER_REAL, &off, NULL);
+    /* The spin count depends on timing; only the number of signals is printed. */
+    printf("signal_leaf signals=%d\n", (int)hits);
+    return 0;
+}
