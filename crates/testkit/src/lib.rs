@@ -3,10 +3,12 @@
 //! Tests read like the thing they check: a few lines of assembly in, a table out. This crate
 //! turns the assembly into an object with GNU `as` (part of binutils, installed with gcc on
 //! every machine of this project), and offers the small deterministic random generator the
-//! mutation tests use.
+//! mutation tests use, and the C test programs of user space ([`programs`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+pub mod programs;
 
 /// The 20-byte `.orc_header` of 6.4+ kernels, as assembler directives.
 pub const ORC_HEADER_V3: &str = "\t.section .orc_header,\"a\"\n\t.byte 0xfe,0x5d,0x32,0xbf,0x58,0x1b,0xd6,0x3b,0x2c,0xa9,0xa5,0xc6,0x5b,0xa5,0xa6,0x25,0xea,0xb3,0xfe,0x24\n";
