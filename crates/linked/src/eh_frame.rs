@@ -13,13 +13,17 @@
 //! | rbp same value / not mentioned | `bp_reg` UNDEFINED |
 //! | rbp saved at CFA + k | `bp_reg` PREV_SP, `bp_offset` k |
 //!
+//! | an FDE of a signal trampoline (`S` augmentation: glibc's `__restore_rt`) | type REGS, `sp_reg` SP, `sp_offset` 40: the `sigcontext` is 40 bytes into the `ucontext` at `%rsp` |
+//!
 //! Anything else (a CFA on another register, another expression, the return address
 //! elsewhere, rbp in another register, offsets beyond `i16`) becomes an UNDEFINED entry and is
 //! counted in [`Stats`]. Each FDE ends with an UNDEFINED terminator at its end address, as
 //! objtool ends each section; where the next FDE starts at the same address, the terminator
 //! is weak and the real entry wins (reference 1.4). Consecutive equal entries are merged.
 //!
-//! Not kernel-specific: this module is the seed of a user-space ORC generator.
+//! Besides the flat `pairs`, a [`Conversion`] keeps each row as a [`Span`] (its address range
+//! and either the entry or why there is none) and each FDE's range, which the cross-check and
+//! the combined table of [`crate::generate`] look addresses up in.
 
 use gimli::{
     BaseAddresses, CfaRule, CieOrFde, EhFrame, EndianSlice, LittleEndian, RegisterRule, UnwindContext,
@@ -61,7 +65,69 @@ pub struct Conversion {
     pub pairs: Vec<(u64, RawEntry)>,
     /// Counts.
     pub stats: Stats,
+    /// Every row with its address range, in `.eh_frame` order (consecutive rows with the same
+    /// rule merged).
+    pub spans: Vec<Span>,
+    /// Every FDE's address range, in `.eh_frame` order.
+    pub fdes: Vec<FdeRange>,
 }
+
+/// What the converter made of one CFI row.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Rule {
+    /// The row, as an ORC entry.
+    Entry(Entry),
+    /// The row has no ORC equivalent.
+    Unexpressible(Why),
+}
+
+impl Rule {
+    /// The entry a table gets for this rule: UNDEFINED where there is none.
+    pub fn entry(self) -> Entry {
+        match self {
+            Rule::Entry(e) => e,
+            Rule::Unexpressible(_) => Entry::UNDEFINED,
+        }
+    }
+}
+
+/// One row of the CFI table of an FDE: `[start, end)` and its rule.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Span {
+    /// First address.
+    pub start: u64,
+    /// Address just after the last.
+    pub end: u64,
+    /// The rule there.
+    pub rule: Rule,
+}
+
+/// The address range of one FDE.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct FdeRange {
+    /// `initial_location`.
+    pub start: u64,
+    /// `initial_location + address_range`.
+    pub end: u64,
+    /// The first row is a plain function entry: CFA = `%rsp + 8`, return address at CFA - 8,
+    /// no register saved. False for the cold parts GCC splits off a function (which start with
+    /// the parent's frame), for signal trampolines and for entry points.
+    pub entry_like: bool,
+    /// The FDE describes a signal trampoline (`S` augmentation).
+    pub signal_trampoline: bool,
+}
+
+/// The entry of a signal trampoline's FDE: the handler returned into `__restore_rt` with
+/// `%rsp` at the `ucontext`, whose `uc_mcontext` (a `struct sigcontext`) holds the
+/// interrupted registers 40 bytes in.
+pub const SIGNAL_TRAMPOLINE: Entry = Entry {
+    kind: EntryType::Regs,
+    sp_reg: Reg::SP,
+    sp_offset: 40,
+    bp_reg: Reg::UNDEFINED,
+    bp_offset: 0,
+    signal: false,
+};
 
 /// Converts `.eh_frame` (loaded at `eh_frame_addr`, text at `text_addr`) to ORC entries in
 /// `layout`.
@@ -71,21 +137,45 @@ pub fn convert(eh_frame: &[u8], eh_frame_addr: u64, text_addr: u64, layout: Layo
     let bases = BaseAddresses::default().set_eh_frame(eh_frame_addr).set_text(text_addr);
     let mut stats = Stats::default();
     let mut pairs = Vec::new();
+    let mut spans: Vec<Span> = Vec::new();
+    let mut fdes = Vec::new();
     let mut ctx = UnwindContext::new();
     let mut entries = section.entries(&bases);
-    let encode = |e: Entry| layout.encode(e).expect("converter produces encodable entries");
+    // Every entry the converter makes is encodable in every layout but a REGS one in v1 (whose
+    // signal bit is implied); an entry a layout cannot hold becomes UNDEFINED rather than a
+    // panic.
+    let encode = |e: Entry| {
+        layout
+            .encode(e)
+            .or_else(|_| layout.encode(Entry::UNDEFINED))
+            .unwrap_or_default()
+    };
     while let Some(entry) = entries.next()? {
         let CieOrFde::Fde(partial) = entry else { continue };
         let fde = partial.parse(EhFrame::cie_from_offset)?;
         stats.fdes += 1;
-        let mut last: Option<Entry> = None;
+        let (start, end) = (fde.initial_address(), fde.end_address());
+        if fde.is_signal_trampoline() {
+            // The CFI of a trampoline restores every register from the signal frame, which
+            // is exactly what one REGS entry says.
+            stats.rows += 1;
+            stats.expressed += 1;
+            pairs.push((start, encode(SIGNAL_TRAMPOLINE)));
+            pairs.push((end, encode(Entry::UNDEFINED)));
+            spans.push(Span { start, end, rule: Rule::Entry(SIGNAL_TRAMPOLINE) });
+            fdes.push(FdeRange { start, end, entry_like: false, signal_trampoline: true });
+            continue;
+        }
+        let mut last: Option<Rule> = None;
+        let mut first = true;
+        let mut entry_like = false;
         let mut table = fde.rows(&section, &bases, &mut ctx)?;
         while let Some(row) = table.next_row()? {
             stats.rows += 1;
-            let entry = match convert_row(&section, row) {
+            let rule = match convert_row(&section, row) {
                 Ok(e) => {
                     stats.expressed += 1;
-                    e
+                    Rule::Entry(e)
                 }
                 Err(why) => {
                     match why {
@@ -95,26 +185,65 @@ pub fn convert(eh_frame: &[u8], eh_frame_addr: u64, text_addr: u64, layout: Layo
                         Why::BpRule => stats.bp_rule += 1,
                         Why::OffsetRange => stats.offset_range += 1,
                     }
-                    Entry::UNDEFINED
+                    Rule::Unexpressible(why)
                 }
             };
-            if last != Some(entry) {
-                pairs.push((row.start_address(), encode(entry)));
-                last = Some(entry);
+            if first {
+                entry_like = rule == Rule::Entry(Entry::call(8)) && is_plain_entry(row);
+                first = false;
+            }
+            let (row_start, row_end) = (row.start_address(), row.end_address());
+            if last == Some(rule) {
+                if let Some(s) = spans.last_mut() {
+                    s.end = row_end;
+                }
+            } else {
+                if last.map(Rule::entry) != Some(rule.entry()) {
+                    pairs.push((row_start, encode(rule.entry())));
+                }
+                spans.push(Span { start: row_start, end: row_end, rule });
+                last = Some(rule);
             }
         }
-        pairs.push((fde.end_address(), encode(Entry::UNDEFINED)));
+        pairs.push((end, encode(Entry::UNDEFINED)));
+        fdes.push(FdeRange { start, end, entry_like, signal_trampoline: false });
     }
-    Ok(Conversion { pairs, stats })
+    Ok(Conversion { pairs, stats, spans, fdes })
 }
 
-enum Why {
+/// No register other than the return address has a rule: nothing was saved yet.
+fn is_plain_entry(row: &Row) -> bool {
+    row.registers().all(|(reg, rule)| *reg == X86_64::RA || matches!(rule, RegisterRule::SameValue | RegisterRule::Undefined))
+}
+
+/// Why a CFI row has no ORC equivalent.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Why {
+    /// The CFA is an expression other than `*(rbp + N)`.
     CfaExpression,
+    /// The CFA is based on a register other than rsp and rbp.
     CfaRegister,
+    /// The return address is neither at CFA - 8 nor undefined.
     ReturnAddress,
+    /// rbp is recovered some other way than "unchanged" or "saved at CFA + k".
     BpRule,
+    /// An offset does not fit ORC's 16 bits.
     OffsetRange,
 }
+
+impl Why {
+    /// A few words for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Why::CfaExpression => "CFA is a DWARF expression",
+            Why::CfaRegister => "CFA on another register",
+            Why::ReturnAddress => "return address elsewhere",
+            Why::BpRule => "rbp recovered another way",
+            Why::OffsetRange => "offset beyond 16 bits",
+        }
+    }
+}
+
 
 type Row = gimli::UnwindTableRow<usize>;
 

@@ -4,7 +4,189 @@
 //! stripped. This crate finds the functions of a linked file, derives ORC from its machine code,
 //! converts `.eh_frame` to ORC where the compiler's CFI can be expressed, and stores tables in
 //! sidecar files.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bytes = std::fs::read("/usr/bin/true")?;
+//! let elf = orc_elf::ElfFile::parse(&bytes)?;
+//! let table = orc_linked::generate(&elf, orc_linked::Source::Combined)?;
+//! let sidecar = orc_linked::sidecar::encode(orc_linked::build_id(&elf).unwrap_or(&[]), &table);
+//! # let _ = sidecar; Ok(()) }
+//! ```
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod eh_frame;
+mod image;
+pub mod sidecar;
+mod table;
+
+use std::fmt;
+
+use orc_elf::{ElfError, ElfFile};
+use orc_format::{Entry, Layout, RawEntry};
+
+pub use image::build_id;
+
+use crate::table::TableBuilder;
+
+/// Where a table's rows come from.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Source {
+    /// The analysis of the machine code (objtool's rules on every function).
+    Analysis,
+    /// The compiler's `.eh_frame`, converted where ORC can express it.
+    EhFrame,
+    /// The analysis, with the converter's rows for functions the analysis could not do and the
+    /// converter's END_OF_STACK where the CFI says the return address is undefined. What the
+    /// unwinder uses by default.
+    Combined,
+}
+
+/// An ORC table for a linked file, in [`Layout::V3`], addresses being the file's link-time
+/// virtual addresses.
+#[derive(Clone, Debug, Default)]
+pub struct LinkedTable {
+    /// Instruction addresses, strictly increasing.
+    pub ips: Vec<u64>,
+    /// One entry per address, valid from it up to the next address. Each covered range ends
+    /// with an UNDEFINED terminator.
+    pub entries: Vec<RawEntry>,
+    /// How the table was made.
+    pub report: Report,
+}
+
+impl LinkedTable {
+    /// The entry covering `ip`: the last one at or below it.
+    pub fn lookup(&self, ip: u64) -> Option<Entry> {
+        let i = self.ips.partition_point(|&a| a <= ip).checked_sub(1)?;
+        self.entries.get(i).map(|&raw| Layout::V3.decode(raw))
+    }
+}
+
+/// Functions found, by where they were found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct FunctionCounts {
+    /// `STT_FUNC` symbols of `.symtab`.
+    pub symtab: usize,
+    /// `.eh_frame` FDEs no symbol covered.
+    pub eh_frame: usize,
+    /// `STT_FUNC` symbols of `.dynsym` no FDE or `.symtab` symbol covered.
+    pub dynsym: usize,
+    /// The entry point, when nothing else covered it.
+    pub entry: usize,
+    /// PLT stubs.
+    pub plt: usize,
+}
+
+impl FunctionCounts {
+    /// All functions.
+    pub fn total(&self) -> usize {
+        self.symtab + self.eh_frame + self.dynsym + self.entry + self.plt
+    }
+}
+
+/// What went into a table.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// The functions, by source (analysis) or the FDEs (converter only).
+    pub functions: FunctionCounts,
+    /// Functions the analysis walked without a problem and with every instruction reached.
+    pub analysed: usize,
+    /// Functions whose rows came from the converter in a combined table.
+    pub from_converter: usize,
+    /// What the analysis could not follow.
+    pub problems: Vec<Problem>,
+    /// Instructions the analysis reached.
+    pub instructions: usize,
+    /// Rows in the table.
+    pub rows: usize,
+    /// The converter's counts, when it ran.
+    pub converter: Option<eh_frame::Stats>,
+}
+
+/// Something the analysis could not follow, at one instruction.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Problem {
+    /// Address of the instruction.
+    pub addr: u64,
+    /// The function it is in (its name, `func_<addr>` for one found without a name).
+    pub function: String,
+    /// Offset of the instruction in that function.
+    pub offset: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    /// The warning line, in objtool's shape: `FILE: warning: orctool: func()+0xoff: message`.
+    pub fn render(&self, file: &str) -> String {
+        format!("{file}: warning: orctool: {}()+0x{:x}: {}", self.function, self.offset, self.message)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}()+0x{:x}: {}", self.function, self.offset, self.message)
+    }
+}
+
+/// Why no table could be made at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkedError {
+    /// The ELF structure is broken.
+    #[error(transparent)]
+    Elf(#[from] ElfError),
+    /// `.eh_frame` cannot be parsed.
+    #[error(".eh_frame: {0}")]
+    EhFrame(String),
+    /// A relocatable object, core dump or other file that is not linked code.
+    #[error("not an executable or shared library")]
+    NotLinked,
+}
+
+/// The converter's view of `elf`: its `.eh_frame` converted, or an empty conversion if it has
+/// none.
+pub fn convert_eh_frame(elf: &ElfFile<'_>) -> Result<eh_frame::Conversion, LinkedError> {
+    let Some(section) = elf.section_by_name(".eh_frame")? else {
+        return Ok(eh_frame::Conversion {
+            pairs: Vec::new(),
+            stats: eh_frame::Stats::default(),
+            spans: Vec::new(),
+            fdes: Vec::new(),
+        });
+    };
+    let text = elf.section_by_name(".text")?.map_or(0, |s| s.address);
+    eh_frame::convert(section.data, section.address, text, Layout::V3).map_err(|e| LinkedError::EhFrame(e.to_string()))
+}
+
+/// Makes the ORC table of an executable or shared library from `source`.
+pub fn generate(elf: &ElfFile<'_>, source: Source) -> Result<LinkedTable, LinkedError> {
+    if !matches!(elf.kind(), orc_elf::FileKind::Executable | orc_elf::FileKind::Shared) {
+        return Err(LinkedError::NotLinked);
+    }
+    let conversion = convert_eh_frame(elf)?;
+    match source {
+        Source::EhFrame | Source::Analysis | Source::Combined => Ok(converter_table(&conversion)),
+    }
+}
+
+/// The table of the converter alone: every FDE's rows, each FDE terminated.
+fn converter_table(conversion: &eh_frame::Conversion) -> LinkedTable {
+    let mut builder = TableBuilder::default();
+    for span in &conversion.spans {
+        builder.row(span.start, span.rule.entry());
+    }
+    for fde in &conversion.fdes {
+        builder.terminator(fde.end);
+    }
+    let (ips, entries) = builder.finish();
+    let report = Report {
+        functions: FunctionCounts { eh_frame: conversion.fdes.len(), ..FunctionCounts::default() },
+        rows: ips.len(),
+        converter: Some(conversion.stats),
+        ..Report::default()
+    };
+    LinkedTable { ips, entries, report }
+}
