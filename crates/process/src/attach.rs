@@ -1,0 +1,157 @@
+//! Stopping every thread of a live process with ptrace, and letting them all go again.
+//!
+//! `PTRACE_SEIZE` + `PTRACE_INTERRUPT` stops a thread without sending it a signal (unlike
+//! `PTRACE_ATTACH`'s SIGSTOP), so the process cannot observe the pause except as time. A
+//! thread that was about to receive a signal when it stopped gets it back at detach.
+
+use std::collections::BTreeSet;
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::error::ProcessError;
+
+/// One stopped thread.
+#[derive(Debug)]
+pub struct StoppedThread {
+    /// Thread id.
+    pub tid: i32,
+    /// A signal the thread was stopped on its way to receiving; given back at detach.
+    pending: Option<Signal>,
+}
+
+/// Every thread of a process, stopped under ptrace. Dropping it detaches them all (also on
+/// error paths and panics), so the process continues.
+#[derive(Debug)]
+pub struct StoppedProcess {
+    pid: i32,
+    threads: Vec<StoppedThread>,
+}
+
+impl StoppedProcess {
+    /// Seizes and stops every thread of `pid`. Threads created meanwhile are found by listing
+    /// /proc/PID/task again until no new one appears (a stopped thread creates none).
+    pub fn attach(pid: i32) -> Result<StoppedProcess, ProcessError> {
+        let mut stopped = StoppedProcess { pid, threads: Vec::new() };
+        let mut seen = BTreeSet::new();
+        loop {
+            let new: Vec<i32> = list_threads(pid)?.into_iter().filter(|t| !seen.contains(t)).collect();
+            if new.is_empty() {
+                break;
+            }
+            let mut seized = Vec::new();
+            for &tid in &new {
+                seen.insert(tid);
+                match ptrace::seize(Pid::from_raw(tid), ptrace::Options::empty()) {
+                    Ok(()) => seized.push(tid),
+                    // Exited since it was listed.
+                    Err(Errno::ESRCH) => {}
+                    Err(e) => {
+                        return Err(ProcessError::process(tid, format!("cannot attach (PTRACE_SEIZE): {}", e.desc())));
+                    }
+                }
+            }
+            // Interrupt them all before waiting, so they stop in parallel.
+            let mut interrupted = Vec::new();
+            for tid in seized {
+                match ptrace::interrupt(Pid::from_raw(tid)) {
+                    Ok(()) => interrupted.push(tid),
+                    Err(Errno::ESRCH) => {}
+                    Err(e) => {
+                        // Seized but not stopped: detach it so it does not stay traced.
+                        let _ = ptrace::detach(Pid::from_raw(tid), None);
+                        return Err(ProcessError::process(tid, format!("cannot stop (PTRACE_INTERRUPT): {}", e.desc())));
+                    }
+                }
+            }
+            for tid in interrupted {
+                if let Some(pending) = wait_stopped(tid)? {
+                    stopped.threads.push(StoppedThread { tid, pending });
+                }
+            }
+        }
+        if stopped.threads.is_empty() {
+            return Err(ProcessError::process(pid, "no thread could be stopped"));
+        }
+        stopped.threads.sort_by_key(|t| t.tid);
+        Ok(stopped)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The stopped threads' ids, in order.
+    pub fn tids(&self) -> impl Iterator<Item = i32> + '_ {
+        self.threads.iter().map(|t| t.tid)
+    }
+
+    /// The general registers of stopped thread `tid` (`PTRACE_GETREGS`).
+    pub fn regs(&self, tid: i32) -> Result<libc::user_regs_struct, ProcessError> {
+        ptrace::getregs(Pid::from_raw(tid))
+            .map_err(|e| ProcessError::process(tid, format!("cannot read registers: {}", e.desc())))
+    }
+
+    /// Lets every thread go (what dropping does), reporting the first failure.
+    pub fn detach(mut self) -> Result<(), ProcessError> {
+        self.detach_all()
+    }
+
+    fn detach_all(&mut self) -> Result<(), ProcessError> {
+        let mut first = None;
+        for t in self.threads.drain(..) {
+            match ptrace::detach(Pid::from_raw(t.tid), t.pending) {
+                // Gone meanwhile (killed): nothing to let go.
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => {
+                    first.get_or_insert_with(|| ProcessError::process(t.tid, format!("cannot detach: {}", e.desc())));
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for StoppedProcess {
+    fn drop(&mut self) {
+        let _ = self.detach_all();
+    }
+}
+
+/// Waits until seized thread `tid` stops. `Ok(Some(pending))` once stopped (with the signal
+/// it was about to receive, if that is what stopped it); `Ok(None)` if it exited instead.
+fn wait_stopped(tid: i32) -> Result<Option<Option<Signal>>, ProcessError> {
+    loop {
+        match waitpid(Pid::from_raw(tid), Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::PtraceEvent(..)) => return Ok(Some(None)),
+            Ok(WaitStatus::Stopped(_, sig)) => return Ok(Some(Some(sig))),
+            Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => return Ok(None),
+            Ok(_) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => return Ok(None),
+            Err(e) => return Err(ProcessError::process(tid, format!("waitpid: {}", e.desc()))),
+        }
+    }
+}
+
+/// The thread ids of `pid`, from /proc/PID/task.
+pub fn list_threads(pid: i32) -> Result<Vec<i32>, ProcessError> {
+    let dir = format!("/proc/{pid}/task");
+    let entries = std::fs::read_dir(&dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ProcessError::process(pid, "no such process"),
+        _ => ProcessError::process(pid, format!("{dir}: {e}")),
+    })?;
+    let mut tids: Vec<i32> = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    tids.sort_unstable();
+    Ok(tids)
+}
+
+/// The name of thread `tid` of `pid` (/proc/PID/task/TID/comm), or empty.
+pub fn thread_name(pid: i32, tid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).map(|s| s.trim_end().to_string()).unwrap_or_default()
+}

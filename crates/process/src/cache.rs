@@ -1,0 +1,329 @@
+//! Per-file ORC tables: generated once per build-id and kept in a cache directory, and kept in
+//! memory per (device, inode, mtime) while the program runs.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Write as _;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use orc_format::Layout;
+use orc_unwind::{IndexKind, OwnedTable};
+
+use crate::elfinfo::{self, ElfInfo, FuncSym};
+use crate::error::ProcessError;
+use crate::linked_api::{self, Rows, Source};
+
+/// Where a [`FileTable`]'s ORC rows came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Origin {
+    /// Read from the cache directory.
+    Cache,
+    /// Generated now (and stored, when the file has a build-id and the cache has a directory).
+    Generated,
+}
+
+/// Tables for ELF files, by build-id on disk and by file identity in memory.
+///
+/// Shared between threads (`&self` everywhere).
+pub struct TableCache {
+    dir: Option<PathBuf>,
+    source: Source,
+    loaded: Mutex<HashMap<FileKey, Arc<FileTable>>>,
+}
+
+/// What identifies one version of a file on this machine.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct FileKey {
+    dev: u64,
+    ino: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl TableCache {
+    /// A cache storing sidecar files in `dir` (created on first store), with tables from
+    /// `source`.
+    pub fn new(dir: PathBuf, source: Source) -> TableCache {
+        TableCache { dir: Some(dir), source, loaded: Mutex::new(HashMap::new()) }
+    }
+
+    /// A cache that never reads or writes files: every table is generated (kept in memory
+    /// only).
+    pub fn in_memory(source: Source) -> TableCache {
+        TableCache { dir: None, source, loaded: Mutex::new(HashMap::new()) }
+    }
+
+    /// `$ORCTOOL_CACHE`, else `$XDG_CACHE_HOME/orctool/orc`, else `~/.cache/orctool/orc`
+    /// (`/tmp/orctool-cache/orc` without a home).
+    pub fn default_dir() -> PathBuf {
+        let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(dir) = env("ORCTOOL_CACHE") {
+            return dir;
+        }
+        if let Some(xdg) = env("XDG_CACHE_HOME") {
+            return xdg.join("orctool").join("orc");
+        }
+        match env("HOME") {
+            Some(home) => home.join(".cache").join("orctool").join("orc"),
+            None => PathBuf::from("/tmp/orctool-cache/orc"),
+        }
+    }
+
+    /// The cache directory, if the cache stores files.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Which rows the tables hold.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// The table of the ELF file at `path`. The file is mapped and its headers read now; the
+    /// ORC rows are loaded (or generated and stored) on first use ([`FileTable::orc`]), so
+    /// that files no stack passes through cost nothing.
+    pub fn table_for(&self, path: &Path) -> Result<Arc<FileTable>, ProcessError> {
+        let file = File::open(path).map_err(|e| ProcessError::io(path, e))?;
+        let meta = file.metadata().map_err(|e| ProcessError::io(path, e))?;
+        let key = FileKey { dev: meta.dev(), ino: meta.ino(), mtime: meta.mtime(), mtime_nsec: meta.mtime_nsec() };
+        if let Some(t) = self.loaded.lock().map_err(|_| poisoned(path))?.get(&key) {
+            return Ok(Arc::clone(t));
+        }
+        let bytes = Bytes::map(&file, meta.len(), path)?;
+        let table = Arc::new(FileTable::new(path.to_path_buf(), bytes, self.dir.clone(), self.source)?);
+        self.loaded.lock().map_err(|_| poisoned(path))?.insert(key, Arc::clone(&table));
+        Ok(table)
+    }
+
+    /// A table for an ELF image that is not a file (the vDSO, read from the process): never
+    /// stored on disk, never shared.
+    pub fn table_for_image(&self, name: &str, image: Vec<u8>) -> Result<Arc<FileTable>, ProcessError> {
+        Ok(Arc::new(FileTable::new(PathBuf::from(name), Bytes::Owned(image), None, self.source)?))
+    }
+}
+
+fn poisoned(path: &Path) -> ProcessError {
+    ProcessError::elf(path, "table cache lock poisoned by a panic elsewhere")
+}
+
+/// The bytes of a file: mapped, or owned (empty files, images read from memory).
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    fn map(file: &File, len: u64, path: &Path) -> Result<Bytes, ProcessError> {
+        if len == 0 {
+            return Ok(Bytes::Owned(Vec::new()));
+        }
+        // SAFETY: the mapping is read-only and private. Another process truncating the file
+        // while it is mapped would fault on access; every reader of ELF files by mapping (the
+        // dynamic loader included) accepts that. Executables and libraries being run are
+        // not truncated in place (writers replace them: ETXTBSY otherwise).
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::Mmap::map(file) }.map_err(|e| ProcessError::io(path, e))?;
+        Ok(Bytes::Mapped(map))
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// One ELF file: its segments and build-id, and on demand its ORC table (link-time
+/// addresses), its function symbols and its line table.
+pub struct FileTable {
+    path: PathBuf,
+    bytes: Bytes,
+    info: ElfInfo,
+    dir: Option<PathBuf>,
+    source: Source,
+    orc: OnceLock<Result<(OwnedTable, Origin), String>>,
+    symbols: OnceLock<Vec<FuncSym>>,
+    lines: Mutex<Option<Option<Lines>>>,
+}
+
+type ArcReader = gimli::EndianArcSlice<gimli::LittleEndian>;
+/// The line-table context of a file with debug info.
+struct Lines(addr2line::Context<ArcReader>);
+
+impl std::fmt::Debug for FileTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileTable").field("path", &self.path).field("build_id", &self.build_id_hex()).finish()
+    }
+}
+
+impl FileTable {
+    fn new(path: PathBuf, bytes: Bytes, dir: Option<PathBuf>, source: Source) -> Result<FileTable, ProcessError> {
+        let info = elfinfo::read_info(bytes.as_slice()).map_err(|m| ProcessError::elf(&path, m))?;
+        if info.is_core {
+            return Err(ProcessError::elf(&path, "is a core file, not a program or library"));
+        }
+        Ok(FileTable {
+            path,
+            bytes,
+            info,
+            dir,
+            source,
+            orc: OnceLock::new(),
+            symbols: OnceLock::new(),
+            lines: Mutex::new(None),
+        })
+    }
+
+    /// The file's path (as given to [`TableCache::table_for`]).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's bytes.
+    pub fn data(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+
+    /// Its `PT_LOAD` segments.
+    pub fn segments(&self) -> &[elfinfo::Segment] {
+        &self.info.segments
+    }
+
+    /// Its build-id, if it has one.
+    pub fn build_id(&self) -> Option<&[u8]> {
+        self.info.build_id.as_deref()
+    }
+
+    /// Its build-id in hex.
+    pub fn build_id_hex(&self) -> Option<String> {
+        self.build_id().map(hex)
+    }
+
+    /// The sidecar file that holds (or will hold) this file's table.
+    pub fn sidecar_path(&self) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        let id = self.build_id_hex()?;
+        Some(match self.source.file_tag() {
+            None => dir.join(format!("{id}.orc")),
+            Some(tag) => dir.join(format!("{id}.{tag}.orc")),
+        })
+    }
+
+    /// The link-time range of the executable segments (the table's text).
+    pub fn text_range(&self) -> std::ops::Range<u64> {
+        let exec = self.info.segments.iter().filter(|s| s.executable);
+        let start = exec.clone().map(|s| s.vaddr).min().unwrap_or(0);
+        let end = exec.map(|s| s.vaddr.saturating_add(s.memsz)).max().unwrap_or(0);
+        start..end
+    }
+
+    /// The ORC table in link-time addresses, loaded from the cache directory or generated
+    /// (and then stored) on first call.
+    pub fn orc(&self) -> Result<&OwnedTable, ProcessError> {
+        self.orc_with_origin().map(|(t, _)| t)
+    }
+
+    /// [`FileTable::orc`] and where it came from.
+    pub fn orc_with_origin(&self) -> Result<(&OwnedTable, Origin), ProcessError> {
+        match self.orc.get_or_init(|| self.load_orc()) {
+            Ok((t, o)) => Ok((t, *o)),
+            Err(m) => Err(ProcessError::Table { path: self.path.clone(), message: m.clone() }),
+        }
+    }
+
+    /// The ORC table if it is already loaded (no I/O).
+    pub fn orc_if_loaded(&self) -> Option<&OwnedTable> {
+        self.orc.get().and_then(|r| r.as_ref().ok()).map(|(t, _)| t)
+    }
+
+    fn load_orc(&self) -> Result<(OwnedTable, Origin), String> {
+        let sidecar = self.sidecar_path();
+        if let Some(p) = &sidecar {
+            if let Some(rows) = self.read_sidecar(p) {
+                return self.index(rows).map(|t| (t, Origin::Cache));
+            }
+        }
+        let rows = linked_api::generate(self.data(), self.source)?;
+        if let (Some(p), Some(id)) = (&sidecar, self.build_id()) {
+            // A cache that cannot be written is not an error: the table is still good.
+            let _ = store_atomically(p, &linked_api::encode(id, &rows));
+        }
+        self.index(rows).map(|t| (t, Origin::Generated))
+    }
+
+    /// The rows of a sidecar for this file; `None` if it is missing, unreadable, or for
+    /// another build-id (then it is regenerated and replaced).
+    fn read_sidecar(&self, path: &Path) -> Option<Rows> {
+        let bytes = std::fs::read(path).ok()?;
+        let (id, rows) = linked_api::decode(&bytes).ok()?;
+        (Some(id.as_slice()) == self.build_id()).then_some(rows)
+    }
+
+    fn index(&self, rows: Rows) -> Result<OwnedTable, String> {
+        let mut text = self.text_range();
+        if text.is_empty() {
+            let lo = rows.ips.iter().copied().min().unwrap_or(0);
+            let hi = rows.ips.iter().copied().max().unwrap_or(0);
+            text = lo..hi.saturating_add(1);
+        }
+        OwnedTable::build(rows.ips.into_iter().zip(rows.entries), Layout::V3, text, IndexKind::default())
+            .map_err(|e| format!("cannot index the table: {e:?}"))
+    }
+
+    /// The function containing link-time address `addr`: name and start.
+    pub fn function_at(&self, addr: u64) -> Option<(&str, u64)> {
+        let syms = self.symbols.get_or_init(|| elfinfo::read_symbols(self.data()));
+        elfinfo::find_symbol(syms, addr).map(|s| (s.name(self.data()), s.start))
+    }
+
+    /// File and line of link-time address `addr`, where the file has DWARF line tables.
+    pub fn line_at(&self, addr: u64) -> Option<(String, u32)> {
+        let mut guard = self.lines.lock().ok()?;
+        let lines = guard.get_or_insert_with(|| load_lines(self.data()));
+        let loc = lines.as_ref()?.0.find_location(addr).ok()??;
+        Some((loc.file?.to_string(), loc.line?))
+    }
+}
+
+fn load_lines(data: &[u8]) -> Option<Lines> {
+    use object::read::elf::{FileHeader as _, SectionHeader as _};
+    let header = elfinfo::parse_header(data).ok()?;
+    let sections = header.sections(object::LittleEndian, data).ok()?;
+    sections.section_by_name(object::LittleEndian, b".debug_info")?;
+    let load = |id: gimli::SectionId| -> Result<ArcReader, gimli::Error> {
+        let bytes = match sections.section_by_name(object::LittleEndian, id.name().as_bytes()) {
+            // Compressed sections are left out (no line info rather than a decompressor).
+            Some((_, s)) if s.sh_flags(object::LittleEndian).0 & u64::from(object::elf::SHF_COMPRESSED.0) == 0 => {
+                s.data(object::LittleEndian, data).unwrap_or(&[])
+            }
+            _ => &[],
+        };
+        Ok(gimli::EndianArcSlice::new(Arc::from(bytes), gimli::LittleEndian))
+    };
+    let dwarf = gimli::Dwarf::load(load).ok()?;
+    addr2line::Context::from_dwarf(dwarf).ok().map(Lines)
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
+/// that a reader never sees half a file.
+pub(crate) fn store_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
