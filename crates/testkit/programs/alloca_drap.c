@@ -52,6 +52,8 @@ NOINLINE static long aligned_vla(int n, long seed)
 {
     volatile char big[64] __attribute__((aligned(64)));
     volatile char dyn[n];
+    for (int i = 0; i < 64; i++)
+        big[i] = (char)i;
     big[seed & 63] = (char)seed;
     for (int i = 0; i < n; i += 8)
         dyn[i] = (char)(i + big[seed & 63]);

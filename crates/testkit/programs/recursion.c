@@ -36,7 +36,7 @@ NOINLINE static unsigned long down_b(int depth)
         return bottom(depth);
     /* Two locals live across the call, so this frame saves registers. */
     unsigned long before = sink;
-    unsigned long r = depth % 2 ? down_c(depth - 1) : down_a(depth - 1);
+    unsigned long r = depth % 3 == 0 ? down_c(depth - 1) : down_a(depth - 1);
     BARRIER();
     return (r ^ before) + (unsigned long)depth;
 }

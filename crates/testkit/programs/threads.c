@@ -50,6 +50,7 @@ NOINLINE static void *worker(void *arg)
 {
     unsigned long id = (unsigned long)arg;
     unsigned long r = climb_a(depth_wanted, id + 1);
+    BARRIER(); /* keeps worker's frame: no tail call */
     return (void *)r;
 }
 
