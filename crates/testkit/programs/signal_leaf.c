@@ -2,8 +2,8 @@
  * functions, so the stack at a step inside it is: handler's callees, the handler, the
  * kernel's signal frame (__restore_rt), the interrupted leaf, its callers.
  *
- * The interval timer counts wall-clock time, so under single-stepping (which slows the
- * program a thousandfold) the loop spins for few instructions before each signal.
+ * The timer counts wall-clock time, so under single-stepping (which slows the program a
+ * thousandfold) the loop spins for few instructions before each signal.
  *   signal_leaf [stop] [SIGNALS]    (default 3 signals) */
 #include <signal.h>
 #include <stdio.h>
@@ -67,9 +67,9 @@ NOINLINE static unsigned long outer(void)
 int main(int argc, char **argv)
 {
     stopping = take_stop_arg(&argc, &argv);
-    wanted = argc > 1 ? atoi(argv[1]) : 3;
+    int rounds = argc > 1 ? atoi(argv[1]) : 3;
     if (stopping)
-        wanted = 1;
+        rounds = 1;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -79,16 +79,20 @@ int main(int argc, char **argv)
         perror("sigaction");
         return 2;
     }
-    /* First signal after 100 us, then every millisecond; once only in stop mode, where the
-     * handler never returns. */
-    struct itimerval it = { { 0, stopping ? 0 : 1000 }, { 0, 100 } };
-    if (setitimer(ITIMER_REAL, &it, NULL) != 0) {
-        perror("setitimer");
-        return 2;
+    /* One signal at a time, 2 ms after arming: long enough that even a single-stepped
+     * program reaches the leaf first (a few dozen steps), short enough that the leaf spins
+     * for only some dozens of steps then. A periodic timer would, under single-stepping,
+     * fire again before the slowed-down handler returns, and the program would do nothing
+     * but run its handler. */
+    for (int round = 1; round <= rounds; round++) {
+        wanted = round;
+        struct itimerval once = { { 0, 0 }, { 0, 2000 } };
+        if (setitimer(ITIMER_REAL, &once, NULL) != 0) {
+            perror("setitimer");
+            return 2;
+        }
+        outer();
     }
-    outer();
-    struct itimerval off = { { 0, 0 }, { 0, 0 } };
-    setitimer(ITIMER_REAL, &off, NULL);
     /* The spin count depends on timing; only the number of signals is printed. */
     printf("signal_leaf signals=%d\n", (int)hits);
     return 0;
