@@ -11,6 +11,12 @@
 //! ```
 //!
 //! Numbers are `0x` hex strings (plain JSON numbers are accepted too).
+//!
+//! With `--pid PID` or `--core FILE` it unwinds a user-space process instead (every thread,
+//! see `unwind_process.rs`).
+
+#[path = "unwind_process.rs"]
+mod process;
 
 use std::path::{Path, PathBuf};
 
@@ -27,8 +33,22 @@ use crate::input::{read_input, FileError};
 #[derive(clap::Args, Debug)]
 pub struct UnwindArgs {
     /// The register and stack snapshot to unwind (JSON, see docs/unwinder.md).
+    #[arg(long, required_unless_present_any = ["pid", "core"], conflicts_with_all = ["pid", "core"])]
+    pub snapshot: Option<PathBuf>,
+    /// Unwind every thread of this live process (ptrace: the threads are stopped, read and
+    /// let go).
+    #[arg(long, conflicts_with = "core")]
+    pub pid: Option<i32>,
+    /// Unwind every thread of this core dump (threads from NT_PRSTATUS, files from NT_FILE).
     #[arg(long)]
-    pub snapshot: PathBuf,
+    pub core: Option<PathBuf>,
+    /// Where the ORC tables of user-space files are cached (default: $ORCTOOL_CACHE, else
+    /// $XDG_CACHE_HOME/orctool/orc, else ~/.cache/orctool/orc).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Generate every table afresh and store none.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
     /// A linked kernel (or any linked ELF with ORC sections): absolute addresses.
     #[arg(long)]
     pub vmlinux: Option<PathBuf>,
@@ -246,7 +266,16 @@ pub fn run(args: &UnwindArgs) -> i32 {
 }
 
 fn run_inner(args: &UnwindArgs) -> Result<i32, FileError> {
-    let snap = read_snapshot(&args.snapshot)?;
+    if let Some(pid) = args.pid {
+        return process::run_pid(args, pid);
+    }
+    if let Some(core) = &args.core {
+        return process::run_core(args, core);
+    }
+    let Some(snapshot) = &args.snapshot else {
+        return Err(FileError::new(Path::new("unwind"), "give --snapshot, --pid or --core"));
+    };
+    let snap = read_snapshot(snapshot)?;
     let mut loaded = Loaded { tables: Vec::new(), funcs: Vec::new(), version: snap.version };
     if let Some(v) = &args.vmlinux {
         load_object(v, &[], args.orc_layout, &mut loaded)?;
@@ -256,7 +285,7 @@ fn run_inner(args: &UnwindArgs) -> Result<i32, FileError> {
         load_object(&file, &placement, args.orc_layout, &mut loaded)?;
     }
     if loaded.tables.is_empty() {
-        return Err(FileError::new(&args.snapshot, "no tables to unwind with: give --vmlinux and/or --module"));
+        return Err(FileError::new(snapshot, "no tables to unwind with: give --vmlinux and/or --module"));
     }
     loaded.tables.sort_by_key(|t| t.table().text.start);
     let views: Vec<_> = loaded.tables.iter().map(OwnedTable::table).collect();
@@ -275,7 +304,7 @@ fn run_inner(args: &UnwindArgs) -> Result<i32, FileError> {
     let mut state = match snap.pt_regs {
         Some(addr) => unwinder
             .start_from_regs(&mut mem, addr)
-            .map_err(|e| FileError::new(&args.snapshot, format!("cannot start from pt_regs at {addr:#x}: {e}")))?,
+            .map_err(|e| FileError::new(snapshot, format!("cannot start from pt_regs at {addr:#x}: {e}")))?,
         None => unwinder.start(snap.rip, snap.rsp, snap.rbp, snap.exact),
     };
     let mut frames: Vec<Frame> = Vec::new();

@@ -146,7 +146,9 @@ pub struct FileTable {
     dir: Option<PathBuf>,
     source: Source,
     orc: OnceLock<Result<(OwnedTable, Origin), String>>,
-    symbols: OnceLock<Vec<FuncSym>>,
+    /// The function symbols, and whether they are the separate debug file's.
+    symbols: OnceLock<(Vec<FuncSym>, bool)>,
+    debug: OnceLock<Option<Bytes>>,
     lines: Mutex<Option<Option<Lines>>>,
 }
 
@@ -174,6 +176,7 @@ impl FileTable {
             source,
             orc: OnceLock::new(),
             symbols: OnceLock::new(),
+            debug: OnceLock::new(),
             lines: Mutex::new(None),
         })
     }
@@ -207,7 +210,7 @@ impl FileTable {
     pub fn sidecar_path(&self) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
         let id = self.build_id_hex()?;
-        Some(match self.source.file_tag() {
+        Some(match linked_api::file_tag(self.source) {
             None => dir.join(format!("{id}.orc")),
             Some(tag) => dir.join(format!("{id}.{tag}.orc")),
         })
@@ -247,10 +250,12 @@ impl FileTable {
                 return self.index(rows).map(|t| (t, Origin::Cache));
             }
         }
-        let rows = linked_api::generate(self.data(), self.source)?;
+        let mut rows = linked_api::generate(self.data(), self.source)?;
         if let (Some(p), Some(id)) = (&sidecar, self.build_id()) {
+            let (bytes, back) = linked_api::encode(id, rows);
+            rows = back;
             // A cache that cannot be written is not an error: the table is still good.
-            let _ = store_atomically(p, &linked_api::encode(id, &rows));
+            let _ = store_atomically(p, &bytes);
         }
         self.index(rows).map(|t| (t, Origin::Generated))
     }
@@ -274,35 +279,101 @@ impl FileTable {
             .map_err(|e| format!("cannot index the table: {e:?}"))
     }
 
-    /// The function containing link-time address `addr`: name and start.
-    pub fn function_at(&self, addr: u64) -> Option<(&str, u64)> {
-        let syms = self.symbols.get_or_init(|| elfinfo::read_symbols(self.data()));
-        elfinfo::find_symbol(syms, addr).map(|s| (s.name(self.data()), s.start))
+    /// Whether loading the ORC table was tried and failed (no I/O).
+    pub fn orc_failed(&self) -> Option<ProcessError> {
+        match self.orc.get()? {
+            Ok(_) => None,
+            Err(m) => Some(ProcessError::Table { path: self.path.clone(), message: m.clone() }),
+        }
     }
 
-    /// File and line of link-time address `addr`, where the file has DWARF line tables.
-    pub fn line_at(&self, addr: u64) -> Option<(String, u32)> {
+    /// The separate debug file (`/usr/lib/debug/.build-id/xx/yyyy.debug`, as distributions
+    /// ship them), mapped on first use.
+    fn debug_file(&self) -> Option<&Bytes> {
+        self.debug
+            .get_or_init(|| {
+                let id = self.build_id_hex()?;
+                if id.len() < 3 {
+                    return None;
+                }
+                let path = PathBuf::from(format!("/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..]));
+                let file = File::open(&path).ok()?;
+                let len = file.metadata().ok()?.len();
+                Bytes::map(&file, len, &path).ok()
+            })
+            .as_ref()
+    }
+
+    /// The function containing link-time address `addr`, from the symbol tables: name and
+    /// start. `.symtab` of the file, else of its separate debug file, else `.dynsym`.
+    pub fn function_at(&self, addr: u64) -> Option<(&str, u64)> {
+        let (syms, in_debug) = self.symbols.get_or_init(|| {
+            let own = elfinfo::read_symbols(self.data(), false);
+            if own.1 {
+                return (own.0, false);
+            }
+            match self.debug_file().map(|d| elfinfo::read_symbols(d.as_slice(), true)) {
+                Some((syms, true)) if !syms.is_empty() => (syms, true),
+                _ => (own.0, false),
+            }
+        });
+        let data = if *in_debug { self.debug_file()?.as_slice() } else { self.data() };
+        elfinfo::find_symbol(syms, addr).map(|s| (s.name(data), s.start))
+    }
+
+    /// What the DWARF of the file (or of its separate debug file) says about link-time
+    /// address `addr`: the containing function's name, the functions inlined at it
+    /// (innermost first), and the file and line.
+    pub fn debug_info_at(&self, addr: u64) -> Option<DebugInfo> {
         let mut guard = self.lines.lock().ok()?;
-        let lines = guard.get_or_insert_with(|| load_lines(self.data()));
-        let loc = lines.as_ref()?.0.find_location(addr).ok()??;
-        Some((loc.file?.to_string(), loc.line?))
+        let lines = guard.get_or_insert_with(|| {
+            load_lines(self.data()).or_else(|| self.debug_file().and_then(|d| load_lines(d.as_slice())))
+        });
+        let ctx = &lines.as_ref()?.0;
+        let mut frames = ctx.find_frames(addr).skip_all_loads().ok()?;
+        let mut info = DebugInfo::default();
+        let mut names = Vec::new();
+        while let Ok(Some(f)) = frames.next() {
+            if info.line.is_none() {
+                if let Some(loc) = &f.location {
+                    info.file = loc.file.map(str::to_string);
+                    info.line = loc.line;
+                }
+            }
+            names.push(f.function.as_ref().and_then(|n| n.raw_name().ok()).map(|n| n.into_owned()));
+        }
+        // The last frame is the function the code belongs to; the others were inlined into it.
+        info.function = names.pop().flatten();
+        info.inlined = names.into_iter().flatten().collect();
+        Some(info)
     }
 }
 
+/// DWARF facts about one address.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct DebugInfo {
+    /// The (non-inlined) function containing the address.
+    pub function: Option<String>,
+    /// Functions inlined at the address, innermost first.
+    pub inlined: Vec<String>,
+    /// Source file.
+    pub file: Option<String>,
+    /// Source line.
+    pub line: Option<u32>,
+}
+
 fn load_lines(data: &[u8]) -> Option<Lines> {
-    use object::read::elf::{FileHeader as _, SectionHeader as _};
-    let header = elfinfo::parse_header(data).ok()?;
-    let sections = header.sections(object::LittleEndian, data).ok()?;
-    sections.section_by_name(object::LittleEndian, b".debug_info")?;
+    use object::{Object as _, ObjectSection as _};
+    let file = object::File::parse(data).ok()?;
+    file.section_by_name(".debug_info")?;
     let load = |id: gimli::SectionId| -> Result<ArcReader, gimli::Error> {
-        let bytes = match sections.section_by_name(object::LittleEndian, id.name().as_bytes()) {
-            // Compressed sections are left out (no line info rather than a decompressor).
-            Some((_, s)) if s.sh_flags(object::LittleEndian).0 & u64::from(object::elf::SHF_COMPRESSED.0) == 0 => {
-                s.data(object::LittleEndian, data).unwrap_or(&[])
-            }
-            _ => &[],
+        // Decompressed if compressed (zlib or zstd); a section that does not decompress is
+        // left out: no line info rather than an error.
+        let bytes: Arc<[u8]> = match file.section_by_name(id.name()).and_then(|s| s.uncompressed_data().ok()) {
+            Some(data) => Arc::from(&*data),
+            None => Arc::from(&[][..]),
         };
-        Ok(gimli::EndianArcSlice::new(Arc::from(bytes), gimli::LittleEndian))
+        Ok(gimli::EndianArcSlice::new(bytes, gimli::LittleEndian))
     };
     let dwarf = gimli::Dwarf::load(load).ok()?;
     addr2line::Context::from_dwarf(dwarf).ok().map(Lines)

@@ -108,12 +108,15 @@ impl FuncSym {
 }
 
 /// The function symbols (`STT_FUNC`, `STT_GNU_IFUNC`) of `.symtab`, or of `.dynsym` when
-/// there is no `.symtab` (a stripped file), sorted by address. Unreadable tables give none.
-pub(crate) fn read_symbols(data: &[u8]) -> Vec<FuncSym> {
-    let Ok(header) = parse_header(data) else { return Vec::new() };
-    let Ok(sections) = header.sections(LE, data) else { return Vec::new() };
+/// there is no `.symtab` (a stripped file) and `symtab_only` is false, sorted by address;
+/// and whether they are `.symtab`'s. Unreadable tables give none.
+pub(crate) fn read_symbols(data: &[u8], symtab_only: bool) -> (Vec<FuncSym>, bool) {
+    let Ok(header) = parse_header(data) else { return (Vec::new(), false) };
+    let Ok(sections) = header.sections(LE, data) else { return (Vec::new(), false) };
     let mut out = Vec::new();
-    for kind in [elf::SHT_SYMTAB, elf::SHT_DYNSYM] {
+    let mut from_symtab = false;
+    let kinds: &[_] = if symtab_only { &[elf::SHT_SYMTAB] } else { &[elf::SHT_SYMTAB, elf::SHT_DYNSYM] };
+    for &kind in kinds {
         let Ok(table) = sections.symbols(LE, data, kind) else { continue };
         let base = data.as_ptr() as usize;
         for sym in table.symbols() {
@@ -131,13 +134,14 @@ pub(crate) fn read_symbols(data: &[u8]) -> Vec<FuncSym> {
             out.push(FuncSym { start: sym.st_value(LE), size: sym.st_size(LE), name_at, name_len });
         }
         if !out.is_empty() {
+            from_symtab = kind == elf::SHT_SYMTAB;
             break;
         }
     }
     // At one address, the largest first: aliases share it, and a sized symbol beats a label.
     out.sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.size.cmp(&a.size)));
     out.dedup_by_key(|s| s.start);
-    out
+    (out, from_symtab)
 }
 
 /// The function containing link-time address `addr`: the last symbol starting at or before

@@ -7,6 +7,7 @@
 //!   addresses, and symbolizes (function, offset, file:line).
 //! - [`ProcessMemory`]: a live process's memory (`process_vm_readv`) as [`orc_unwind::Memory`].
 //! - [`StoppedProcess`]: every thread stopped under ptrace, detached on drop.
+//! - [`CoreDump`]: the threads, mappings and memory of a core file.
 //! - [`unwind_thread`]: registers to a symbolized [`ThreadTrace`].
 
 #![deny(unsafe_code)]
@@ -14,6 +15,7 @@
 
 mod attach;
 mod cache;
+mod coredump;
 pub mod elfinfo;
 mod error;
 mod linked_api;
@@ -22,7 +24,8 @@ mod space;
 mod trace;
 
 pub use attach::{list_threads, thread_name, StoppedProcess};
-pub use cache::{hex, FileTable, Origin, TableCache};
+pub use coredump::{CoreDump, CoreMemory, CoreThread};
+pub use cache::{hex, DebugInfo, FileTable, Origin, TableCache};
 pub use error::ProcessError;
 pub use linked_api::Source;
 pub use memory::ProcessMemory;

@@ -74,6 +74,9 @@ pub struct Symbolized {
     pub function: Option<String>,
     /// Offset of the address from the function's start.
     pub offset: u64,
+    /// Functions inlined at the address (innermost first), where debug info says so.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inlined: Vec<String>,
     /// Source file, where debug info exists.
     pub file: Option<String>,
     /// Source line.
@@ -175,9 +178,15 @@ impl AddressSpace {
                 s.function = Some(name.to_string());
                 s.offset = m.link_address(ip).wrapping_sub(start);
             }
-            if let Some((file, line)) = t.line_at(link) {
-                s.file = Some(file);
-                s.line = Some(line);
+            // DWARF's name where there is one: it is the one debuggers show (`__libc_pause`,
+            // where the dynamic symbol table only has its alias `pause`).
+            if let Some(d) = t.debug_info_at(link) {
+                if d.function.is_some() {
+                    s.function = d.function;
+                }
+                s.inlined = d.inlined;
+                s.file = d.file;
+                s.line = d.line;
             }
         }
         s
