@@ -155,10 +155,14 @@ impl CoreDump {
         &self.threads
     }
 
-    /// The mappings: one per `PT_LOAD`, named by the `NT_FILE` entry starting at the same
-    /// address (anonymous otherwise), executable per the segment's flags.
-    pub fn mappings(&self) -> Vec<Mapping> {
-        self.loads
+    /// The mappings: one per `PT_LOAD` (named by the `NT_FILE` entry starting at the same
+    /// address, anonymous otherwise), plus the `NT_FILE` entries that have no segment (gdb's
+    /// `gcore` leaves read-only file pages out, text included). Whether a file mapping is
+    /// executable comes from its segment's flags, or else from the file's own segment that
+    /// holds the mapped offset (read through `cache`).
+    pub fn mappings(&self, cache: &TableCache) -> Vec<Mapping> {
+        let mut out: Vec<Mapping> = self
+            .loads
             .iter()
             .map(|l| {
                 let file = self.files.iter().find(|f| f.0 == l.vaddr);
@@ -171,13 +175,23 @@ impl CoreDump {
                     label: String::new(),
                 }
             })
-            .collect()
+            .collect();
+        for (start, end, offset, path) in &self.files {
+            if self.loads.iter().any(|l| l.vaddr == *start) {
+                continue;
+            }
+            let executable = cache.table_for(path).is_ok_and(|t| {
+                t.segments().iter().any(|s| s.executable && s.vaddr_of_offset(*offset, 4096).is_some())
+            });
+            out.push(Mapping { start: *start, end: *end, offset: *offset, executable, path: Some(path.clone()), label: String::new() });
+        }
+        out
     }
 
     /// The address space of the dumped process, with tables for the files it had mapped
     /// (read from where they are now: they must be the same files).
     pub fn address_space(&self, cache: &TableCache) -> AddressSpace {
-        AddressSpace::from_mappings(self.mappings(), cache)
+        AddressSpace::from_mappings(self.mappings(cache), cache)
     }
 
     /// The dumped memory.
