@@ -17,8 +17,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod analysis;
 pub mod eh_frame;
+mod funcs;
 mod image;
+mod jumptable;
 pub mod sidecar;
 mod table;
 
@@ -27,6 +30,7 @@ use std::fmt;
 use orc_elf::{ElfError, ElfFile};
 use orc_format::{Entry, Layout, RawEntry};
 
+pub use analysis::NORETURN;
 pub use image::build_id;
 
 use crate::table::TableBuilder;
@@ -167,9 +171,79 @@ pub fn generate(elf: &ElfFile<'_>, source: Source) -> Result<LinkedTable, Linked
         return Err(LinkedError::NotLinked);
     }
     let conversion = convert_eh_frame(elf)?;
-    match source {
-        Source::EhFrame | Source::Analysis | Source::Combined => Ok(converter_table(&conversion)),
+    if source == Source::EhFrame {
+        return Ok(converter_table(&conversion));
     }
+    let image = image::Image::new(elf)?;
+    let functions = funcs::find(elf, &image, &conversion);
+    let ctx = analysis::Ctx::new(&image, &functions);
+    let result = analysis::analyse(&ctx);
+
+    let mut spans = conversion.spans.clone();
+    spans.sort_by_key(|s| s.start);
+    let mut builder = TableBuilder::default();
+    let mut report = Report {
+        functions: functions.counts,
+        converter: Some(conversion.stats),
+        ..Report::default()
+    };
+    for (f, func) in functions.list.iter().enumerate() {
+        let rows = &result.per_func[f];
+        report.instructions += rows.instructions;
+        if rows.clean {
+            report.analysed += 1;
+        }
+        let from_converter = source == Source::Combined && !rows.clean && covers(&spans, func.start, func.end);
+        if from_converter {
+            report.from_converter += 1;
+            for s in spans_in(&spans, func.start, func.end) {
+                builder.row(s.start.max(func.start), s.rule.entry());
+            }
+        } else {
+            for &(ip, entry) in &rows.rows {
+                builder.row(ip, entry);
+            }
+        }
+        builder.terminator(func.end);
+    }
+    if source == Source::Combined {
+        // Where the CFI says the return address is undefined (the entry of a process or a
+        // thread), the unwinder must stop: those rows replace the analysis's.
+        let ends: Vec<_> = spans.iter().filter(|s| s.rule == eh_frame::Rule::Entry(Entry::END_OF_STACK)).collect();
+        if !ends.is_empty() {
+            let (ips, entries) = std::mem::take(&mut builder).finish();
+            let table = LinkedTable { ips, entries, report: Report::default() };
+            builder = TableBuilder::default();
+            for (ip, raw) in table.ips.iter().zip(&table.entries) {
+                if !ends.iter().any(|s| *ip >= s.start && *ip < s.end) {
+                    builder.row(*ip, Layout::V3.decode(*raw));
+                }
+            }
+            for s in ends {
+                builder.row(s.start, Entry::END_OF_STACK);
+                if let Some(after) = table.lookup(s.end) {
+                    if !table.ips.binary_search(&s.end).is_ok() {
+                        builder.row(s.end, after);
+                    }
+                }
+            }
+        }
+    }
+    report.problems = result.problems;
+    let (ips, entries) = builder.finish();
+    report.rows = ips.len();
+    Ok(LinkedTable { ips, entries, report })
+}
+
+/// The converter has rows somewhere in `[start, end)`.
+fn covers(spans: &[eh_frame::Span], start: u64, end: u64) -> bool {
+    spans_in(spans, start, end).next().is_some()
+}
+
+/// The spans (sorted by start, not overlapping) that meet `[start, end)`.
+fn spans_in(spans: &[eh_frame::Span], start: u64, end: u64) -> impl Iterator<Item = &eh_frame::Span> {
+    let i = spans.partition_point(|s| s.end <= start);
+    spans[i..].iter().take_while(move |s| s.start < end)
 }
 
 /// The table of the converter alone: every FDE's rows, each FDE terminated.
