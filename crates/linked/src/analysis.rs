@@ -9,10 +9,14 @@
 //!    a jump to another function's entry is a tail call and ends the path. The result is a
 //!    *unit*: the function with the fragments it reaches.
 //! 2. **Noreturn** ([`noreturn_fixed_point`]): a local function returns if a path from its
-//!    entry (not continuing after calls to functions that do not return) reaches a `ret`, an
-//!    unresolved indirect jump, or a tail call to a function that returns. Computed as the
-//!    least fixed point, so mutually recursive functions without a `ret` do not return. PLT
-//!    stubs of the imports in [`NORETURN`] and local functions of those names never return.
+//!    entry reaches a `ret`, an indirect jump, or a tail call to a function that returns.
+//!    Paths stop after calls to the functions [`NORETURN`] names (PLT stubs of those imports,
+//!    local functions of those names) but go on after calls to other local functions: cutting
+//!    them at calls not yet known to return would make every recursion look like it never
+//!    returns. Falling from a call into the next function is not a tail call (the compiler put
+//!    nothing after a call it knew would not return). Computed as the least fixed point over
+//!    tail calls, so functions that only tail-call each other without a `ret` do not return.
+//!    The walk of pass 3 then ends paths at calls to every function that does not return.
 //! 3. **States** ([`walk_states`]): the CFI state of `orc-stack` carried along every path
 //!    from the entry state (CFA = `%rsp + 8`), each instruction's stack operations applied
 //!    with objtool's rules (frame pointers, DRAP, `leave`, stack realignment). A path reaching
@@ -553,7 +557,16 @@ fn unit_returns(u: &Unit, returns: &[bool], ctx: &Ctx<'_, '_>) -> bool {
             Flow::Unresolved { .. } => return true,
             Flow::Stop | Flow::Undecodable => {}
             Flow::Call(c) => {
-                if callee_returns(c, returns) {
+                // Only the names decide here: cutting paths at calls to local functions not
+                // yet known to return would make every recursion look like it never returns.
+                let named = match c {
+                    Callee::Func(g) => ctx.named_noreturn.get(g as usize).copied().unwrap_or(false),
+                    Callee::Import(noreturn) => noreturn,
+                    Callee::Unknown => false,
+                };
+                // Falling from a call into the next function is no tail call: the callee
+                // did not return (and the compiler put nothing after the call).
+                if !named && !matches!(insn.next, Edge::Enter(_)) {
                     edges[0] = Some(insn.next);
                 }
             }
@@ -603,8 +616,24 @@ pub(crate) fn walk_states(ctx: &Ctx<'_, '_>, u: &mut Unit, returns: &[bool]) {
             work.push((i, ctx.entry_state(u.root)));
         }
     }
+    // Code after a call to a local function this analysis found never returns, where the
+    // compiler did not know it (an endless loop, a recursion that always ends in longjmp):
+    // dead, but the compiler laid it out as if the call returned. It is walked last, and
+    // only where no other path went, with nothing it meets reported.
+    let mut dead_after_call: Vec<(u32, CfiState)> = Vec::new();
+    let mut weak = false;
     let mut problems = Vec::new();
-    while let Some((start, mut state)) = work.pop() {
+    let mut weak_problems = Vec::new();
+    loop {
+        let Some((start, mut state)) = work.pop() else {
+            if dead_after_call.is_empty() {
+                break;
+            }
+            weak = true;
+            work.append(&mut dead_after_call);
+            continue;
+        };
+        let problems = if weak { &mut weak_problems } else { &mut problems };
         let mut i = start;
         let mut prev: Option<u32> = None;
         loop {
@@ -661,6 +690,15 @@ pub(crate) fn walk_states(ctx: &Ctx<'_, '_>, u: &mut Unit, returns: &[bool]) {
                     if callee_returns(c, returns) {
                         follow(insn.next, &state, "falls through to")
                     } else {
+                        let inferred = matches!(c, Callee::Func(g) if !ctx.named_noreturn[g as usize]);
+                        if let (true, Edge::To(a)) = (inferred, insn.next) {
+                            // Only within the same function: what follows may be another
+                            // fragment.
+                            let same = u.region_of(a) == u.region_of(insn.addr);
+                            if let Some(n) = u.index(a).filter(|_| same) {
+                                dead_after_call.push((n, state));
+                            }
+                        }
                         None
                     }
                 }

@@ -12,6 +12,7 @@
 //! | return address undefined (`_start`) | type END_OF_STACK |
 //! | rbp same value / not mentioned | `bp_reg` UNDEFINED |
 //! | rbp saved at CFA + k | `bp_reg` PREV_SP, `bp_offset` k |
+//! | rbp saved at CFA + k, below `%rsp` (popped; GCC omits `.cfi_restore`) | `bp_reg` UNDEFINED |
 //!
 //! | an FDE of a signal trampoline (`S` augmentation: glibc's `__restore_rt`) | type REGS, `sp_reg` SP, `sp_offset` 40: the `sigcontext` is 40 bytes into the `ucontext` at `%rsp` |
 //!
@@ -268,6 +269,10 @@ fn convert_row(section: &EhFrame<EndianSlice<'_, LittleEndian>>, row: &Row) -> R
     };
     let (bp_reg, bp_offset) = match row.register(X86_64::RBP) {
         None | Some(RegisterRule::SameValue) | Some(RegisterRule::Undefined) => (Reg::UNDEFINED, 0),
+        // GCC does not say `.cfi_restore` after an epilogue's `pop %rbp`: the row still
+        // names the slot, now below the stack pointer, where a signal frame may overwrite it.
+        // %rbp holds the caller's value again, which is what objtool says too.
+        Some(RegisterRule::Offset(k)) if sp_reg == Reg::SP && k < -i64::from(sp_offset) => (Reg::UNDEFINED, 0),
         Some(RegisterRule::Offset(k)) => (Reg::PREV_SP, small(k)?),
         Some(_) => return Err(Why::BpRule),
     };

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod analysis;
+pub mod compare;
 pub mod eh_frame;
 mod funcs;
 mod image;
