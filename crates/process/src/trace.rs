@@ -83,11 +83,21 @@ pub fn unwind_raw<M: Memory + ?Sized>(
 }
 
 /// Symbolizes a raw trace.
+///
+/// A return address is symbolized at `ip - 1` (the call), except the one a signal handler
+/// returns to: that is the first byte of the signal trampoline (`__restore_rt`), and the
+/// byte before it belongs to another function. The frame after it came from the signal
+/// frame's registers (and has an exact ip), which is how it is recognized.
 pub fn symbolize(space: &AddressSpace, raw: &RawTrace) -> ThreadTrace {
     let frames = raw
         .frames
         .iter()
-        .map(|f| TraceFrame { ip: f.ip, sp: f.sp, signal: f.signal, symbolized: space.symbolize(f.ip, f.signal) })
+        .enumerate()
+        .map(|(i, f)| {
+            let trampoline = i > 0 && raw.frames.get(i + 1).is_some_and(|next| next.signal || next.regs.is_some());
+            let exact = f.signal || f.regs.is_some() || trampoline;
+            TraceFrame { ip: f.ip, sp: f.sp, signal: f.signal || f.regs.is_some(), symbolized: space.symbolize(f.ip, exact) }
+        })
         .collect();
     ThreadTrace { frames, end: raw.end, reliable: raw.unreliable.is_none(), unreliable: raw.unreliable }
 }
