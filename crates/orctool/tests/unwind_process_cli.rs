@@ -179,3 +179,72 @@ fn a_core_unwinds_like_the_live_process() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a core file"));
 }
+
+/// gdb's frames per thread: (tid, [(function, kind)]), kind N(ormal), I(nline), T(ail call),
+/// S(ignal trampoline).
+fn gdb_frames(pid: &str) -> Option<Vec<(i64, Vec<(String, char)>)>> {
+    let dir = tempfile::tempdir().ok()?;
+    let script = dir.path().join("frames.py");
+    std::fs::write(
+        &script,
+        r#"import gdb
+kinds = {gdb.NORMAL_FRAME: "N", gdb.INLINE_FRAME: "I", gdb.TAILCALL_FRAME: "T", gdb.SIGTRAMP_FRAME: "S"}
+for t in sorted(gdb.selected_inferior().threads(), key=lambda t: t.ptid[1]):
+    t.switch()
+    f = gdb.newest_frame()
+    out = []
+    while f is not None:
+        out.append("%s:%s" % (f.name() or "??", kinds.get(f.type(), "N")))
+        try:
+            f = f.older()
+        except gdb.error:
+            break
+    print("FRAMES", t.ptid[1], " ".join(out))
+"#,
+    )
+    .ok()?;
+    let out = Command::new("gdb").args(["-p", pid, "-batch", "-nx", "-x"]).arg(&script).stdin(Stdio::null()).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let threads: Vec<_> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("FRAMES "))
+        .map(|l| {
+            let mut parts = l.split_whitespace();
+            let tid = parts.next().and_then(|t| t.parse().ok()).unwrap_or(-1);
+            let frames = parts
+                .map(|p| {
+                    let (name, kind) = p.rsplit_once(':').unwrap_or((p, "N"));
+                    (name.to_string(), kind.chars().next().unwrap_or('N'))
+                })
+                .collect();
+            (tid, frames)
+        })
+        .collect();
+    (!threads.is_empty()).then_some(threads)
+}
+
+#[test]
+fn the_same_functions_as_gdb_frame_for_frame() {
+    if Command::new("gdb").arg("--version").stdout(Stdio::null()).status().is_err() {
+        eprintln!("gdb not installed: skipped");
+        return;
+    }
+    let exe = programs::build("threads", &Build::default()).expect("build threads");
+    let stopped = spawn_stopped(&exe, &["4", "20"]).expect("start threads in stop mode");
+    let pid = stopped.pid().to_string();
+    let cache = tempfile::tempdir().unwrap();
+    let ours = names(&json(&orctool(&["unwind", "--pid", &pid, "--json", "--cache-dir", cache.path().to_str().unwrap()])));
+    let theirs = gdb_frames(&pid).expect("gdb lists the threads");
+    assert_eq!(ours.iter().map(|t| t.0).collect::<Vec<_>>(), theirs.iter().map(|t| t.0).collect::<Vec<_>>());
+    let mut compared = 0;
+    for ((tid, ours), (_, theirs)) in ours.iter().zip(&theirs) {
+        // Inlined and tail-called functions have no frame on the stack: gdb rebuilds them
+        // from DWARF; every real frame gdb shows must be ours too, in order.
+        let real: Vec<&str> = theirs.iter().filter(|(_, k)| matches!(k, 'N' | 'S')).map(|(n, _)| n.as_str()).collect();
+        assert!(real.len() >= 20, "thread {tid}: gdb shows the deep chain: {real:?}");
+        assert!(ours.len() >= real.len(), "thread {tid}: ours {ours:?}, gdb {real:?}");
+        assert_eq!(&ours[..real.len()], real.as_slice(), "thread {tid}");
+        compared += real.len();
+    }
+    assert!(compared >= 5 * 20);
+}
