@@ -1,7 +1,7 @@
 //! One check: unwind with ORC from the thread's registers and compare with the chain the
 //! shadow stack says is there.
 
-use orc_unwind::{End, Memory, OrcLookup, Unwinder};
+use orc_unwind::{End, Memory, OrcLookup, UnwindState, Unwinder};
 use serde::Serialize;
 
 use crate::shadow::ChainFrame;
@@ -51,18 +51,16 @@ pub fn describe_end(end: End) -> String {
     }
 }
 
-/// Unwinds from (`ip` exact, `sp`, `bp`) and compares with `expected`, stopping at the first
-/// difference. `got` receives the frames ORC gave (up to one past the difference).
+/// Unwinds from `state` (the thread's registers) and compares with `expected`, stopping at
+/// the first difference. `got` receives the frames ORC gave (up to one past the difference).
 pub fn compare<L: OrcLookup, M: Memory>(
     unwinder: &Unwinder<'_, L>,
-    regs: (u64, u64, u64),
+    mut state: UnwindState,
     mem: &mut M,
     expected: &[ChainFrame],
     got: &mut Vec<ChainFrame>,
 ) -> (Result<(), Mismatch>, End) {
     got.clear();
-    let (ip, sp, bp) = regs;
-    let mut state = unwinder.start(ip, sp, bp, true);
     let mut wrong = None;
     let trace = unwinder.walk_with(&mut state, mem, |f| {
         let k = got.len();
@@ -91,15 +89,13 @@ pub fn compare<L: OrcLookup, M: Memory>(
     (verdict, trace.end)
 }
 
-/// The whole ORC chain from (`ip`, `sp`, `bp`), at most `limit` frames, for a report.
+/// The whole ORC chain from `state`, at most `limit` frames, for a report.
 pub fn full_chain<L: OrcLookup, M: Memory>(
     unwinder: &Unwinder<'_, L>,
-    regs: (u64, u64, u64),
+    mut state: UnwindState,
     mem: &mut M,
     limit: usize,
 ) -> (Vec<ChainFrame>, End) {
-    let (ip, sp, bp) = regs;
-    let mut state = unwinder.start(ip, sp, bp, true);
     let mut out = Vec::new();
     let trace = unwinder.walk_with(&mut state, mem, |f| {
         out.push(ChainFrame { ip: f.ip, exact: f.signal });
@@ -135,7 +131,7 @@ mod tests {
         let unwinder = Unwinder::new(&table, &stacks).with_config(Config::user_space());
         let expected: Vec<ChainFrame> = expected.iter().map(|&(ip, exact)| ChainFrame { ip, exact }).collect();
         let mut got = Vec::new();
-        compare(&unwinder, (0x1040, 0x7000, 0), &mut stack, &expected, &mut got).0
+        compare(&unwinder, unwinder.start(0x1040, 0x7000, 0, true), &mut stack, &expected, &mut got).0
     }
 
     #[test]

@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use nix::libc;
 use orc_process::{AddressSpace, TableCache};
-use orc_unwind::{Config, OrcLookup, StackRange, Unwinder};
+use orc_unwind::{Config, OrcLookup, StackRange, UnwindState, Unwinder};
 
 use crate::check::{compare, describe_end, full_chain, Mismatch};
 use crate::insn::{AddrMap, Class, DecodeCache, Insn};
-use crate::memory::{read_word, ReadAhead};
+use crate::memory::{read_word, regs_range, ReadAhead, REGS_ADDR};
 use crate::report::{BinaryStats, Disagreement, ProgramExit, Report, ShownFrame};
 use crate::shadow::{ChainFrame, ShadowStack, StackId};
 use crate::stacks::Stacks;
@@ -452,13 +452,15 @@ impl Tracer<'_, '_> {
                 self.ranges.push(self.stacks.range(id));
             }
         }
-        let r = (ip, regs.rsp, regs.rbp);
         self.mem.begin(regs.rsp, &self.ranges);
+        self.mem.set_regs(regs);
+        self.ranges.push(regs_range());
         let mut config = Config::user_space();
         config.max_frames = self.expected.len() + 2;
         let mut verdict = {
             let unwinder = Unwinder::new(&self.space, &self.ranges).with_config(config);
-            compare(&unwinder, r, &mut self.mem, &self.expected, &mut self.got).0
+            let state = start(&unwinder, &mut self.mem, regs);
+            compare(&unwinder, state, &mut self.mem, &self.expected, &mut self.got).0
         };
         if verdict.is_err() {
             // A frame in code mapped since the last refresh: refresh and look again.
@@ -466,7 +468,8 @@ impl Tracer<'_, '_> {
             if unknown && self.refresh() {
                 self.last_module = (0, 0, 0);
                 let unwinder = Unwinder::new(&self.space, &self.ranges).with_config(config);
-                verdict = compare(&unwinder, r, &mut self.mem, &self.expected, &mut self.got).0;
+                let state = start(&unwinder, &mut self.mem, regs);
+                verdict = compare(&unwinder, state, &mut self.mem, &self.expected, &mut self.got).0;
             }
         }
         self.report.checked += 1;
@@ -480,14 +483,14 @@ impl Tracer<'_, '_> {
             Err(mismatch) => {
                 stats.disagree += 1;
                 self.report.disagree += 1;
-                self.record(tid, r, mismatch, config);
+                self.record(tid, regs, mismatch, config);
             }
         }
     }
 
     #[cold]
-    fn record(&mut self, tid: i32, r: (u64, u64, u64), mismatch: Mismatch, mut config: Config) {
-        let ip = r.0;
+    fn record(&mut self, tid: i32, regs: &Regs, mismatch: Mismatch, mut config: Config) {
+        let ip = regs.rip;
         if let Some(seen) = self.seen.get(&ip) {
             if let Some(d) = self.report.disagreements.get_mut(seen.index) {
                 d.count += 1;
@@ -504,7 +507,8 @@ impl Tracer<'_, '_> {
         config.max_frames = limit;
         let (orc, end) = {
             let unwinder = Unwinder::new(&self.space, &self.ranges).with_config(config);
-            full_chain(&unwinder, r, &mut self.mem, limit)
+            let state = start(&unwinder, &mut self.mem, regs);
+            full_chain(&unwinder, state, &mut self.mem, limit)
         };
         let show = |f: &ChainFrame| ShownFrame { ip: f.ip, exact: f.exact, symbol: self.symbol(f.ip, f.exact) };
         let module = self.space.module_for(ip);
@@ -538,6 +542,12 @@ impl Tracer<'_, '_> {
             (None, None) => "?".to_string(),
         }
     }
+}
+
+/// The walk's start: the thread's registers, all of them (through the block at
+/// [`REGS_ADDR`]); only if that block cannot be read, ip, rsp and rbp.
+fn start(unwinder: &Unwinder<'_, &AddressSpace>, mem: &mut ReadAhead, regs: &Regs) -> UnwindState {
+    unwinder.start_from_regs(mem, REGS_ADDR).unwrap_or_else(|_| unwinder.start(regs.rip, regs.rsp, regs.rbp, true))
 }
 
 /// Resumes a thread for one instruction; a thread that vanished meanwhile is not an error
