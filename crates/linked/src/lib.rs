@@ -25,6 +25,7 @@ mod image;
 mod jumptable;
 pub mod sidecar;
 mod table;
+pub mod write;
 
 use std::fmt;
 

@@ -114,6 +114,10 @@ pub struct CheckArgs {
     /// special sections and of the ORC written. Default: the version in `.modinfo`, else 6.12.
     #[arg(long)]
     pub kernel: Option<String>,
+    /// Executables and shared libraries: write the table to `DIR/<build-id>.orc` (default:
+    /// the table cache) instead of into the file.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true)]
+    pub sidecar: Option<Option<PathBuf>>,
 }
 
 /// The walker follows branches recursively, as objtool does; give it room.
@@ -175,6 +179,9 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
     let name = path.display().to_string();
     let bytes = read_input(path)?;
     let file = ElfFile::parse(&bytes).map_err(|e| FileError::new(path, e))?;
+    if matches!(file.kind(), orc_elf::FileKind::Executable | orc_elf::FileKind::Shared) && !is_kernel_image(&file) {
+        return crate::check_linked::run(args, path, &bytes, &file, out);
+    }
     let era = match &args.kernel {
         Some(k) => KernelEra::parse(k).ok_or_else(|| FileError::new(path, format!("--kernel {k}: not a kernel version")))?,
         None => KernelEra::from_file(&file).unwrap_or(KernelEra::V6_12),
@@ -246,6 +253,13 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         }
     }
     Ok(if args.werror && !analysis.warnings.is_empty() { 1 } else { 0 })
+}
+
+/// `vmlinux` is `ET_EXEC` too, but is the kernel's: it goes through objtool's checks.
+fn is_kernel_image(file: &ElfFile<'_>) -> bool {
+    file.section_by_name(".modinfo").ok().flatten().is_some()
+        || file.section_by_name("__ex_table").ok().flatten().is_some()
+        || file.section_by_name(".altinstructions").ok().flatten().is_some()
 }
 
 /// The site tables in the order objtool creates them (empty ones are not written).

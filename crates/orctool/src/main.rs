@@ -2,7 +2,9 @@
 //! library crates; nothing here knows ELF or x86.
 
 mod annotate;
+mod cfi_compare;
 mod check;
+mod check_linked;
 mod dump;
 mod input;
 mod progress;
@@ -35,6 +37,9 @@ enum Command {
     /// Prove ORC by execution: single-step a program, keep a shadow stack of its calls and
     /// returns, and compare ORC unwinds against it.
     VerifyExec(verify_exec::VerifyExecArgs),
+    /// Compare the analysis of executables and shared libraries with their `.eh_frame`, one
+    /// line per file.
+    CfiCompare(cfi_compare::CfiCompareArgs),
 }
 
 /// objtool is run as `objtool --dump=orc FILE` (5.18+); accept that spelling so orctool can
@@ -59,6 +64,7 @@ fn main() {
         Command::Unwind(args) => unwind::run(&args),
         Command::VerifyPatching(args) => verify_patching::run(&args),
         Command::VerifyExec(args) => verify_exec::run(&args),
+        Command::CfiCompare(args) => cfi_compare::run(&args),
     };
     std::process::exit(code);
 }

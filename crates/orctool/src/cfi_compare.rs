@@ -1,0 +1,132 @@
+//! `orctool cfi-compare`: the analysis of linked code against the converted `.eh_frame`, one
+//! line per file, and with `-v` every difference.
+
+use std::path::PathBuf;
+
+use orc_elf::ElfFile;
+use orc_linked::compare::{compare, Comparison};
+use rayon::prelude::*;
+
+use crate::input::{read_input, FileError};
+
+/// Options of `orctool cfi-compare`.
+#[derive(clap::Args, Debug)]
+pub struct CfiCompareArgs {
+    /// Executables and shared libraries.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// One JSON object per file (and a `total` object last) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// List every difference and every instruction the analysis has no entry for.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+fn one(path: &PathBuf) -> Result<Comparison, FileError> {
+    let bytes = read_input(path)?;
+    let elf = ElfFile::parse(&bytes).map_err(|e| FileError::new(path, e))?;
+    compare(&elf).map_err(|e| FileError::new(path, e))
+}
+
+fn percent(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        100.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// Runs the command; returns the exit code (2 if a file could not be read).
+pub fn run(args: &CfiCompareArgs) -> i32 {
+    let results: Vec<Result<Comparison, FileError>> = args.files.par_iter().map(one).collect();
+    let mut total = Comparison::default();
+    let mut code = 0;
+    let mut files = 0;
+    for (path, r) in args.files.iter().zip(results) {
+        let name = path.display().to_string();
+        let c = match r {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("orctool: {e}");
+                code = 2;
+                continue;
+            }
+        };
+        files += 1;
+        total.add(&c);
+        if args.json {
+            let differences: Vec<_> = c
+                .differences
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "addr": d.addr, "function": d.function, "offset": d.offset,
+                        "analysis": format!("{:?}", d.analysis), "converter": format!("{:?}", d.converter),
+                    })
+                })
+                .collect();
+            let v = serde_json::json!({
+                "file": name, "instructions": c.instructions, "agree": c.agree, "differ": c.differ,
+                "unexpressible": c.unexpressible, "analysis_missing": c.analysis_missing,
+                "differences": if args.verbose { differences } else { Vec::new() },
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "{name}: {} instructions, {} agree ({:.2}%), {} differ, {} unexpressible, {} analysis-missing",
+                c.instructions,
+                c.agree,
+                percent(c.agree, c.instructions),
+                c.differ,
+                c.unexpressible,
+                c.analysis_missing
+            );
+            if args.verbose {
+                for d in &c.differences {
+                    println!(
+                        "  differ {}+{:#x} ({:#x}): analysis {}, converter {}",
+                        d.function,
+                        d.offset,
+                        d.addr,
+                        describe(&d.analysis),
+                        describe(&d.converter)
+                    );
+                }
+                for (addr, function, offset) in &c.missing {
+                    println!("  missing {function}+{offset:#x} ({addr:#x})");
+                }
+            }
+        }
+    }
+    if files > 1 {
+        if args.json {
+            let v = serde_json::json!({
+                "total": files, "instructions": total.instructions, "agree": total.agree, "differ": total.differ,
+                "unexpressible": total.unexpressible, "analysis_missing": total.analysis_missing,
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "total: {files} files, {} instructions, {} agree ({:.2}%), {} differ, {} unexpressible, {} analysis-missing",
+                total.instructions,
+                total.agree,
+                percent(total.agree, total.instructions),
+                total.differ,
+                total.unexpressible,
+                total.analysis_missing
+            );
+        }
+    }
+    code
+}
+
+/// `call sp+16 bp=prevsp-16`.
+fn describe(e: &orc_format::Entry) -> String {
+    let reg = |r: orc_format::Reg| r.name().unwrap_or("?");
+    let mut s = format!("{:?} {}{:+}", e.kind, reg(e.sp_reg), e.sp_offset);
+    if e.bp_reg != orc_format::Reg::UNDEFINED {
+        s += &format!(" bp={}{:+}", reg(e.bp_reg), e.bp_offset);
+    }
+    s
+}

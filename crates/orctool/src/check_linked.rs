@@ -1,0 +1,80 @@
+//! `orctool check` on executables and shared libraries: the ORC table from the analysis of
+//! the machine code (with the converted `.eh_frame` for what the analysis could not do),
+//! written into the file as non-allocated sections or into a sidecar file named by build-id.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use orc_elf::ElfFile;
+use orc_linked::{build_id, generate, sidecar, Source};
+
+use crate::check::{write_atomically, CheckArgs};
+use crate::input::FileError;
+
+/// The table cache: `$ORCTOOL_CACHE`, else `$XDG_CACHE_HOME/orctool/orc`, else
+/// `~/.cache/orctool/orc`.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("ORCTOOL_CACHE").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("orctool").join("orc"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("orctool").join("orc"))
+}
+
+/// Lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Checks one linked file; the warnings and the summary go to `out`.
+pub fn run(args: &CheckArgs, path: &Path, bytes: &[u8], file: &ElfFile<'_>, out: &mut String) -> Result<i32, FileError> {
+    let name = path.display().to_string();
+    let table = generate(file, Source::Combined).map_err(|e| FileError::new(path, e))?;
+    let r = &table.report;
+    for p in &r.problems {
+        let _ = writeln!(out, "{}", p.render(&name));
+    }
+    let f = &r.functions;
+    let mut summary = format!(
+        "orctool: {name}: {} functions ({} .symtab, {} .eh_frame, {} .dynsym, {} PLT), {} analysed, {} from .eh_frame, {} problems, {} instructions, {} ORC entries",
+        f.total(),
+        f.symtab,
+        f.eh_frame,
+        f.dynsym + f.entry,
+        f.plt,
+        r.analysed,
+        r.from_converter,
+        r.problems.len(),
+        r.instructions,
+        r.rows
+    );
+    let wants_sidecar = args.sidecar.is_some();
+    if !args.dry_run && wants_sidecar {
+        let id = build_id(file).ok_or_else(|| FileError::new(path, "has no build-id (NT_GNU_BUILD_ID) to name a sidecar file by"))?;
+        let dir = match args.sidecar.clone().flatten() {
+            Some(d) => d,
+            None => cache_dir().ok_or_else(|| FileError::new(path, "no cache directory (set ORCTOOL_CACHE or HOME)"))?,
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| FileError::new(&dir, e))?;
+        let target = dir.join(format!("{}.orc", hex(id)));
+        write_atomically(&target, &sidecar::encode(id, &table))?;
+        summary += &format!("; wrote {}", target.display());
+    } else if !args.dry_run && args.orc {
+        let written = orc_linked::write::add_orc_sections(bytes, &table).map_err(|e| FileError::new(path, e))?;
+        let target = args.output.as_deref().unwrap_or(path);
+        if args.backup && args.output.is_none() {
+            let mut orig = path.as_os_str().to_owned();
+            orig.push(".orig");
+            std::fs::copy(path, &orig).map_err(|e| FileError::new(path, format!("cannot keep a backup: {e}")))?;
+        }
+        write_atomically(target, &written)?;
+        summary += &format!("; wrote .orc_unwind_ip, .orc_unwind, .orc_header into {}", target.display());
+    }
+    let _ = writeln!(out, "{summary}");
+    Ok(if args.werror && !r.problems.is_empty() { 1 } else { 0 })
+}
