@@ -46,6 +46,10 @@ pub struct UnwindArgs {
     /// $XDG_CACHE_HOME/orctool/orc, else ~/.cache/orctool/orc).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// With --pid/--core: names from the symbol tables only, no source lines (DWARF is not
+    /// read).
+    #[arg(long)]
+    pub no_lines: bool,
     /// Generate every table afresh and store none.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use orc_process::{
-    describe_end, symbolize, thread_name, unwind_raw, AddressSpace, ProcessMemory, RawTrace, Regs, Source, StoppedProcess,
+    describe_end, symbolize_with, thread_name, unwind_raw, AddressSpace, ProcessMemory, RawTrace, Regs, Source, StoppedProcess,
     TableCache, ThreadTrace,
 };
 use serde::Serialize;
@@ -147,7 +147,7 @@ struct JsonNoTable {
 }
 
 fn print(args: &UnwindArgs, pid: i32, space: &AddressSpace, threads: &[RawThread]) -> Result<i32, FileError> {
-    let traces: Vec<ThreadTrace> = threads.iter().map(|t| symbolize(space, &t.trace)).collect();
+    let traces: Vec<ThreadTrace> = threads.iter().map(|t| symbolize_with(space, &t.trace, !args.no_lines)).collect();
     let failed = traces.iter().any(|t| matches!(t.end, orc_unwind::End::Error(_)));
     let no_table: Vec<JsonNoTable> = space
         .modules()

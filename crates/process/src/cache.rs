@@ -367,6 +367,12 @@ fn load_lines(data: &[u8]) -> Option<Lines> {
     let file = object::File::parse(data).ok()?;
     file.section_by_name(".debug_info")?;
     let load = |id: gimli::SectionId| -> Result<ArcReader, gimli::Error> {
+        use gimli::SectionId as S;
+        // Variable locations, macros and CFI are no part of names and lines, and often the
+        // largest sections: never decompressed.
+        if matches!(id, S::DebugLoc | S::DebugLocLists | S::DebugMacinfo | S::DebugMacro | S::DebugFrame | S::DebugTypes) {
+            return Ok(gimli::EndianArcSlice::new(Arc::from(&[][..]), gimli::LittleEndian));
+        }
         // Decompressed if compressed (zlib or zstd); a section that does not decompress is
         // left out: no line info rather than an error.
         let bytes: Arc<[u8]> = match file.section_by_name(id.name()).and_then(|s| s.uncompressed_data().ok()) {

@@ -30,7 +30,7 @@ pub use error::ProcessError;
 pub use linked_api::Source;
 pub use memory::ProcessMemory;
 pub use space::{parse_maps, AddressSpace, Mapping, Module, Symbolized};
-pub use trace::{describe_end, symbolize, unwind_raw, unwind_thread, RawTrace, Regs, ThreadTrace, TraceFrame};
+pub use trace::{describe_end, symbolize, symbolize_with, unwind_raw, unwind_thread, RawTrace, Regs, ThreadTrace, TraceFrame};
 
 /// The stack of a live process that holds `sp`: the whole mapping containing it.
 pub fn stack_range(pid: i32, sp: u64) -> Result<orc_unwind::StackRange, ProcessError> {

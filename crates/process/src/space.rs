@@ -169,6 +169,13 @@ impl AddressSpace {
     /// frame, after a signal) or a return address, whose call is looked up at `ip - 1` (a
     /// call to a noreturn function may be the last instruction of its function).
     pub fn symbolize(&self, ip: u64, exact: bool) -> Symbolized {
+        self.symbolize_with(ip, exact, true)
+    }
+
+    /// [`AddressSpace::symbolize`]; with `dwarf` false, from the symbol tables only (no
+    /// DWARF: no file:line, no inlined functions, no DWARF names), which is much cheaper for
+    /// a file with large debug info.
+    pub fn symbolize_with(&self, ip: u64, exact: bool, dwarf: bool) -> Symbolized {
         let at = if exact { ip } else { ip.wrapping_sub(1) };
         let Some(m) = self.module_for(at) else { return Symbolized::default() };
         let mut s = Symbolized { module: Some(m.short_name().to_string()), ..Symbolized::default() };
@@ -180,7 +187,7 @@ impl AddressSpace {
             }
             // DWARF's name where there is one: it is the one debuggers show (`__libc_pause`,
             // where the dynamic symbol table only has its alias `pause`).
-            if let Some(d) = t.debug_info_at(link) {
+            if let Some(d) = dwarf.then(|| t.debug_info_at(link)).flatten() {
                 if d.function.is_some() {
                     s.function = d.function;
                 }

@@ -89,6 +89,11 @@ pub fn unwind_raw<M: Memory + ?Sized>(
 /// byte before it belongs to another function. The frame after it came from the signal
 /// frame's registers (and has an exact ip), which is how it is recognized.
 pub fn symbolize(space: &AddressSpace, raw: &RawTrace) -> ThreadTrace {
+    symbolize_with(space, raw, true)
+}
+
+/// [`symbolize`], with or without DWARF ([`AddressSpace::symbolize_with`]).
+pub fn symbolize_with(space: &AddressSpace, raw: &RawTrace, dwarf: bool) -> ThreadTrace {
     let frames = raw
         .frames
         .iter()
@@ -96,7 +101,7 @@ pub fn symbolize(space: &AddressSpace, raw: &RawTrace) -> ThreadTrace {
         .map(|(i, f)| {
             let trampoline = i > 0 && raw.frames.get(i + 1).is_some_and(|next| next.signal || next.regs.is_some());
             let exact = f.signal || f.regs.is_some() || trampoline;
-            TraceFrame { ip: f.ip, sp: f.sp, signal: f.signal || f.regs.is_some(), symbolized: space.symbolize(f.ip, exact) }
+            TraceFrame { ip: f.ip, sp: f.sp, signal: f.signal || f.regs.is_some(), symbolized: space.symbolize_with(f.ip, exact, dwarf) }
         })
         .collect();
     ThreadTrace { frames, end: raw.end, reliable: raw.unreliable.is_none(), unreliable: raw.unreliable }

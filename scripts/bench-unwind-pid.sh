@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# `orctool unwind --pid` against `eu-stack -p` (elfutils) on a live process with 8 threads,
+# each parked 32 frames deep (the threads test program in stop mode), measured by hyperfine in
+# one run so that the ratio holds on a noisy machine:
+#   - symbols only: `orctool unwind --pid P --no-lines` (tables cached) vs `eu-stack -p P`;
+#   - with source lines: `orctool unwind --pid P` vs `eu-stack -s -p P`;
+# and the first, uncached run's time (a fresh cache directory: every table generated).
+#   scripts/bench-unwind-pid.sh [RUNS]      (default 30)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=${1:-30}
+command -v hyperfine >/dev/null || { echo "bench-unwind-pid: hyperfine is not installed" >&2; exit 2; }
+command -v eu-stack >/dev/null || { echo "bench-unwind-pid: eu-stack is not installed (apt-get install elfutils)" >&2; exit 2; }
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+cargo build -q --release -p orctool
+orctool=$CARGO_TARGET_DIR/release/orctool
+exe=$(cargo run -q -p orc-testkit --example build-programs -- threads | awk '$1 == "threads" { print $2 }')
+
+work=$(mktemp -d)
+pid=
+cleanup() {
+    [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$exe" stop 8 32 >"$work/out" &
+pid=$!
+for _ in $(seq 1 600); do
+    grep -q '^ready$' "$work/out" 2>/dev/null && break
+    sleep 0.05
+done
+grep -q '^ready$' "$work/out" || { echo "bench-unwind-pid: the program did not reach stop mode" >&2; exit 1; }
+sleep 0.2
+
+# First run, nothing cached: every table a walk needs is generated and stored.
+start=$(date +%s%N)
+"$orctool" unwind --pid "$pid" --cache-dir "$work/cache" >"$work/first.txt"
+uncached_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+frames=$(grep -c '^#' "$work/first.txt")
+threads=$(grep -c '^Thread ' "$work/first.txt")
+echo "uncached first run: ${uncached_ms} ms ($threads threads, $frames frames)"
+
+hyperfine -N -w 3 -r "$runs" --export-json "$work/h.json" \
+    -n "orctool --no-lines" "$orctool unwind --pid $pid --cache-dir $work/cache --no-lines" \
+    -n "eu-stack" "eu-stack -p $pid" \
+    -n "orctool (lines)" "$orctool unwind --pid $pid --cache-dir $work/cache" \
+    -n "eu-stack -s" "eu-stack -s -p $pid" >/dev/null
+
+python3 - "$work/h.json" <<'EOF'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+def row(name):
+    x = r[name]
+    return "%-20s median %7.1f ms  min %7.1f ms" % (name, x["median"] * 1e3, x["min"] * 1e3)
+for n in r:
+    print(row(n))
+for ours, peer in (("orctool --no-lines", "eu-stack"), ("orctool (lines)", "eu-stack -s")):
+    print("%s / %s: %.2f (median), %.2f (min)" % (ours, peer, r[ours]["median"] / r[peer]["median"], r[ours]["min"] / r[peer]["min"]))
+EOF
