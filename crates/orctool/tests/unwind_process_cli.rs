@@ -182,7 +182,9 @@ fn a_core_unwinds_like_the_live_process() {
 
 /// gdb's frames per thread: (tid, [(function, kind)]), kind N(ormal), I(nline), T(ail call),
 /// S(ignal trampoline).
-fn gdb_frames(pid: &str) -> Option<Vec<(i64, Vec<(String, char)>)>> {
+type GdbThreads = Vec<(i64, Vec<(String, char)>)>;
+
+fn gdb_frames(pid: &str) -> Option<GdbThreads> {
     let dir = tempfile::tempdir().ok()?;
     let script = dir.path().join("frames.py");
     std::fs::write(
