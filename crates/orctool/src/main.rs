@@ -28,7 +28,8 @@ enum Command {
     /// Show code, patch sites, stack states and the ORC table side by side (no file: the
     /// embedded 2017 paravirt example).
     Annotate(annotate::AnnotateArgs),
-    /// Walk a kernel stack snapshot with the ORC tables of vmlinux and modules.
+    /// Unwind with ORC: a live process (--pid, every thread), a core dump (--core), or a kernel
+    /// stack snapshot with the tables of vmlinux and modules (--snapshot).
     Unwind(unwind::UnwindArgs),
     /// Validate the stack state of an x86-64 object and write its ORC table (objtool's flags).
     Check(check::CheckArgs),
