@@ -5,7 +5,9 @@ use orc_unwind::{Memory, StackRange};
 
 use crate::sys;
 
-/// Bytes read at once: the first block starts at rsp.
+/// Bytes read at rsp when a walk starts: most walks need no more (fewer pages to pin).
+const FIRST_BLOCK: u64 = 2048;
+/// Bytes read at once when a walk goes past what was read.
 const BLOCK: u64 = 8192;
 
 /// Where the thread's own registers are shown to the unwinder, as a `struct sigcontext`:
@@ -41,7 +43,7 @@ impl ReadAhead {
         self.stacks.clear();
         self.stacks.extend_from_slice(stacks);
         self.filled = 0;
-        self.fill(sp);
+        self.fill(sp, FIRST_BLOCK);
     }
 
     /// Shows `regs` to the unwinder as a `struct sigcontext` at [`REGS_ADDR`] (in the range
@@ -58,13 +60,13 @@ impl ReadAhead {
         }
     }
 
-    fn fill(&mut self, addr: u64) {
+    fn fill(&mut self, addr: u64, block: u64) {
         let start = addr & !7;
         let Some(stack) = self.stacks.iter().find(|s| s.contains(start, 8)) else {
             self.filled = 0;
             return;
         };
-        let len = (stack.end - start).min(BLOCK) as usize;
+        let len = (stack.end - start).min(block) as usize;
         self.base = start;
         self.reads += 1;
         self.filled = sys::read_memory(self.pid, start, &mut self.buf[..len]);
@@ -89,7 +91,7 @@ impl ReadAhead {
             let b = self.regs.get(off as usize..off as usize + 8)?;
             return Some(u64::from_le_bytes(b.try_into().ok()?));
         }
-        self.fill(addr);
+        self.fill(addr, BLOCK);
         self.cached(addr)
     }
 }

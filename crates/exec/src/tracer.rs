@@ -203,7 +203,7 @@ fn caught(pid: i32, sig: i32) -> bool {
         .find_map(|l| l.strip_prefix("SigCgt:"))
         .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
         .unwrap_or(0);
-    sig >= 1 && sig <= 64 && mask & (1 << (sig - 1)) != 0
+    (1..=64).contains(&sig) && mask & (1 << (sig - 1)) != 0
 }
 
 impl Tracer<'_, '_> {
@@ -233,9 +233,9 @@ impl Tracer<'_, '_> {
                     }
                 }
                 Wait::Stopped { tid, sig, event } => {
-                    if !self.threads.contains_key(&tid) {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = self.threads.entry(tid) {
                         // A new thread: it reports a SIGSTOP before its first instruction.
-                        self.threads.insert(tid, Thread { clone_shared: true, ..Thread::default() });
+                        slot.insert(Thread { clone_shared: true, ..Thread::default() });
                         self.report.threads += 1;
                         if sig == libc::SIGSTOP && event == 0 {
                             self.on_step(tid)?;
@@ -277,7 +277,7 @@ impl Tracer<'_, '_> {
     #[inline]
     fn observe(&mut self, tid: i32) -> Option<StackId> {
         let regs = self.regs;
-        let Some(t) = self.threads.get_mut(&tid) else { return None };
+        let t = self.threads.get_mut(&tid)?;
         let stack = self.stacks.id_for(regs.rsp, t.stack, self.pid);
         t.stack = stack;
         let sid = stack.unwrap_or(StackId::MAX);
@@ -425,10 +425,8 @@ impl Tracer<'_, '_> {
 
     fn check(&mut self, tid: i32, regs: &Regs) {
         let ip = regs.rip;
-        if self.space_dirty {
-            if self.refresh() {
-                self.last_module = (0, 0, 0);
-            }
+        if self.space_dirty && self.refresh() {
+            self.last_module = (0, 0, 0);
         }
         if self.space.module_for(ip).is_none() && self.refresh() {
             self.last_module = (0, 0, 0);
