@@ -413,7 +413,15 @@ pub(crate) fn build_unit(ctx: &Ctx<'_, '_>, root: u32) -> Unit {
                 None => Edge::Out,
             };
             let falls = matches!(flow, Flow::Plain | Flow::Call(_) | Flow::Jcc);
-            let next = if falls { classify(ctx, &mut unit, next_addr) } else { Edge::Out };
+            let next = if !falls {
+                Edge::Out
+            } else if unit.region_of(next_addr) != Some(r) && ctx.funcs.starting_at(next_addr).is_some() {
+                // Falling off the end into the next function, even a fragment (GCC's cold
+                // part of *another* function): never a continuation of this one.
+                Edge::Enter(ctx.funcs.starting_at(next_addr).unwrap_or(0) as u32)
+            } else {
+                classify(ctx, &mut unit, next_addr)
+            };
             unit.insns.push(Insn { addr, len: d.len, ops, flow, next, target });
             window.push(addr);
 
@@ -687,7 +695,11 @@ pub(crate) fn walk_states(ctx: &Ctx<'_, '_>, u: &mut Unit, returns: &[bool]) {
                     None
                 }
                 Flow::Call(c) => {
-                    if callee_returns(c, returns) {
+                    if let Edge::Enter(_) = insn.next {
+                        // The call is the function's last instruction: its callee does not
+                        // return, whatever this analysis could tell.
+                        None
+                    } else if callee_returns(c, returns) {
                         follow(insn.next, &state, "falls through to")
                     } else {
                         let inferred = matches!(c, Callee::Func(g) if !ctx.named_noreturn[g as usize]);

@@ -5,7 +5,9 @@
 //!
 //! - **agree**: the same CFA rule (type, `sp_reg`, `sp_offset`) and the same rule for the
 //!   caller's `%rbp` (`bp_reg`, `bp_offset`);
-//! - **differ**: both have a rule and they differ (each one listed);
+//! - **differ**: both have a rule and they differ (each one listed), counted apart when only
+//!   the `%rbp` rule differs (**bp only**: Clang's CFI often leaves callee-saved registers
+//!   out, and GCC's keeps naming a popped slot, which the converter already drops);
 //! - **unexpressible**: the CFI row has no ORC equivalent;
 //! - **analysis missing**: the analysis has no entry there (it did not reach the instruction,
 //!   or gave the function up).
@@ -46,6 +48,8 @@ pub struct Comparison {
     pub agree: usize,
     /// Different rules: `differences.len()`.
     pub differ: usize,
+    /// Of those, the ones with the same CFA rule and a different `%rbp` rule.
+    pub bp_only: usize,
     /// The CFI has no ORC form there.
     pub unexpressible: usize,
     /// The analysis has no entry there.
@@ -62,6 +66,7 @@ impl Comparison {
         self.instructions += other.instructions;
         self.agree += other.agree;
         self.differ += other.differ;
+        self.bp_only += other.bp_only;
         self.unexpressible += other.unexpressible;
         self.analysis_missing += other.analysis_missing;
     }
@@ -125,6 +130,9 @@ pub fn compare(elf: &ElfFile<'_>) -> Result<Comparison, LinkedError> {
                             out.agree += 1;
                         } else {
                             out.differ += 1;
+                            if a.kind == c.kind && a.sp_reg == c.sp_reg && a.sp_offset == c.sp_offset {
+                                out.bp_only += 1;
+                            }
                             let (function, offset) = name_of(ip);
                             out.differences.push(Difference { addr: ip, function, offset, analysis: a, converter: c });
                         }

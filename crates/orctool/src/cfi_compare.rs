@@ -1,6 +1,7 @@
 //! `orctool cfi-compare`: the analysis of linked code against the converted `.eh_frame`, one
 //! line per file, and with `-v` every difference.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use orc_elf::ElfFile;
@@ -43,6 +44,16 @@ pub fn run(args: &CfiCompareArgs) -> i32 {
     let mut total = Comparison::default();
     let mut code = 0;
     let mut files = 0;
+    let stdout = std::io::stdout();
+    let mut stdout = stdout.lock();
+    // A closed pipe (`| head`) ends the output quietly.
+    macro_rules! println {
+        ($($t:tt)*) => {
+            if writeln!(stdout, $($t)*).is_err() {
+                return code;
+            }
+        };
+    }
     for (path, r) in args.files.iter().zip(results) {
         let name = path.display().to_string();
         let c = match r {
@@ -67,18 +78,19 @@ pub fn run(args: &CfiCompareArgs) -> i32 {
                 })
                 .collect();
             let v = serde_json::json!({
-                "file": name, "instructions": c.instructions, "agree": c.agree, "differ": c.differ,
+                "file": name, "instructions": c.instructions, "agree": c.agree, "differ": c.differ, "bp_only": c.bp_only,
                 "unexpressible": c.unexpressible, "analysis_missing": c.analysis_missing,
                 "differences": if args.verbose { differences } else { Vec::new() },
             });
             println!("{v}");
         } else {
             println!(
-                "{name}: {} instructions, {} agree ({:.2}%), {} differ, {} unexpressible, {} analysis-missing",
+                "{name}: {} instructions, {} agree ({:.2}%), {} differ ({} bp only), {} unexpressible, {} analysis-missing",
                 c.instructions,
                 c.agree,
                 percent(c.agree, c.instructions),
                 c.differ,
+                c.bp_only,
                 c.unexpressible,
                 c.analysis_missing
             );
@@ -102,17 +114,18 @@ pub fn run(args: &CfiCompareArgs) -> i32 {
     if files > 1 {
         if args.json {
             let v = serde_json::json!({
-                "total": files, "instructions": total.instructions, "agree": total.agree, "differ": total.differ,
+                "total": files, "instructions": total.instructions, "agree": total.agree, "differ": total.differ, "bp_only": total.bp_only,
                 "unexpressible": total.unexpressible, "analysis_missing": total.analysis_missing,
             });
             println!("{v}");
         } else {
             println!(
-                "total: {files} files, {} instructions, {} agree ({:.2}%), {} differ, {} unexpressible, {} analysis-missing",
+                "total: {files} files, {} instructions, {} agree ({:.2}%), {} differ ({} bp only), {} unexpressible, {} analysis-missing",
                 total.instructions,
                 total.agree,
                 percent(total.agree, total.instructions),
                 total.differ,
+                total.bp_only,
                 total.unexpressible,
                 total.analysis_missing
             );
