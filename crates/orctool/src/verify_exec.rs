@@ -10,6 +10,9 @@ use clap::{Args, ValueEnum};
 use orc_exec::{Disagreement, Options, Report, ShownFrame};
 use orc_process::{Source, TableCache};
 
+/// Distinct disagreements kept with their chains (the first ones met).
+const DETAILED_DISAGREEMENTS: usize = 5000;
+
 /// Where the tables come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SourceArg {
@@ -93,7 +96,9 @@ pub fn run(args: &VerifyExecArgs) -> i32 {
     let options = Options {
         every: args.every,
         max_steps: args.max_steps,
-        max_disagreements: args.max_shown.max(1) * 4,
+        // Kept in detail (for --json) whatever --max-shown prints: a run of tens of millions of
+        // steps is not repeated to see the rest.
+        max_disagreements: args.max_shown.max(DETAILED_DISAGREEMENTS),
         progress: if show_progress { Some(&mut progress) } else { None },
     };
     let report = match orc_exec::run(&args.command, &cache, options) {
