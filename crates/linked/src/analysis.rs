@@ -313,8 +313,7 @@ pub(crate) fn build_unit(ctx: &Ctx<'_, '_>, root: u32) -> Unit {
     let mut work: Vec<(u64, Window)> = entries.iter().map(|&e| (e, Window::EMPTY)).collect();
     while let Some((start, mut window)) = work.pop() {
         let mut addr = start;
-        loop {
-            let Some(r) = unit.region_of(addr) else { break };
+        while let Some(r) = unit.region_of(addr) {
             let off = (addr - unit.regions[r].start) as usize;
             if unit.regions[r].slots[off] != NONE {
                 break;

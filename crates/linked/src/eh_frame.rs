@@ -51,6 +51,8 @@ pub struct Stats {
     pub bp_rule: usize,
     /// Rows with an offset that does not fit ORC's 16 bits.
     pub offset_range: usize,
+    /// FDEs whose instructions gimli rejects (left out whole).
+    pub bad_fdes: usize,
 }
 
 impl Stats {
@@ -167,11 +169,33 @@ pub fn convert(eh_frame: &[u8], eh_frame_addr: u64, text_addr: u64, layout: Layo
             fdes.push(FdeRange { start, end, entry_like: false, signal_trampoline: true });
             continue;
         }
+        let (pairs_len, spans_len, saved_stats) = (pairs.len(), spans.len(), stats);
         let mut last: Option<Rule> = None;
         let mut first = true;
         let mut entry_like = false;
-        let mut table = fde.rows(&section, &bases, &mut ctx)?;
-        while let Some(row) = table.next_row()? {
+        let rows = fde.rows(&section, &bases, &mut ctx);
+        let mut table = match rows {
+            Ok(t) => t,
+            Err(_) => {
+                stats.bad_fdes += 1;
+                continue;
+            }
+        };
+        loop {
+            let row = match table.next_row() {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(_) => {
+                    // One FDE with instructions out of context (libgcrypt has one) must not
+                    // cost the whole file: leave it out.
+                    pairs.truncate(pairs_len);
+                    spans.truncate(spans_len);
+                    stats = saved_stats;
+                    stats.bad_fdes += 1;
+                    first = true;
+                    break;
+                }
+            };
             stats.rows += 1;
             let rule = match convert_row(&section, row) {
                 Ok(e) => {
@@ -205,6 +229,10 @@ pub fn convert(eh_frame: &[u8], eh_frame_addr: u64, text_addr: u64, layout: Layo
                 spans.push(Span { start: row_start, end: row_end, rule });
                 last = Some(rule);
             }
+        }
+        if first {
+            // No rows (or a rejected FDE): nothing to say about its range.
+            continue;
         }
         pairs.push((end, encode(Entry::UNDEFINED)));
         fdes.push(FdeRange { start, end, entry_like, signal_trampoline: false });

@@ -224,7 +224,7 @@ pub fn generate(elf: &ElfFile<'_>, source: Source) -> Result<LinkedTable, Linked
             for s in ends {
                 builder.row(s.start, Entry::END_OF_STACK);
                 if let Some(after) = table.lookup(s.end) {
-                    if !table.ips.binary_search(&s.end).is_ok() {
+                    if table.ips.binary_search(&s.end).is_err() {
                         builder.row(s.end, after);
                     }
                 }
