@@ -122,14 +122,16 @@ pub struct FdeRange {
 
 /// The entry of a signal trampoline's FDE: the handler returned into `__restore_rt` with
 /// `%rsp` at the `ucontext`, whose `uc_mcontext` (a `struct sigcontext`) holds the
-/// interrupted registers 40 bytes in.
+/// interrupted registers 40 bytes in. The signal bit is set, as objtool sets it for every
+/// REGS hint: the ip found there is where the signal struck (exact), not a return address,
+/// and must be looked up as it is.
 pub const SIGNAL_TRAMPOLINE: Entry = Entry {
     kind: EntryType::Regs,
     sp_reg: Reg::SP,
     sp_offset: 40,
     bp_reg: Reg::UNDEFINED,
     bp_offset: 0,
-    signal: false,
+    signal: true,
 };
 
 /// Converts `.eh_frame` (loaded at `eh_frame_addr`, text at `text_addr`) to ORC entries in

@@ -33,6 +33,11 @@ use orc_elf::{ElfError, ElfFile};
 use orc_format::{Entry, Layout, RawEntry};
 
 pub use analysis::NORETURN;
+
+/// The version of the tables [`generate`] makes. Raise it whenever the analysis or the
+/// converter changes what they produce, so that cached sidecar files from an older orctool are
+/// made again rather than trusted (a build-id names the binary, not the table).
+pub const GENERATOR: u32 = 2;
 pub use image::build_id;
 
 use crate::table::TableBuilder;

@@ -6,15 +6,18 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `"ORCSIDE\0"` |
-//! | 8 | 2 | format version, 1 |
+//! | 8 | 2 | format version, 2 |
 //! | 10 | 1 | ORC layout of the entries: 1, 2 or 3 ([`Layout`]; orctool writes 3) |
 //! | 11 | 1 | build-id length `B` (0-64) |
-//! | 12 | `B` | build-id bytes |
-//! | 12+B | 4 | entry count `N` |
-//! | 16+B | 8·N | instruction addresses (`u64`, link-time virtual addresses, strictly increasing) |
-//! | 16+B+8N | 6·N | ORC entries (`sp_offset` i16, `bp_offset` i16, flags u16), canonical in the layout |
+//! | 12 | 4 | generator: the [`crate::GENERATOR`] of the orctool that made the table |
+//! | 16 | `B` | build-id bytes |
+//! | 16+B | 4 | entry count `N` |
+//! | 20+B | 8·N | instruction addresses (`u64`, link-time virtual addresses, strictly increasing) |
+//! | 20+B+8N | 6·N | ORC entries (`sp_offset` i16, `bp_offset` i16, flags u16), canonical in the layout |
 //!
-//! The file is exactly that long. [`decode`] checks every field and never panics.
+//! The file is exactly that long. [`decode`] checks every field and never panics. The
+//! generator number lets a cache tell a table made by an older analysis from a current one
+//! (the build-id alone names the binary, not the table).
 
 use orc_format::{Endian, Layout, RawEntry, ORC_ENTRY_SIZE};
 
@@ -23,11 +26,11 @@ use crate::LinkedTable;
 /// The first eight bytes of a sidecar file.
 pub const MAGIC: [u8; 8] = *b"ORCSIDE\0";
 /// The format version [`encode`] writes and [`decode`] reads.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// The longest build-id accepted (GNU build-ids are 20 bytes; 64 leaves room for others).
 pub const MAX_BUILD_ID: usize = 64;
 /// Bytes before the build-id.
-const HEADER: usize = 12;
+const HEADER: usize = 16;
 
 /// A decoded sidecar file.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -36,6 +39,8 @@ pub struct Sidecar {
     pub build_id: Vec<u8>,
     /// The layout of `entries`.
     pub layout: Layout,
+    /// The [`crate::GENERATOR`] that made the table.
+    pub generator: u32,
     /// Instruction addresses, strictly increasing.
     pub ips: Vec<u64>,
     /// One entry per address.
@@ -94,6 +99,7 @@ pub fn encode(build_id: &[u8], table: &LinkedTable) -> Vec<u8> {
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.push(layout_number(Layout::V3));
     out.push(build_id.len() as u8);
+    out.extend_from_slice(&crate::GENERATOR.to_le_bytes());
     out.extend_from_slice(build_id);
     out.extend_from_slice(&(n as u32).to_le_bytes());
     for ip in &table.ips[..n] {
@@ -149,6 +155,7 @@ pub fn decode(bytes: &[u8]) -> Result<Sidecar, SidecarError> {
     if id_len > MAX_BUILD_ID {
         return Err(SidecarError::BuildIdLength(id_len));
     }
+    let generator = u32::from_le_bytes(r.array("generator")?);
     let build_id = r.take(id_len, "build-id")?.to_vec();
     let count = u32::from_le_bytes(r.array("entry count")?) as usize;
     let ip_bytes = r.take(count.checked_mul(8).ok_or(SidecarError::Truncated("addresses"))?, "addresses")?;
@@ -179,7 +186,7 @@ pub fn decode(bytes: &[u8]) -> Result<Sidecar, SidecarError> {
         }
         entries.push(raw);
     }
-    Ok(Sidecar { build_id, layout, ips, entries })
+    Ok(Sidecar { build_id, layout, generator, ips, entries })
 }
 
 #[cfg(test)]
@@ -249,17 +256,20 @@ mod tests {
             decode(&v)
         };
         assert_eq!(with(0, b'X'), Err(SidecarError::BadMagic));
-        assert_eq!(with(8, 2), Err(SidecarError::Version(2)));
+        assert_eq!(with(8, 1), Err(SidecarError::Version(1)));
         assert_eq!(with(10, 9), Err(SidecarError::Layout(9)));
         assert_eq!(with(11, 65), Err(SidecarError::BuildIdLength(65)));
         // Second address below the first.
-        assert_eq!(with(12 + 20 + 4 + 8, 0x01), Err(SidecarError::Unsorted { index: 1, ip: 1 }));
+        assert_eq!(with(HEADER + 20 + 4 + 8, 0x01), Err(SidecarError::Unsorted { index: 1, ip: 1 }));
         // An unused flag bit in the second entry (v3 flags: bits 12-15 unused).
-        let flags_hi = 12 + 20 + 4 + 16 + 6 + 5;
+        let flags_hi = HEADER + 20 + 4 + 16 + 6 + 5;
         assert_eq!(with(flags_hi, 0xf0), Err(SidecarError::BadEntry(1)));
         let mut longer = good.clone();
         longer.push(0);
         assert_eq!(decode(&longer), Err(SidecarError::TrailingBytes(1)));
         assert!(matches!(decode(&good[..good.len() - 1]), Err(SidecarError::Truncated(_))));
+        // The generator is carried, not judged: the cache decides what an old one means.
+        assert_eq!(decode(&good).unwrap().generator, crate::GENERATOR);
+        assert_eq!(with(12, 0x7f).unwrap().generator & 0xff, 0x7f);
     }
 }

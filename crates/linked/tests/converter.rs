@@ -21,7 +21,8 @@ fn libc_signal_trampoline_is_a_regs_entry_from_one_byte_before() {
     let elf = ElfFile::parse(&bytes).unwrap();
     let table = generate(&elf, Source::EhFrame).unwrap();
     let tramp = restore_rt(&bytes, &elf);
-    let want = Entry { kind: EntryType::Regs, sp_reg: Reg::SP, sp_offset: 40, ..Entry::UNDEFINED };
+    // The signal bit: the ip in the sigcontext is where the signal struck, looked up as is.
+    let want = Entry { kind: EntryType::Regs, sp_reg: Reg::SP, sp_offset: 40, signal: true, ..Entry::UNDEFINED };
     assert_eq!(table.lookup(tramp - 1), Some(want));
     assert_eq!(table.lookup(tramp + 7), Some(want));
     assert_ne!(table.lookup(tramp - 2), Some(want));

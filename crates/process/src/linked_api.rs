@@ -37,5 +37,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Vec<u8>, Rows), String> {
     if s.layout != Layout::V3 {
         return Err("not a V3 table".into());
     }
+    if s.generator != orc_linked::GENERATOR {
+        return Err(format!("made by table generator {}, this orctool is {}", s.generator, orc_linked::GENERATOR));
+    }
     Ok((s.build_id, Rows { ips: s.ips, entries: s.entries }))
 }
