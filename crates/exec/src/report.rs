@@ -26,6 +26,12 @@ pub struct BinaryStats {
     pub disagree: u64,
     /// Steps not compared because no table covers ip (not counted in `checked`).
     pub no_table: u64,
+    /// Steps not compared because the table covering ip says UNDEFINED there: it states no
+    /// rule (code whose frame ORC cannot describe, such as the last instructions of
+    /// `__longjmp`, where the stack pointer already belongs to the target and the return
+    /// address is in a register). Not counted in `checked`: the proof is that every rule a
+    /// table states is right; how much code has a rule is its coverage.
+    pub undefined: u64,
 }
 
 impl BinaryStats {
@@ -99,6 +105,8 @@ pub struct Report {
     pub disagree: u64,
     /// Steps due for a check whose ip no table covers.
     pub no_table: u64,
+    /// Steps due for a check whose ip has an UNDEFINED entry (see [`BinaryStats::undefined`]).
+    pub undefined: u64,
     /// Steps of a new thread before its first branch: instructions after the clone system
     /// call that parent and child share, whose table can only describe the parent.
     pub clone_shared: u64,

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use nix::libc;
 use orc_process::{AddressSpace, TableCache};
+use orc_format::EntryType;
 use orc_unwind::{Config, OrcLookup, StackRange, UnwindState, Unwinder};
 
 use crate::check::{compare, describe_end, full_chain, Mismatch};
@@ -432,10 +433,18 @@ impl Tracer<'_, '_> {
             self.last_module = (0, 0, 0);
         }
         let binary = self.binary_of(ip);
-        if self.space.lookup(ip).is_none() {
-            self.report.no_table += 1;
-            self.report.binaries[binary].no_table += 1;
-            return;
+        match self.space.find(ip) {
+            None => {
+                self.report.no_table += 1;
+                self.report.binaries[binary].no_table += 1;
+                return;
+            }
+            Some(e) if e.kind == EntryType::Undefined => {
+                self.report.undefined += 1;
+                self.report.binaries[binary].undefined += 1;
+                return;
+            }
+            Some(_) => {}
         }
         let Some(t) = self.threads.get(&tid) else { return };
         t.shadow.expected_chain(ip, &mut self.expected);

@@ -343,7 +343,7 @@ pub(crate) fn build_unit(ctx: &Ctx<'_, '_>, root: u32) -> Unit {
                     let root_f = &ctx.funcs.list[root as usize];
                     let in_func = |a: u64| {
                         (a > root_f.start && a < root_f.end)
-                            || ctx.funcs.containing(a).is_some_and(|g| ctx.funcs.list[g].kind == FuncKind::Fragment)
+                            || ctx.funcs.containing(a).is_some_and(|g| matches!(ctx.funcs.list[g].kind, FuncKind::Fragment | FuncKind::Orphan))
                     };
                     match jumptable::resolve(ctx.image, addr, window.as_slice(), root_f.start, in_func) {
                         Resolution::Table(targets) => {
@@ -414,7 +414,9 @@ pub(crate) fn build_unit(ctx: &Ctx<'_, '_>, root: u32) -> Unit {
             let falls = matches!(flow, Flow::Plain | Flow::Call(_) | Flow::Jcc);
             let next = if !falls {
                 Edge::Out
-            } else if unit.region_of(next_addr) != Some(r) && ctx.funcs.starting_at(next_addr).is_some() {
+            } else if unit.region_of(next_addr) != Some(r)
+                && ctx.funcs.starting_at(next_addr).is_some_and(|g| ctx.funcs.list[g].kind != FuncKind::Orphan)
+            {
                 // Falling off the end into the next function, even a fragment (GCC's cold
                 // part of *another* function): never a continuation of this one.
                 Edge::Enter(ctx.funcs.starting_at(next_addr).unwrap_or(0) as u32)
@@ -468,7 +470,7 @@ fn classify(ctx: &Ctx<'_, '_>, unit: &mut Unit, addr: u64) -> Edge {
     }
     let Some(g) = ctx.funcs.containing(addr) else { return Edge::Out };
     let func = &ctx.funcs.list[g];
-    if func.start == addr && func.kind != FuncKind::Fragment {
+    if func.start == addr && !matches!(func.kind, FuncKind::Fragment | FuncKind::Orphan) {
         return Edge::Enter(g as u32);
     }
     unit.regions.push(Region { func: g as u32, start: func.start, slots: vec![NONE; (func.end - func.start) as usize] });
@@ -801,7 +803,7 @@ pub(crate) fn analyse(ctx: &Ctx<'_, '_>) -> Analysis {
     let mut owner = vec![NONE; funcs.len()];
     for (i, u) in units.iter().enumerate() {
         for r in &u.regions {
-            let fragment_reached = funcs[r.func as usize].kind == FuncKind::Fragment
+            let fragment_reached = matches!(funcs[r.func as usize].kind, FuncKind::Fragment | FuncKind::Orphan)
                 && r.slots.iter().any(|&s| s != NONE && u.state_of[s as usize] != NONE);
             let own = r.func == u.root || fragment_reached;
             if own && owner[r.func as usize] == NONE {

@@ -28,6 +28,11 @@ pub(crate) enum FuncKind {
     Normal,
     /// Entered by jumps from its parent, with the parent's state: never walked on its own.
     Fragment,
+    /// Code between two functions that no symbol or FDE covers and that is not padding: the
+    /// tail of the function before it whose CFI was cut short (glibc's `clone3` ends its FDE
+    /// before the `syscall`, the parent's side has no CFI at all). Reached by falling
+    /// through or jumping, with the state of the code that got there; never walked on its own.
+    Orphan,
     /// A PLT stub.
     Plt,
     /// The first `.plt` entry, entered with one word pushed.
@@ -174,6 +179,7 @@ pub(crate) fn find(elf: &ElfFile<'_>, image: &Image<'_>, conv: &Conversion) -> F
         f.end = f.end.min(section_end);
     }
     funcs.retain(|f| f.end > f.start);
+    add_orphans(image, &mut funcs);
     for f in &funcs {
         match f.source {
             FuncSource::Symtab => counts.symtab += 1,
@@ -184,6 +190,36 @@ pub(crate) fn find(elf: &ElfFile<'_>, image: &Image<'_>, conv: &Conversion) -> F
         }
     }
     Functions { list: funcs, counts }
+}
+
+/// Fills the gaps between functions of one section that hold more than padding with
+/// [`FuncKind::Orphan`] ranges, so that a walk falling off a function whose extent came from
+/// CFI can go on. `funcs` is sorted and disjoint, and stays so.
+fn add_orphans(image: &Image<'_>, funcs: &mut Vec<Func>) {
+    let mut orphans = Vec::new();
+    for pair in funcs.windows(2) {
+        let (f, next) = (&pair[0], &pair[1]);
+        if next.start <= f.end || !matches!(f.kind, FuncKind::Normal | FuncKind::Fragment | FuncKind::Orphan) {
+            continue;
+        }
+        let same_section = image.section_of(f.start).is_some_and(|m| m.contains(next.start));
+        let Some(bytes) = image.bytes_from(f.end) else { continue };
+        let gap = &bytes[..bytes.len().min((next.start - f.end) as usize)];
+        if same_section && !is_padding(gap) {
+            let name = format!("{}.tail", f.name);
+            orphans.push(Func { start: f.end, end: next.start, name, kind: FuncKind::Orphan, source: f.source, import: None });
+        }
+    }
+    if !orphans.is_empty() {
+        funcs.extend(orphans);
+        funcs.sort_by_key(|f| f.start);
+    }
+}
+
+/// Bytes compilers and assemblers put between functions: NOPs of every length (`90`,
+/// `66 90`, `0f 1f /0` with prefixes, `66 2e 0f 1f 84 ..`), `int3`, and zeros.
+fn is_padding(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| matches!(b, 0x90 | 0xcc | 0x00 | 0x66 | 0x2e | 0x0f | 0x1f | 0x40 | 0x44 | 0x80 | 0x84))
 }
 
 fn covered_sorted(funcs: &[Func], addr: u64) -> bool {

@@ -185,26 +185,32 @@ fn render_text(r: &Report, max_shown: usize) -> String {
         r.seconds,
         r.steps_per_second()
     );
-    let _ = writeln!(s, "{:>10} {:>10} {:>10} {:>9} {:>10}  binary", "checked", "agree", "disagree", "agree%", "no table");
+    let _ = writeln!(
+        s,
+        "{:>10} {:>10} {:>10} {:>9} {:>10} {:>10}  binary",
+        "checked", "agree", "disagree", "agree%", "undefined", "no table"
+    );
     for b in &r.binaries {
         let _ = writeln!(
             s,
-            "{:>10} {:>10} {:>10} {:>8.3}% {:>10}  {}",
+            "{:>10} {:>10} {:>10} {:>8.3}% {:>10} {:>10}  {}",
             b.checked,
             b.agree,
             b.disagree,
             b.percent(),
+            b.undefined,
             b.no_table,
             b.name
         );
     }
     let _ = writeln!(
         s,
-        "{:>10} {:>10} {:>10} {:>8.3}% {:>10}  total (every {} steps; {} steps of new threads before their first branch not checked{})",
+        "{:>10} {:>10} {:>10} {:>8.3}% {:>10} {:>10}  total (every {} steps; {} steps of new threads before their first branch not checked{})",
         r.checked,
         r.agree,
         r.disagree,
         r.percent(),
+        r.undefined,
         r.no_table,
         r.every,
         r.clone_shared,
