@@ -8,7 +8,12 @@
 #   4. `orctool check` against objtool on a fixed sample of 120 stripped 6.12 modules: ORC
 #      dumps, entries and warnings must agree (at least 99%, 99.9% and 95%, the bar);
 #   5. `orctool verify-patching` over every 6.12 module: Debian's shipped tables must be right
-#      at every patch site (the 6.1 corpus has one known hazard, docs/findings.md).
+#      at every patch site (the 6.1 corpus has one known hazard, docs/findings.md);
+#   6. user space: `orctool unwind --pid` against gdb's backtrace on every C test program
+#      (scripts/compare-gdb.sh, must match frame for frame), and the analysis of linked code
+#      against the converted .eh_frame over /usr/bin (scripts/cfi-compare.sh: a report; it
+#      fails only if orctool cannot read a file). verify-exec on the test programs is part of
+#      step 2 (crates/orctool/tests/verify_exec_cli.rs).
 # Set ORCTOOL_SKIP_CORPUS=1 to skip steps 1 and 3 (no network); the real-module tests then say
 # they were skipped. Ends with one line, `tests: N passed, M failed`, counting steps 2 and 3.
 set -euo pipefail
@@ -53,6 +58,19 @@ if [ "$corpus" = 1 ]; then
     fi
 else
     echo "corpus checks skipped (ORCTOOL_SKIP_CORPUS=1)"
+fi
+
+if bash scripts/compare-gdb.sh; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
+if ORCTOOL=target/release/orctool bash scripts/cfi-compare.sh /usr/bin >"$log" 2>&1; then
+    tail -1 "$log"
+    passed=$((passed + 1))
+else
+    tail -5 "$log"
+    failed=$((failed + 1))
 fi
 
 echo "tests: $passed passed, $failed failed"
