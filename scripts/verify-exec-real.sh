@@ -59,11 +59,13 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"{' '.join(r['command'])}: {r['steps']} steps, every {r['every']}, {r['seconds']:.0f} s, "
       f"{r['steps'] / max(r['seconds'], 1e-9):.0f} steps/s, exit {r['exit']}")
-print(f"{'checked':>10} {'agree':>10} {'disagree':>9} {'agree%':>9} {'no table':>9}  binary")
+print(f"{'checked':>10} {'agree':>10} {'disagree':>9} {'agree%':>9} {'undefined':>9} {'no table':>9}  binary")
 for b in r['binaries'] + [dict(name='total', checked=r['checked'], agree=r['agree'],
-                                  disagree=r['disagree'], no_table=r['no_table'])]:
+                                  disagree=r['disagree'], no_table=r['no_table'],
+                                  undefined=r.get('undefined', 0))]:
     pct = 100.0 * b['agree'] / b['checked'] if b['checked'] else 100.0
-    print(f"{b['checked']:>10} {b['agree']:>10} {b['disagree']:>9} {pct:>8.3f}% {b['no_table']:>9}  {b['name']}")
+    print(f"{b['checked']:>10} {b['agree']:>10} {b['disagree']:>9} {pct:>8.3f}% {b.get('undefined', 0):>9} "
+          f"{b['no_table']:>9}  {b['name']}")
 print(f"distinct disagreements: {len(r['disagreements']) + r['disagreements_not_kept']}")
 for d in r['disagreements'][:15]:
     print(f"  {d['ip']:#x} {(d['module'] or '?').rsplit('/', 1)[-1]}+{d['offset'] or 0:#x} "
