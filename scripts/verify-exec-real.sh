@@ -12,7 +12,7 @@
 set -euo pipefail
 
 every=1
-out=/work/verify-exec-real
+out=${TMPDIR:-/tmp}/orctool-verify-exec-real
 only=""
 ratio=0
 while [ $# -gt 0 ]; do
@@ -27,8 +27,12 @@ done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
-cargo build --quiet --release -p orctool --manifest-path "$root/Cargo.toml"
-orctool="$target/release/orctool"
+# ORCTOOL=path runs a given build (a long run should not see a rebuild under its feet).
+orctool=${ORCTOOL:-}
+if [ -z "$orctool" ]; then
+    cargo build --quiet --release -p orctool --manifest-path "$root/Cargo.toml"
+    orctool="$target/release/orctool"
+fi
 mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
