@@ -243,13 +243,7 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         let tables = site_tables(&analysis.sites);
         if !out_rows.is_empty() || tables.iter().any(|t| !t.rows.is_empty()) {
             let written = add_sections(&bytes, &tables, Some(&out_rows)).map_err(|e| FileError::new(path, e))?;
-            let target = args.output.as_deref().unwrap_or(path);
-            if args.backup && args.output.is_none() {
-                let mut orig = path.as_os_str().to_owned();
-                orig.push(".orig");
-                std::fs::copy(path, &orig).map_err(|e| FileError::new(path, format!("cannot keep a backup: {e}")))?;
-            }
-            write_atomically(target, &written)?;
+            write_checked(args, path, &written)?;
         }
     }
     Ok(if args.werror && !analysis.warnings.is_empty() { 1 } else { 0 })
@@ -282,6 +276,19 @@ fn site_tables(sites: &orc_check::sites::SiteRows) -> Vec<SiteTable> {
         plain(".call_sites", &sites.call_sites),
         plain(".ibt_endbr_seal", &sites.ibt_endbr_seal),
     ]
+}
+
+/// Writes the checked file: to `-o OUT`, or over the input (kept as `FILE.orig` first with
+/// `--backup`). Returns where it went.
+pub fn write_checked<'p>(args: &'p CheckArgs, path: &'p Path, bytes: &[u8]) -> Result<&'p Path, FileError> {
+    let target = args.output.as_deref().unwrap_or(path);
+    if args.backup && args.output.is_none() {
+        let mut orig = path.as_os_str().to_owned();
+        orig.push(".orig");
+        std::fs::copy(path, &orig).map_err(|e| FileError::new(path, format!("cannot keep a backup: {e}")))?;
+    }
+    write_atomically(target, bytes)?;
+    Ok(target)
 }
 
 /// Writes through a temporary file in the same directory and renames it over `target`, so a

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use orc_elf::ElfFile;
 use orc_linked::{build_id, generate, sidecar, Source};
 
-use crate::check::{write_atomically, CheckArgs};
+use crate::check::{write_atomically, write_checked, CheckArgs};
 use crate::input::FileError;
 
 /// The table cache: `$ORCTOOL_CACHE`, else `$XDG_CACHE_HOME/orctool/orc`, else
@@ -66,13 +66,7 @@ pub fn run(args: &CheckArgs, path: &Path, bytes: &[u8], file: &ElfFile<'_>, out:
         summary += &format!("; wrote {}", target.display());
     } else if !args.dry_run && args.orc {
         let written = orc_linked::write::add_orc_sections(bytes, &table).map_err(|e| FileError::new(path, e))?;
-        let target = args.output.as_deref().unwrap_or(path);
-        if args.backup && args.output.is_none() {
-            let mut orig = path.as_os_str().to_owned();
-            orig.push(".orig");
-            std::fs::copy(path, &orig).map_err(|e| FileError::new(path, format!("cannot keep a backup: {e}")))?;
-        }
-        write_atomically(target, &written)?;
+        let target = write_checked(args, path, &written)?;
         summary += &format!("; wrote .orc_unwind_ip, .orc_unwind, .orc_header into {}", target.display());
     }
     let _ = writeln!(out, "{summary}");
