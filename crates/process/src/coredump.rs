@@ -48,14 +48,7 @@ pub struct CoreThread {
 }
 
 /// One `PT_LOAD` segment of a core: a mapping of the process and the bytes dumped of it.
-#[derive(Clone, Copy, Debug)]
-struct Load {
-    vaddr: u64,
-    memsz: u64,
-    offset: u64,
-    filesz: u64,
-    executable: bool,
-}
+type Load = crate::elfinfo::Segment;
 
 /// A core dump, mapped.
 pub struct CoreDump {
@@ -95,13 +88,7 @@ impl CoreDump {
         let mut fname = String::new();
         for ph in phdrs {
             match ph.p_type(LE) {
-                elf::PT_LOAD => loads.push(Load {
-                    vaddr: ph.p_vaddr(LE),
-                    memsz: ph.p_memsz(LE),
-                    offset: ph.p_offset(LE),
-                    filesz: ph.p_filesz(LE),
-                    executable: ph.p_flags(LE).0 & elf::PF_X.0 != 0,
-                }),
+                elf::PT_LOAD => loads.push(Load::of(ph)),
                 elf::PT_NOTE => {
                     let notes = ph.notes(LE, &*bytes).map_err(|e| bad(format!("bad note segment: {e}")))?;
                     let Some(mut notes) = notes else { continue };

@@ -23,6 +23,17 @@ pub struct Segment {
 }
 
 impl Segment {
+    /// The segment a `PT_LOAD` program header describes.
+    pub fn of(ph: &elf::ProgramHeader64<LE>) -> Segment {
+        Segment {
+            vaddr: ph.p_vaddr(LE),
+            memsz: ph.p_memsz(LE),
+            offset: ph.p_offset(LE),
+            filesz: ph.p_filesz(LE),
+            executable: ph.p_flags(LE).0 & elf::PF_X.0 != 0,
+        }
+    }
+
     /// The link-time address the byte at file offset `file_offset` would have if this segment
     /// maps it (page-rounding included: a mapping may start before `p_offset` in the same
     /// page); `None` if the offset is not in this segment's pages.
@@ -56,13 +67,7 @@ pub fn read_info(data: &[u8]) -> Result<ElfInfo, String> {
     let mut build_id = None;
     for ph in phdrs {
         match ph.p_type(LE) {
-            elf::PT_LOAD => segments.push(Segment {
-                vaddr: ph.p_vaddr(LE),
-                memsz: ph.p_memsz(LE),
-                offset: ph.p_offset(LE),
-                filesz: ph.p_filesz(LE),
-                executable: ph.p_flags(LE).0 & elf::PF_X.0 != 0,
-            }),
+            elf::PT_LOAD => segments.push(Segment::of(ph)),
             elf::PT_NOTE if build_id.is_none() => {
                 // A malformed note segment only costs the build-id (the file is then not cached).
                 if let Ok(Some(mut notes)) = ph.notes(LE, data) {
