@@ -12,8 +12,9 @@
 //! - `notrack` (`3e`) forms of all of these.
 //!
 //! The table's length comes from the bounds check on the index register (`cmp $N,%eI` then
-//! `ja`/`jbe`: N+1 entries; `jae`/`jb`: N). Without one, entries are read until the first
-//! that does not point into the function.
+//! `ja`/`jbe`: N+1 entries; `jae`/`jb`: N), also on the register the index was copied from
+//! or on the memory it was loaded from (`cmpl $N,4(%r12); ja ...; mov 4(%r12),%eax`).
+//! Without one, entries are read until the first that does not point into the function.
 //!
 //! A `jmp *slot(%rip)` is a jump through a pointer (a tail call through the GOT).
 
@@ -72,9 +73,16 @@ pub(crate) fn resolve(image: &Image<'_>, jmp: u64, window: &[u64], func_start: u
     // mov %edi,%eax`, `cmp $0x3f,%dl; ja ...; movzbl %dl,%eax`).
     let bound = bounds_check(index, &prior[..before]).or_else(|| {
         let (at, w) = writer(index, &prior, before)?;
-        (matches!(w.mnemonic(), Mnemonic::Mov | Mnemonic::Movzx | Mnemonic::Movsxd | Mnemonic::Movsx) && w.op1_kind() == OpKind::Register)
-            .then(|| bounds_check(w.op1_register().full_register(), &prior[..at]))
-            .flatten()
+        if !matches!(w.mnemonic(), Mnemonic::Mov | Mnemonic::Movzx | Mnemonic::Movsxd | Mnemonic::Movsx) {
+            return None;
+        }
+        match w.op1_kind() {
+            OpKind::Register => bounds_check(w.op1_register().full_register(), &prior[..at]),
+            // Or on the memory the index is loaded from (`cmpl $0x13,4(%r12); ja ...;
+            // mov 4(%r12),%eax`): without it the table would be read on into the next one.
+            OpKind::Memory => memory_bounds_check(w, &prior[..at]),
+            _ => None,
+        }
     });
     let limit = bound.unwrap_or(UNBOUNDED_LIMIT).min(BOUNDED_LIMIT);
     let mut targets = Vec::new();
@@ -195,20 +203,143 @@ fn from_register(reg: Register, prior: &[Instruction], hoisted: &dyn Fn(Register
     }
 }
 
-/// The number of entries the bounds check before the load allows: the last `cmp $N,%idx`
-/// (any width of the index register) followed by an unsigned conditional jump.
-fn bounds_check(index: Register, prior: &[Instruction]) -> Option<u64> {
-    let (at, cmp) = prior.iter().enumerate().rev().find(|(_, i)| {
-        i.mnemonic() == Mnemonic::Cmp
-            && i.op0_kind() == OpKind::Register
-            && i.op0_register().full_register() == index
-            && matches!(i.op1_kind(), OpKind::Immediate8 | OpKind::Immediate8to32 | OpKind::Immediate8to64 | OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate16)
-    })?;
+/// The number of entries a `cmp $N,mem` on the same memory operand `load` reads from allows,
+/// with its base register not written between the two.
+fn memory_bounds_check(load: &Instruction, prior: &[Instruction]) -> Option<u64> {
+    let same_memory = |i: &Instruction| {
+        i.memory_base() == load.memory_base()
+            && i.memory_index() == load.memory_index()
+            && i.memory_index_scale() == load.memory_index_scale()
+            && i.memory_displacement64() == load.memory_displacement64()
+            && i.memory_segment() == load.memory_segment()
+    };
+    let (at, cmp) = prior.iter().enumerate().rev().find(|(_, i)| i.mnemonic() == Mnemonic::Cmp && i.op0_kind() == OpKind::Memory && same_memory(i))?;
+    let base = load.memory_base().full_register();
+    if base != Register::None && writer(base, &prior[at + 1..], prior.len() - at - 1).is_some() {
+        return None;
+    }
+    immediate_bound(cmp, &prior[at + 1..])
+}
+
+/// The entries a `cmp` with an immediate followed by the first conditional jump in `after`
+/// allows.
+fn immediate_bound(cmp: &Instruction, after: &[Instruction]) -> Option<u64> {
+    if !is_immediate(cmp.op1_kind()) {
+        return None;
+    }
     let n = cmp.try_immediate(1).ok()?;
-    let jcc = prior[at + 1..].iter().find(|i| i.condition_code() != ConditionCode::None)?;
+    let jcc = after.iter().find(|i| i.condition_code() != ConditionCode::None)?;
     match jcc.condition_code() {
         ConditionCode::a | ConditionCode::be => n.checked_add(1),
         ConditionCode::ae | ConditionCode::b => Some(n),
         _ => None,
+    }
+}
+
+/// The number of entries the bounds check before the load allows: the last `cmp $N,%idx`
+/// (any width of the index register) followed by an unsigned conditional jump.
+fn bounds_check(index: Register, prior: &[Instruction]) -> Option<u64> {
+    let (at, cmp) = prior
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, i)| i.mnemonic() == Mnemonic::Cmp && i.op0_kind() == OpKind::Register && i.op0_register().full_register() == index && is_immediate(i.op1_kind()))?;
+    immediate_bound(cmp, &prior[at + 1..])
+}
+
+/// Any immediate operand kind (`cmp $0x2a,%ax` is `Immediate8to16`).
+fn is_immediate(k: OpKind) -> bool {
+    matches!(k, OpKind::Immediate8 | OpKind::Immediate8to16 | OpKind::Immediate8to32 | OpKind::Immediate8to64 | OpKind::Immediate16 | OpKind::Immediate32 | OpKind::Immediate32to64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orc_elf::ElfFile;
+
+    /// Resolves the jump at `jmp` with the instructions decoded linearly from `from` as the
+    /// window (a straight-line block ending in the jump).
+    fn resolve_after(image: &Image<'_>, from: u64, jmp: u64) -> Resolution {
+        let mut window = Vec::new();
+        let mut a = from;
+        while a < jmp {
+            let i = decode(image, a).expect("decodable block");
+            window.push(a);
+            a += i.len() as u64;
+        }
+        assert_eq!(a, jmp, "the block ends at the jump");
+        resolve(image, jmp, &window, from, |_| true)
+    }
+
+    /// The distinct targets of the `n` relative entries at `table`.
+    fn relative_targets(image: &Image<'_>, table: u64, n: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let t = table.wrapping_add(image.read_i32(table + 4 * i).unwrap() as i64 as u64);
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    /// binutils 2.40's readelf (Debian 12): `cmpl $0x13,0x4(%r12); ja ...; mov 0x4(%r12),%eax;
+    /// lea T(%rip),%rdx; movslq (%rdx,%rax,4),%rax; add %rdx,%rax; jmp *%rax`. The next table
+    /// starts right after the 20 entries; read on, its entries (relative to another base) gave
+    /// targets inside instructions and a cold fragment a wrong state.
+    #[test]
+    fn bound_checked_on_the_memory_the_index_is_loaded_from() {
+        let Ok(bytes) = std::fs::read("/usr/bin/x86_64-linux-gnu-readelf") else { return };
+        let elf = ElfFile::parse(&bytes).unwrap();
+        let image = Image::new(&elf).unwrap();
+        let want = [0x41, 0x83, 0x7c, 0x24, 0x04, 0x13];
+        if image.bytes_from(0x48ba0).is_none_or(|b| !b.starts_with(&want)) {
+            return; // another build
+        }
+        let Resolution::Table(targets) = resolve_after(&image, 0x48ba0, 0x48bbf) else { panic!("not a table") };
+        assert_eq!(targets, relative_targets(&image, 0x7e834, 20));
+    }
+
+    /// `switch` on an `unsigned short`: GCC checks the bound with `cmp $N,%ax`, whose
+    /// immediate is `Immediate8to16`; the table must stop at N+1 entries although the next
+    /// table's entries also point into the function.
+    #[test]
+    fn bound_checked_on_a_16_bit_register() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("t.c");
+        let out = dir.path().join("t.so");
+        let mut c = String::from("int sink(int);\n");
+        for (f, n) in [("first", 43), ("second", 40)] {
+            c += &format!("int {f}(unsigned short x) {{ switch ((unsigned short)(x - 8)) {{\n");
+            for k in 0..n {
+                c += &format!("case {k}: return sink({});\n", k * 7 + 1);
+            }
+            c += "default: return 0; } }\n";
+        }
+        std::fs::write(&src, c).unwrap();
+        let Ok(status) = std::process::Command::new("gcc").args(["-O2", "-fPIC", "-shared", "-o"]).arg(&out).arg(&src).status() else { return };
+        assert!(status.success());
+        let bytes = std::fs::read(&out).unwrap();
+        let elf = ElfFile::parse(&bytes).unwrap();
+        let image = Image::new(&elf).unwrap();
+        let start = elf.symbols().flatten().find(|s| s.name == "first").unwrap().value;
+        // The block from the 16-bit compare to the `jmp *%reg`.
+        let code = image.bytes_from(start).unwrap();
+        let mut d = Decoder::with_ip(64, &code[..code.len().min(256)], start, DecoderOptions::NONE);
+        let (mut cmp, mut jmp) = (None, None);
+        for i in d.iter() {
+            if cmp.is_none() && i.mnemonic() == Mnemonic::Cmp && i.op0_kind() == OpKind::Register && i.op0_register().size() == 2 {
+                assert_eq!(i.op1_kind(), OpKind::Immediate8to16, "the shape this test is for");
+                cmp = Some(i.ip());
+            }
+            if cmp.is_some() && i.mnemonic() == Mnemonic::Jmp && i.op0_kind() == OpKind::Register {
+                jmp = Some(i.ip());
+                break;
+            }
+        }
+        let (Some(cmp), Some(jmp)) = (cmp, jmp) else { panic!("no 16-bit bounds check before a jump table") };
+        let Resolution::Table(targets) = resolve_after(&image, cmp, jmp) else { panic!("not a table") };
+        // 43 cases, all distinct, none of the second table's.
+        assert_eq!(targets.len(), 43);
     }
 }
