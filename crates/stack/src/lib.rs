@@ -40,6 +40,6 @@ mod update;
 pub use compare::{mismatch, Mismatch};
 pub use hint::{hint_base, Hint, HintAction, HintError, HintReader, HintType};
 pub use intern::{CfiId, Interner};
-pub use orc::{orc_entry, OrcError};
+pub use orc::{orc_entry, orc_entry_exact, OrcError};
 pub use state::{Base, CfiReg, CfiState, FrameType, INITIAL_CFA, NUM_REGS};
 pub use update::{update, OpContext, StackError};

@@ -17,6 +17,14 @@ pub enum OrcError {
     /// The caller's `%rbp` was saved relative to something other than the CFA or `%rbp`.
     #[error("unknown BP base reg {0}")]
     UnknownBpBase(i32),
+    /// An offset does not fit ORC's 16 bits ([`orc_entry_exact`] only).
+    #[error("{what} offset {offset} does not fit ORC's 16 bits")]
+    OffsetRange {
+        /// `sp` (the CFA) or `bp`.
+        what: &'static str,
+        /// The offset.
+        offset: i32,
+    },
 }
 
 /// The ORC register for a CFA base.
@@ -103,6 +111,25 @@ pub fn orc_entry(cfi: Option<&CfiState>, layout: Layout) -> Result<Entry, OrcErr
         bp_offset: bp.offset as i16,
         signal,
     })
+}
+
+/// [`orc_entry`] without objtool's truncation: a state whose CFA or saved-`%rbp` offset does
+/// not fit in 16 bits is an error, not an entry with the offset's low bits. The kernel's tables
+/// must be objtool's, truncation included (kernel stack frames never get there); a user-space
+/// function can have a 64 KiB frame (python3.11 has one), and a truncated entry would send the
+/// unwinder to a wrong return address where no entry would stop it honestly.
+pub fn orc_entry_exact(cfi: Option<&CfiState>, layout: Layout) -> Result<Entry, OrcError> {
+    if let Some(cfi) = cfi {
+        let fits = |o: i32| i16::try_from(o).is_ok();
+        if cfi.cfa.base != Base::UNDEFINED && !fits(cfi.cfa.offset) {
+            return Err(OrcError::OffsetRange { what: "sp", offset: cfi.cfa.offset });
+        }
+        let bp = cfi.reg(Reg::BP);
+        if bp.base != Base::UNDEFINED && !fits(bp.offset) {
+            return Err(OrcError::OffsetRange { what: "bp", offset: bp.offset });
+        }
+    }
+    orc_entry(cfi, layout)
 }
 
 impl CfiState {

@@ -6,7 +6,7 @@ mod common;
 use common::{from_entry, orc};
 use orc_decode::{Reg, StackOp};
 use orc_format::{Entry, EntryType, Layout, Reg as OrcReg};
-use orc_stack::{orc_entry, Base, CfiReg, CfiState, FrameType, OrcError};
+use orc_stack::{orc_entry, orc_entry_exact, Base, CfiReg, CfiState, FrameType, OrcError};
 
 #[test]
 fn reference_worked_example() {
@@ -137,4 +137,26 @@ fn older_layouts() {
             .encode(orc_entry(Some(&end), layout).unwrap())
             .is_ok());
     }
+}
+
+#[test]
+fn offsets_beyond_16_bits_truncate_like_objtool_or_are_refused_exactly() {
+    // `push %r12; push %rbp; push %rbx; sub $0x10020,%rsp` (python3.11 has such a function):
+    // the CFA is sp + 65600.
+    let s = from_entry(&[
+        StackOp::push(Reg::R12),
+        StackOp::push(Reg::BP),
+        StackOp::push(Reg::BX),
+        StackOp::add_sp(-0x10020),
+    ]);
+    assert_eq!(s.cfa, CfiReg::new(Base::SP, 65600));
+    // objtool assigns to a 16-bit field: 65600 becomes 64, a wrong rule.
+    assert_eq!(orc_entry(Some(&s), Layout::V3).unwrap().sp_offset, 64);
+    assert_eq!(
+        orc_entry_exact(Some(&s), Layout::V3),
+        Err(OrcError::OffsetRange { what: "sp", offset: 65600 })
+    );
+    // Below the limit both agree.
+    let small = from_entry(&[StackOp::push(Reg::BP), StackOp::add_sp(-0x7000)]);
+    assert_eq!(orc_entry_exact(Some(&small), Layout::V3), orc_entry(Some(&small), Layout::V3));
 }
