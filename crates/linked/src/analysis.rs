@@ -868,7 +868,11 @@ pub(crate) fn analyse(ctx: &Ctx<'_, '_>) -> Analysis {
     if std::env::var_os("ORC_LINKED_UNCLEAN").is_some() {
         for (f, func) in funcs.iter().enumerate() {
             if !per_func[f].clean {
-                eprintln!("unclean {:#x} {} {:?} rows={} insns={}", func.start, func.name, func.kind, per_func[f].rows.len(), per_func[f].instructions);
+                let by = match owner[f] {
+                    NONE => String::new(),
+                    o => format!(" walked from {:#x}", funcs[units[o as usize].root as usize].start),
+                };
+                eprintln!("unclean {:#x} {} {:?} rows={} insns={}{by}", func.start, func.name, func.kind, per_func[f].rows.len(), per_func[f].instructions);
             }
         }
     }

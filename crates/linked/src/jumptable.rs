@@ -132,7 +132,9 @@ fn rip_lea(reg: Register, prior: &[Instruction], before: usize, hoisted: &dyn Fn
 }
 
 /// The address every write of `reg` between the function's start and `end` sets it to, if
-/// they are all the same `lea T(%rip),%reg` (decoding the function linearly).
+/// they are all the same `lea T(%rip),%reg` (decoding the function linearly). A `pop` of the
+/// register is an early return's epilogue restoring the caller's value, not a write the
+/// table's code can see (ssh: `pop %rbp; ret` laid out before `lea T(%rip),%rbp`).
 fn hoisted_lea(image: &Image<'_>, start: u64, end: u64, reg: Register) -> Option<u64> {
     let bytes = image.bytes_from(start)?;
     let len = usize::try_from(end.checked_sub(start)?).ok()?;
@@ -146,7 +148,7 @@ fn hoisted_lea(image: &Image<'_>, start: u64, end: u64, reg: Register) -> Option
         let writes = i.op_count() > 0
             && i.op0_kind() == OpKind::Register
             && i.op0_register().full_register() == reg
-            && !matches!(i.mnemonic(), Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Push);
+            && !matches!(i.mnemonic(), Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Push | Mnemonic::Pop);
         if writes {
             if i.mnemonic() != Mnemonic::Lea || !i.is_ip_rel_memory_operand() {
                 return None;
@@ -300,14 +302,36 @@ mod tests {
         assert_eq!(targets, relative_targets(&image, 0x7e834, 20));
     }
 
+    /// OpenSSH 9.2's ssh (Debian 12): the table base `lea T(%rip),%rbp` is set once for the
+    /// whole function, and an early return's `pop %rbp` comes before it in the code.
+    #[test]
+    fn hoisted_table_base_survives_an_epilogue_pop() {
+        let Ok(bytes) = std::fs::read("/usr/bin/ssh") else { return };
+        let elf = ElfFile::parse(&bytes).unwrap();
+        let image = Image::new(&elf).unwrap();
+        let lea = [0x48, 0x8d, 0x2d, 0x4a, 0xb7, 0x05, 0x00];
+        if image.bytes_from(0x761ef).is_none_or(|b| !b.starts_with(&lea)) {
+            return; // another build
+        }
+        let mut window = Vec::new();
+        let mut a = 0x76222;
+        while a < 0x7623b {
+            window.push(a);
+            a += decode(&image, a).unwrap().len() as u64;
+        }
+        let Resolution::Table(targets) = resolve(&image, 0x7623b, &window, 0x76090, |_| true) else { panic!("not a table") };
+        assert_eq!(targets, relative_targets(&image, 0xd1940, 0x82));
+    }
+
     /// `switch` on an `unsigned short`: GCC checks the bound with `cmp $N,%ax`, whose
     /// immediate is `Immediate8to16`; the table must stop at N+1 entries although the next
     /// table's entries also point into the function.
     #[test]
     fn bound_checked_on_a_16_bit_register() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("t.c");
-        let out = dir.path().join("t.so");
+        let dir = std::env::temp_dir().join(format!("orc-linked-jumptable-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("t.c");
+        let out = dir.join("t.so");
         let mut c = String::from("int sink(int);\n");
         for (f, n) in [("first", 43), ("second", 40)] {
             c += &format!("int {f}(unsigned short x) {{ switch ((unsigned short)(x - 8)) {{\n");
@@ -320,6 +344,7 @@ mod tests {
         let Ok(status) = std::process::Command::new("gcc").args(["-O2", "-fPIC", "-shared", "-o"]).arg(&out).arg(&src).status() else { return };
         assert!(status.success());
         let bytes = std::fs::read(&out).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
         let elf = ElfFile::parse(&bytes).unwrap();
         let image = Image::new(&elf).unwrap();
         let start = elf.symbols().flatten().find(|s| s.name == "first").unwrap().value;
