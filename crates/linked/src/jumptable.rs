@@ -131,15 +131,17 @@ fn rip_lea(reg: Register, prior: &[Instruction], before: usize, hoisted: &dyn Fn
     }
 }
 
-/// The address every write of `reg` between the function's start and `end` sets it to, if
-/// they are all the same `lea T(%rip),%reg` (decoding the function linearly). A `pop` of the
-/// register is an early return's epilogue restoring the caller's value, not a write the
-/// table's code can see (ssh: `pop %rbp; ret` laid out before `lea T(%rip),%rbp`).
+/// The address the last write of `reg` before `end` (decoding the function linearly from its
+/// start) sets it to, if that write is a `lea T(%rip),%reg`: the jump uses the register as its
+/// table's base on every path, so earlier writes (`mov %rsi,%r12` for `argv` in ssh's `main`,
+/// before the register is reused) are overwritten by then. A `pop` of the register is an
+/// early return's epilogue restoring the caller's value, not a write the table's code can see
+/// (ssh: `pop %rbp; ret` laid out before `lea T(%rip),%rbp`).
 fn hoisted_lea(image: &Image<'_>, start: u64, end: u64, reg: Register) -> Option<u64> {
     let bytes = image.bytes_from(start)?;
     let len = usize::try_from(end.checked_sub(start)?).ok()?;
     let mut d = Decoder::with_ip(64, bytes.get(..len)?, start, DecoderOptions::NONE);
-    let mut found = None;
+    let mut last = None;
     while d.can_decode() {
         let i = d.decode();
         if i.is_invalid() {
@@ -150,17 +152,10 @@ fn hoisted_lea(image: &Image<'_>, start: u64, end: u64, reg: Register) -> Option
             && i.op0_register().full_register() == reg
             && !matches!(i.mnemonic(), Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Push | Mnemonic::Pop);
         if writes {
-            if i.mnemonic() != Mnemonic::Lea || !i.is_ip_rel_memory_operand() {
-                return None;
-            }
-            let t = i.ip_rel_memory_address();
-            if found.is_some_and(|f| f != t) {
-                return None;
-            }
-            found = Some(t);
+            last = Some((i.mnemonic() == Mnemonic::Lea && i.is_ip_rel_memory_operand()).then(|| i.ip_rel_memory_address()));
         }
     }
-    found
+    last.flatten()
 }
 
 type Found = (u64, Register, Entries, usize);
@@ -321,6 +316,27 @@ mod tests {
         }
         let Resolution::Table(targets) = resolve(&image, 0x7623b, &window, 0x76090, |_| true) else { panic!("not a table") };
         assert_eq!(targets, relative_targets(&image, 0xd1940, 0x82));
+    }
+
+    /// ssh's `main`: `%r12` holds `argv` first, then `lea T(%rip),%r12` makes it the base of
+    /// the option `switch` (`cmp $0x48,%eax; ja; movslq (%r12,%rax,4),%rax; add %r12,%rax`).
+    #[test]
+    fn hoisted_table_base_after_the_register_is_reused() {
+        let Ok(bytes) = std::fs::read("/usr/bin/ssh") else { return };
+        let elf = ElfFile::parse(&bytes).unwrap();
+        let image = Image::new(&elf).unwrap();
+        let lea = [0x4c, 0x8d, 0x25, 0x9b, 0x5f, 0x0b, 0x00];
+        if image.bytes_from(0xcb5e).is_none_or(|b| !b.starts_with(&lea)) {
+            return; // another build
+        }
+        let mut window = Vec::new();
+        let mut a = 0xcbc6;
+        while a < 0xcbd8 {
+            window.push(a);
+            a += decode(&image, a).unwrap().len() as u64;
+        }
+        let Resolution::Table(targets) = resolve(&image, 0xcbd8, &window, 0xc9b0, |_| true) else { panic!("not a table") };
+        assert_eq!(targets, relative_targets(&image, 0xc2b00, 0x49));
     }
 
     /// `switch` on an `unsigned short`: GCC checks the bound with `cmp $N,%ax`, whose
