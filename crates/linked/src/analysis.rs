@@ -811,7 +811,7 @@ pub(crate) fn analyse(ctx: &Ctx<'_, '_>) -> Analysis {
             }
         }
     }
-    let emitted: Vec<Vec<(u32, FuncRows)>> = units
+    let emitted: Vec<(Vec<(u32, FuncRows)>, Vec<Problem>)> = units
         .par_iter()
         .enumerate()
         .map(|(i, u)| {
@@ -827,18 +827,23 @@ pub(crate) fn analyse(ctx: &Ctx<'_, '_>) -> Analysis {
                 unit_problems |= problem.is_some();
                 parts.push((r.func, rows, instructions, complete, problem));
             }
+            // A state without an ORC entry (an offset beyond 16 bits) is reported like the
+            // walk's problems: the function's rows then come from the converter.
+            let mut entry_problems = Vec::new();
             for (func, rows, instructions, complete, problem) in parts {
-                let _ = problem;
+                entry_problems.extend(problem);
                 out.push((func, FuncRows { rows, clean: complete && !unit_problems, instructions }));
             }
-            out
+            (out, entry_problems)
         })
         .collect();
     let mut per_func = vec![FuncRows::default(); funcs.len()];
-    for list in emitted {
+    let mut entry_problems = Vec::new();
+    for (list, problems) in emitted {
         for (f, rows) in list {
             per_func[f as usize] = rows;
         }
+        entry_problems.extend(problems);
     }
     // Fixed rows: the entry point ends the stack; a signal trampoline is a signal frame
     // from one byte before its `rt_sigreturn` (the handler's return address minus one).
@@ -877,6 +882,7 @@ pub(crate) fn analyse(ctx: &Ctx<'_, '_>) -> Analysis {
         }
     }
     let mut problems: Vec<Problem> = units.into_iter().flat_map(|u| u.problems).collect();
+    problems.extend(entry_problems);
     problems.sort_by_key(|p| p.addr);
     Analysis { per_func, problems }
 }
@@ -917,7 +923,7 @@ fn emit_region<'data>(ctx: &Ctx<'_, 'data>, u: &Unit, r: &Region, decoders: &mut
         let entry = match cache[sid] {
             Some(e) => e,
             None => {
-                let e = orc_stack::orc_entry(Some(&u.states[sid]), Layout::V3).unwrap_or_else(|err| {
+                let e = orc_stack::orc_entry_exact(Some(&u.states[sid]), Layout::V3).unwrap_or_else(|err| {
                     problem.get_or_insert_with(|| ctx.problem(insn.addr, format!("no ORC entry for the state: {err}")));
                     Entry::UNDEFINED
                 });

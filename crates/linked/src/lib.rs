@@ -37,7 +37,7 @@ pub use analysis::NORETURN;
 /// The version of the tables [`generate`] makes. Raise it whenever the analysis or the
 /// converter changes what they produce, so that cached sidecar files from an older orctool are
 /// made again rather than trusted (a build-id names the binary, not the table).
-pub const GENERATOR: u32 = 6;
+pub const GENERATOR: u32 = 7;
 pub use image::build_id;
 
 use crate::table::TableBuilder;

@@ -62,3 +62,60 @@ fn entry_point_ends_the_stack() {
         assert_eq!(table.lookup(start).unwrap().kind, EntryType::EndOfStack, "{source:?}");
     }
 }
+
+/// Compiles `source` (C) with gcc -O2 -fomit-frame-pointer into a temporary file; `None` when
+/// gcc is missing.
+fn compile(tag: &str, source: &str) -> Option<Vec<u8>> {
+    let dir = std::env::temp_dir().join(format!("orc-linked-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let c = dir.join("t.c");
+    let exe = dir.join("t");
+    std::fs::write(&c, source).ok()?;
+    let status = std::process::Command::new("gcc")
+        .args(["-O2", "-fomit-frame-pointer", "-o"])
+        .arg(&exe)
+        .arg(&c)
+        .status()
+        .ok()?;
+    let bytes = status.success().then(|| std::fs::read(&exe).ok()).flatten();
+    let _ = std::fs::remove_dir_all(&dir);
+    bytes
+}
+
+#[test]
+fn a_frame_beyond_16_bits_is_undefined_never_truncated() {
+    // A 70,000-byte frame: its CFA offset does not fit ORC's sp_offset. objtool's mapping
+    // would keep the low 16 bits (a wrong rule); the table must say UNDEFINED instead.
+    let source = r#"
+        #include <string.h>
+        __attribute__((noinline)) int big(int n) {
+            volatile char buf[70000];
+            memset((char *)buf, n, sizeof buf);
+            return buf[n] + buf[69999 - n];
+        }
+        int main(int argc, char **argv) { (void)argv; return big(argc) & 1; }
+    "#;
+    let Some(bytes) = compile("bigframe", source) else {
+        eprintln!("SKIP: gcc not available");
+        return;
+    };
+    let elf = ElfFile::parse(&bytes).unwrap();
+    let start = symbol(&elf, "big");
+    for source in [Source::Analysis, Source::Combined] {
+        let table = generate(&elf, source).unwrap();
+        let rows: Vec<_> = table.ips.iter().zip(&table.entries).filter(|(ip, _)| **ip >= start && **ip < start + 0x80).collect();
+        assert!(!rows.is_empty(), "{source:?}: no rows for big()");
+        for (ip, raw) in rows {
+            let e = orc_format::Layout::V3.decode(*raw);
+            if e.kind == EntryType::Call {
+                assert!(e.sp_offset >= 8 && e.sp_offset < 64, "{source:?}: {ip:#x}: a CALL entry {e:?} in a 70 KB frame");
+            }
+        }
+        if source == Source::Analysis {
+            assert!(
+                table.report.problems.iter().any(|p| p.render("t").contains("16 bits")),
+                "the analysis says why it has no entry"
+            );
+        }
+    }
+}
