@@ -51,6 +51,7 @@ pub(crate) enum FuncSource {
     Dynsym,
     Entry,
     Plt,
+    Loader,
 }
 
 /// One function.
@@ -142,6 +143,7 @@ pub(crate) fn find(elf: &ElfFile<'_>, image: &Image<'_>, conv: &Conversion) -> F
     }
     funcs.extend(dyn_funcs);
     funcs.sort_by_key(|f| f.start);
+    loader_called(image, &mut funcs);
     if image.entry != 0 && image.is_code(image.entry) && !covered(&funcs, image.entry) {
         let end = fde_end(conv, &fde_at, image.entry);
         funcs.push(Func { start: image.entry, end, name: "_start".into(), kind: FuncKind::Entry, source: FuncSource::Entry, import: None });
@@ -187,6 +189,7 @@ pub(crate) fn find(elf: &ElfFile<'_>, image: &Image<'_>, conv: &Conversion) -> F
             FuncSource::Dynsym => counts.dynsym += 1,
             FuncSource::Entry => counts.entry += 1,
             FuncSource::Plt => counts.plt += 1,
+            FuncSource::Loader => counts.loader += 1,
         }
     }
     Functions { list: funcs, counts }
@@ -199,7 +202,11 @@ fn add_orphans(image: &Image<'_>, funcs: &mut Vec<Func>) {
     let mut orphans = Vec::new();
     for pair in funcs.windows(2) {
         let (f, next) = (&pair[0], &pair[1]);
-        if next.start <= f.end || !matches!(f.kind, FuncKind::Normal | FuncKind::Fragment | FuncKind::Orphan) {
+        // After the entry point too: crtstuff's helpers (`register_tm_clones`...) follow
+        // `_start` without symbol or FDE in a stripped program, and loader-called functions
+        // tail-call them.
+        let before_ok = matches!(f.kind, FuncKind::Normal | FuncKind::Fragment | FuncKind::Orphan | FuncKind::Entry);
+        if next.start <= f.end || !before_ok {
             continue;
         }
         let same_section = image.section_of(f.start).is_some_and(|m| m.contains(next.start));
@@ -208,6 +215,18 @@ fn add_orphans(image: &Image<'_>, funcs: &mut Vec<Func>) {
         if same_section && !is_padding(gap) {
             let name = format!("{}.tail", f.name);
             orphans.push(Func { start: f.end, end: next.start, name, kind: FuncKind::Orphan, source: f.source, import: None });
+        }
+    }
+    // The head of a code section before its first function (crtstuff's helpers open `.text`
+    // in a shared library).
+    for m in image.mapped.iter().filter(|m| m.exec && !matches!(m.name, ".plt" | ".plt.sec" | ".plt.got")) {
+        let i = funcs.partition_point(|f| f.start < m.address);
+        let first = funcs.get(i).map_or(m.end(), |f| f.start.min(m.end()));
+        let covered = i > 0 && funcs[i - 1].end > m.address;
+        let gap = &m.data[..((first - m.address) as usize).min(m.data.len())];
+        if !covered && !gap.is_empty() && !is_padding(gap) {
+            let name = format!("{}.head", m.name);
+            orphans.push(Func { start: m.address, end: first, name, kind: FuncKind::Orphan, source: FuncSource::EhFrame, import: None });
         }
     }
     if !orphans.is_empty() {
@@ -220,6 +239,35 @@ fn add_orphans(image: &Image<'_>, funcs: &mut Vec<Func>) {
 /// `66 90`, `0f 1f /0` with prefixes, `66 2e 0f 1f 84 ..`), `int3`, and zeros.
 fn is_padding(bytes: &[u8]) -> bool {
     bytes.iter().all(|&b| matches!(b, 0x90 | 0xcc | 0x00 | 0x66 | 0x2e | 0x0f | 0x1f | 0x40 | 0x44 | 0x80 | 0x84))
+}
+
+/// Functions only the dynamic loader calls: the entries of `.preinit_array`, `.init_array`
+/// and `.fini_array` (crtstuff's `frame_dummy` and `__do_global_dtors_aux`, constructors) and
+/// the `.init` and `.fini` sections (`_init`, `_fini`). A stripped file often gives them
+/// neither a symbol nor an FDE, and nothing in its code calls them, so only here are they
+/// found; without them a stack at exit has no rows for its loader-called frames. `funcs` is
+/// sorted on entry and on return.
+fn loader_called(image: &Image<'_>, funcs: &mut Vec<Func>) {
+    let mut found = Vec::new();
+    for m in image.mapped.iter().filter(|m| matches!(m.name, ".preinit_array" | ".init_array" | ".fini_array")) {
+        for i in 0..m.data.len() / 8 {
+            let Some(p) = image.read_pointer(m.address + 8 * i as u64) else { continue };
+            if image.is_code(p) && !covered_sorted(funcs, p) && !found.iter().any(|f: &Func| f.start == p) {
+                let name = format!("{}[{i}]", m.name.trim_start_matches('.'));
+                found.push(Func { start: p, end: p, name, kind: FuncKind::Normal, source: FuncSource::Loader, import: None });
+            }
+        }
+    }
+    for m in image.mapped.iter().filter(|m| m.exec && matches!(m.name, ".init" | ".fini")) {
+        if !covered_sorted(funcs, m.address) {
+            let name = format!("_{}", m.name.trim_start_matches('.'));
+            found.push(Func { start: m.address, end: m.end(), name, kind: FuncKind::Normal, source: FuncSource::Loader, import: None });
+        }
+    }
+    if !found.is_empty() {
+        funcs.extend(found);
+        funcs.sort_by_key(|f| f.start);
+    }
 }
 
 fn covered_sorted(funcs: &[Func], addr: u64) -> bool {

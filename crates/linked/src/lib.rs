@@ -37,7 +37,7 @@ pub use analysis::NORETURN;
 /// The version of the tables [`generate`] makes. Raise it whenever the analysis or the
 /// converter changes what they produce, so that cached sidecar files from an older orctool are
 /// made again rather than trusted (a build-id names the binary, not the table).
-pub const GENERATOR: u32 = 7;
+pub const GENERATOR: u32 = 8;
 pub use image::build_id;
 
 use crate::table::TableBuilder;
@@ -89,12 +89,15 @@ pub struct FunctionCounts {
     pub entry: usize,
     /// PLT stubs.
     pub plt: usize,
+    /// Functions only the dynamic loader calls (`.init_array`, `.fini_array`, `.init`,
+    /// `.fini`) that nothing else covered.
+    pub loader: usize,
 }
 
 impl FunctionCounts {
     /// All functions.
     pub fn total(&self) -> usize {
-        self.symtab + self.eh_frame + self.dynsym + self.entry + self.plt
+        self.symtab + self.eh_frame + self.dynsym + self.entry + self.plt + self.loader
     }
 }
 

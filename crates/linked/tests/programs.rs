@@ -119,3 +119,37 @@ fn a_frame_beyond_16_bits_is_undefined_never_truncated() {
         }
     }
 }
+
+#[test]
+fn loader_called_functions_of_a_stripped_program_get_rows() {
+    // A destructor and crtstuff's `__do_global_dtors_aux` are called only by the loader,
+    // through `.fini_array`. Stripped, they have no symbol; GCC still gives the destructor an
+    // FDE, crtstuff's helpers none. The table must cover both.
+    let source = r#"
+        #include <stdio.h>
+        static __attribute__((destructor, noinline)) void bye(void) { puts("bye"); }
+        int main(void) { return 0; }
+    "#;
+    let Some(bytes) = compile("loader", source) else {
+        eprintln!("SKIP: gcc not available");
+        return;
+    };
+    let elf = ElfFile::parse(&bytes).unwrap();
+    let dtors = symbol(&elf, "__do_global_dtors_aux");
+    let path = std::env::temp_dir().join(format!("orc-linked-loader-stripped-{}", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    let stripped = std::process::Command::new("strip").arg(&path).status().is_ok_and(|s| s.success());
+    let data = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    if !stripped {
+        eprintln!("SKIP: strip not available");
+        return;
+    }
+    let elf = ElfFile::parse(&data).unwrap();
+    assert_eq!(elf.symbols().count(), 0, "stripped");
+    let table = generate(&elf, Source::Analysis).unwrap();
+    let entry = table.lookup(dtors).expect("a row covers __do_global_dtors_aux");
+    assert_eq!((entry.kind, entry.sp_reg, entry.sp_offset), (EntryType::Call, Reg::SP, 8), "{entry:?}");
+    assert!(table.report.functions.loader >= 1, "{:?}", table.report.functions);
+    assert!(table.report.problems.is_empty(), "{:?}", table.report.problems.iter().map(|p| p.render("t")).collect::<Vec<_>>());
+}

@@ -41,11 +41,12 @@ pub fn run(args: &CheckArgs, path: &Path, bytes: &[u8], file: &ElfFile<'_>, out:
     }
     let f = &r.functions;
     let mut summary = format!(
-        "orctool: {name}: {} functions ({} .symtab, {} .eh_frame, {} .dynsym, {} PLT), {} analysed, {} from .eh_frame, {} problems, {} instructions, {} ORC entries",
+        "orctool: {name}: {} functions ({} .symtab, {} .eh_frame, {} .dynsym, {} loader-called, {} PLT), {} analysed, {} from .eh_frame, {} problems, {} instructions, {} ORC entries",
         f.total(),
         f.symtab,
         f.eh_frame,
         f.dynsym + f.entry,
+        f.loader,
         f.plt,
         r.analysed,
         r.from_converter,
