@@ -100,12 +100,22 @@ fn parse_u64(v: &Value) -> Option<u64> {
     }
 }
 
+/// Writes to standard output; a reader that went away (`| head`) is not an error worth a
+/// panic: the output is simply no longer wanted.
+pub(crate) fn emit(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if s.len() % 2 != 0 {
+    // Digit pairs as bytes, not as string slices: a non-ASCII character must be an error,
+    // not a slice through the middle of it.
+    let digits: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    if digits.len() % 2 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+    let nibble = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
+    digits.chunks_exact(2).map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?)).collect()
 }
 
 /// The snapshot, read and checked.
@@ -341,16 +351,18 @@ fn run_inner(args: &UnwindArgs) -> Result<i32, FileError> {
             reliable: unreliable.is_none(),
             unreliable,
         };
-        println!("{}", serde_json::to_string(&doc).expect("plain data serializes"));
+        emit(&format!("{}\n", serde_json::to_string(&doc).expect("plain data serializes")));
     } else {
+        let mut out = String::new();
         for (i, f) in frames.iter().enumerate() {
             let sym = symbolize(&loaded.funcs, f);
-            println!("#{i:<3} {:#018x} {sym}  sp={:#x}{}", f.ip, f.sp, if f.signal { " (exact)" } else { "" });
+            out += &format!("#{i:<3} {:#018x} {sym}  sp={:#x}{}\n", f.ip, f.sp, if f.signal { " (exact)" } else { "" });
         }
-        println!("end: {end}; {}", match &unreliable {
+        out += &format!("end: {end}; {}\n", match &unreliable {
             None => "reliable".to_string(),
             Some(u) => format!("unreliable ({u})"),
         });
+        emit(&out);
     }
     Ok(if matches!(trace.end, End::Error(_)) { 1 } else { 0 })
 }

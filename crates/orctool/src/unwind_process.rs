@@ -42,10 +42,11 @@ pub fn run_pid(args: &UnwindArgs, pid: i32) -> Result<i32, FileError> {
         let stopped = StoppedProcess::attach(pid).map_err(|e| pid_error(pid, strip_pid(&e.to_string())))?;
         let space = AddressSpace::from_pid(pid, &cache).map_err(|e| pid_error(pid, strip_pid(&e.to_string())))?;
         let mut threads = Vec::new();
-        let mut mem = ProcessMemory::new(pid);
         for tid in stopped.tids() {
             let regs = Regs::from(&stopped.regs(tid).map_err(|e| pid_error(pid, e))?);
-            mem.invalidate();
+            // Memory is read through the thread itself: all threads share one address space,
+            // but a leader that has exited (`pthread_exit` in main) has none to read through.
+            let mut mem = ProcessMemory::new(tid);
             let trace = walk(&space, regs, &mut mem, args.max_frames);
             threads.push(RawThread { tid, name: thread_name(pid, tid), trace });
         }
@@ -192,7 +193,7 @@ fn print(args: &UnwindArgs, pid: i32, space: &AddressSpace, threads: &[RawThread
                 .collect(),
             no_table,
         };
-        println!("{}", serde_json::to_string(&doc).expect("plain data serializes"));
+        crate::unwind::emit(&format!("{}\n", serde_json::to_string(&doc).expect("plain data serializes")));
     } else {
         let mut out = String::new();
         for (t, tr) in threads.iter().zip(&traces) {
@@ -216,7 +217,7 @@ fn print(args: &UnwindArgs, pid: i32, space: &AddressSpace, threads: &[RawThread
                 Some(u) => format!("unreliable ({u})"),
             }));
         }
-        print!("{out}");
+        crate::unwind::emit(&out);
     }
     Ok(if failed { 1 } else { 0 })
 }

@@ -50,6 +50,9 @@ impl StoppedProcess {
                     Ok(()) => seized.push(tid),
                     // Exited since it was listed.
                     Err(Errno::ESRCH) => {}
+                    // A thread that has exited but not been reaped (the main thread after
+                    // `pthread_exit` while others run) refuses ptrace: it has no stack left.
+                    Err(Errno::EPERM) if is_zombie(pid, tid) => {}
                     Err(e) => {
                         return Err(ProcessError::process(tid, format!("cannot attach (PTRACE_SEIZE): {}", e.desc())));
                     }
@@ -154,4 +157,11 @@ pub fn list_threads(pid: i32) -> Result<Vec<i32>, ProcessError> {
 /// The name of thread `tid` of `pid` (/proc/PID/task/TID/comm), or empty.
 pub fn thread_name(pid: i32, tid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).map(|s| s.trim_end().to_string()).unwrap_or_default()
+}
+
+/// The thread's state in `/proc/PID/task/TID/stat` is Z (exited, not reaped) or X (dead).
+fn is_zombie(pid: i32, tid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else { return false };
+    // The state follows the command name, which is in parentheses and may hold anything.
+    stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()).is_some_and(|st| st == "Z" || st == "X")
 }

@@ -86,6 +86,12 @@ impl TableCache {
     /// ORC rows are loaded (or generated and stored) on first use ([`FileTable::orc`]), so
     /// that files no stack passes through cost nothing.
     pub fn table_for(&self, path: &Path) -> Result<Arc<FileTable>, ProcessError> {
+        // A path from a process's maps or a core's file list may name anything by now (a
+        // FIFO would block the open): only regular files are read.
+        let kind = std::fs::metadata(path).map_err(|e| ProcessError::io(path, e))?;
+        if !kind.is_file() {
+            return Err(ProcessError::io(path, std::io::Error::other("not a regular file")));
+        }
         let file = File::open(path).map_err(|e| ProcessError::io(path, e))?;
         let meta = file.metadata().map_err(|e| ProcessError::io(path, e))?;
         let key = FileKey { dev: meta.dev(), ino: meta.ino(), mtime: meta.mtime(), mtime_nsec: meta.mtime_nsec() };

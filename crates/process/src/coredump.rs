@@ -68,6 +68,10 @@ impl std::fmt::Debug for CoreDump {
 impl CoreDump {
     /// Reads and parses the core file at `path`.
     pub fn open(path: &Path) -> Result<CoreDump, ProcessError> {
+        let kind = std::fs::metadata(path).map_err(|e| ProcessError::io(path, e))?;
+        if !kind.is_file() {
+            return Err(ProcessError::io(path, std::io::Error::other("not a regular file")));
+        }
         let mut file = File::open(path).map_err(|e| ProcessError::io(path, e))?;
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| ProcessError::io(path, e))?;

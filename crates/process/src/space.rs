@@ -270,10 +270,24 @@ fn place(t: &FileTable, m: &Mapping, path: &Path) -> Result<u64, ProcessError> {
 
 fn read_maps(pid: i32) -> Result<String, ProcessError> {
     let path = format!("/proc/{pid}/maps");
-    std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+    let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ProcessError::process(pid, "no such process"),
         _ => ProcessError::process(pid, format!("{path}: {e}")),
-    })
+    })?;
+    if !text.is_empty() {
+        return Ok(text);
+    }
+    // A leader that has exited while its other threads run (`pthread_exit` in main) shows
+    // empty maps; a live thread of the same process still shows them.
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| ProcessError::process(pid, format!("task list: {e}")))?;
+    for task in tasks.flatten() {
+        if let Ok(t) = std::fs::read_to_string(task.path().join("maps")) {
+            if !t.is_empty() {
+                return Ok(t);
+            }
+        }
+    }
+    Ok(text)
 }
 
 /// Parses the text of /proc/PID/maps.
