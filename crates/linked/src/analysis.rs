@@ -582,23 +582,13 @@ fn unit_returns(u: &Unit, returns: &[bool], ctx: &Ctx<'_, '_>) -> bool {
             Flow::Plain => edges[0] = Some(insn.next),
             Flow::Jcc => edges = [Some(insn.next), Some(insn.target)],
             Flow::Jmp => edges[0] = Some(insn.target),
-            Flow::Table { first, count } => {
-                for e in &u.targets[first as usize..(first + count) as usize] {
-                    match *e {
-                        Edge::To(a) => {
-                            if let Some(j) = u.index(a) {
-                                if !std::mem::replace(&mut seen[j as usize], true) {
-                                    work.push(j);
-                                }
-                            }
-                        }
-                        Edge::Enter(g) if returns.get(g as usize).copied().unwrap_or(true) => return true,
-                        _ => {}
-                    }
-                }
-            }
+            Flow::Table { .. } => {}
         }
-        for e in edges.into_iter().flatten() {
+        let table: &[Edge] = match insn.flow {
+            Flow::Table { first, count } => &u.targets[first as usize..(first + count) as usize],
+            _ => &[],
+        };
+        for e in edges.into_iter().flatten().chain(table.iter().copied()) {
             match e {
                 Edge::To(a) => {
                     if let Some(j) = u.index(a) {
