@@ -77,23 +77,12 @@ pub fn run(args: &CfiCompareArgs) -> i32 {
                     })
                 })
                 .collect();
-            let v = serde_json::json!({
-                "file": name, "instructions": c.instructions, "agree": c.agree, "differ": c.differ, "bp_only": c.bp_only,
-                "unexpressible": c.unexpressible, "analysis_missing": c.analysis_missing,
-                "differences": if args.verbose { differences } else { Vec::new() },
-            });
+            let mut v = counts_json(&c);
+            v["file"] = name.into();
+            v["differences"] = (if args.verbose { differences } else { Vec::new() }).into();
             println!("{v}");
         } else {
-            println!(
-                "{name}: {} instructions, {} agree ({:.2}%), {} differ ({} bp only), {} unexpressible, {} analysis-missing",
-                c.instructions,
-                c.agree,
-                percent(c.agree, c.instructions),
-                c.differ,
-                c.bp_only,
-                c.unexpressible,
-                c.analysis_missing
-            );
+            println!("{name}: {}", counts_text(&c));
             if args.verbose {
                 for d in &c.differences {
                     println!(
@@ -113,25 +102,36 @@ pub fn run(args: &CfiCompareArgs) -> i32 {
     }
     if files > 1 {
         if args.json {
-            let v = serde_json::json!({
-                "total": files, "instructions": total.instructions, "agree": total.agree, "differ": total.differ, "bp_only": total.bp_only,
-                "unexpressible": total.unexpressible, "analysis_missing": total.analysis_missing,
-            });
+            let mut v = counts_json(&total);
+            v["total"] = files.into();
             println!("{v}");
         } else {
-            println!(
-                "total: {files} files, {} instructions, {} agree ({:.2}%), {} differ ({} bp only), {} unexpressible, {} analysis-missing",
-                total.instructions,
-                total.agree,
-                percent(total.agree, total.instructions),
-                total.differ,
-                total.bp_only,
-                total.unexpressible,
-                total.analysis_missing
-            );
+            println!("total: {files} files, {}", counts_text(&total));
         }
     }
     code
+}
+
+/// The counts of a comparison, as printed for a file and for the total.
+fn counts_text(c: &Comparison) -> String {
+    format!(
+        "{} instructions, {} agree ({:.2}%), {} differ ({} bp only), {} unexpressible, {} analysis-missing",
+        c.instructions,
+        c.agree,
+        percent(c.agree, c.instructions),
+        c.differ,
+        c.bp_only,
+        c.unexpressible,
+        c.analysis_missing
+    )
+}
+
+/// The counts of a comparison as a JSON object.
+fn counts_json(c: &Comparison) -> serde_json::Value {
+    serde_json::json!({
+        "instructions": c.instructions, "agree": c.agree, "differ": c.differ, "bp_only": c.bp_only,
+        "unexpressible": c.unexpressible, "analysis_missing": c.analysis_missing,
+    })
 }
 
 /// `call sp+16 bp=prevsp-16`.
