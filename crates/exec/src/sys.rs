@@ -27,8 +27,8 @@ pub enum Wait {
     Killed { tid: i32, sig: i32 },
 }
 
-/// Waits for any traced thread (`__WALL`: clone children too).
-pub fn wait_any() -> io::Result<Wait> {
+/// Waits for any traced thread (`__WALL`: clone children too); `None` once none is left.
+pub fn wait_any() -> io::Result<Option<Wait>> {
     let mut status: libc::c_int = 0;
     loop {
         // SAFETY: waitpid writes one int into `status`, which we own.
@@ -38,9 +38,13 @@ pub fn wait_any() -> io::Result<Wait> {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
+            // No child left to wait for: the traced program and all its threads are gone.
+            if e.raw_os_error() == Some(libc::ECHILD) {
+                return Ok(None);
+            }
             return Err(e);
         }
-        return Ok(decode_status(tid, status));
+        return Ok(Some(decode_status(tid, status)));
     }
 }
 

@@ -213,11 +213,7 @@ impl Tracer<'_, '_> {
         self.on_step(self.pid)?;
         let mut leader_gone = false;
         loop {
-            let w = match sys::wait_any() {
-                Ok(w) => w,
-                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => break,
-                Err(e) => return Err(ExecError::Ptrace { what: "wait", source: e }),
-            };
+            let Some(w) = sys::wait_any().map_err(|e| ExecError::Ptrace { what: "wait", source: e })? else { break };
             match w {
                 Wait::Exited { tid, code } => {
                     self.threads.remove(&tid);
@@ -578,11 +574,7 @@ pub fn raw_single_step(command: &[String], max_steps: Option<u64>) -> Result<(u6
     let mut threads = 1usize;
     resume(pid, 0)?;
     loop {
-        let w = match sys::wait_any() {
-            Ok(w) => w,
-            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => break,
-            Err(e) => return Err(ExecError::Ptrace { what: "wait", source: e }),
-        };
+        let Some(w) = sys::wait_any().map_err(|e| ExecError::Ptrace { what: "wait", source: e })? else { break };
         match w {
             Wait::Exited { tid, code } => {
                 threads -= 1;
