@@ -106,6 +106,21 @@ impl Rng {
         }
     }
 
+    /// Mutates each module of `modules` (paths under `$ORCTOOL_REAL_MODULES`, the fetched
+    /// kernel corpus) `count` times, up to `max` bytes in its headers and chosen sections, and
+    /// hands every copy to `f`. Returns how many modules were found, or `None` when the
+    /// variable is not set (the caller says it skipped).
+    pub fn for_each_real_module_mutation(&mut self, modules: &[&str], max: usize, count: usize, mut f: impl FnMut(&[u8])) -> Option<usize> {
+        let dir = std::path::PathBuf::from(std::env::var_os("ORCTOOL_REAL_MODULES")?);
+        let mut found = 0;
+        for rel in modules {
+            let Ok(original) = std::fs::read(dir.join(rel)) else { continue };
+            self.for_each_mutation(&original, &section_ranges(&original), max, count, &mut f);
+            found += 1;
+        }
+        Some(found)
+    }
+
     /// Overwrites 1 to `max` bytes of `data` with random values, each inside one of `ranges`
     /// (byte ranges of the file worth hitting: headers, chosen sections) when given.
     pub fn mutate(&mut self, data: &mut [u8], ranges: &[std::ops::Range<usize>], max: usize) {
