@@ -5,6 +5,8 @@ For every module built by scripts/build-gold.sh ($ORCTOOL_CACHE/gold/gold.tsv):
 
   orctool   `orctool check <recorded objtool flags> gold/<m>.o -o TMP` then `orctool dump TMP`,
             compared line for line with `orctool dump` of Debian's shipped .ko (the 6.12 corpus)
+  whole     `orctool compare-objects` of objtool's output and orctool's on the same input: every
+            section's bytes, the symbol table as a set, relocations by symbol name (layout aside)
   objtool   sanity check of the input: the real objtool run in place on a copy of gold/<m>.o with
             the same flags, `objtool --dump=orc` of it compared with `objtool --dump=orc` of the
             shipped .ko (expected identical, with no warnings: otherwise the input is not the one
@@ -175,6 +177,14 @@ def check_module(row, gold, modules_dir, objtool, orctool, tmp, ndis):
         res["error"] = "orctool dump of orctool's output: exit %d %s" % (got.returncode, got.stderr.strip()[:200])
         return res
     res["same"] = got.stdout == expected
+    # The whole object, as a linker sees it: every section's bytes (jump-label NOPs included),
+    # the symbol table as a set (__pfx_ symbols), relocations by symbol name.
+    whole = run([orctool, "compare-objects", "--max-shown", "3", theirs, ours])
+    res["whole_same"] = whole.returncode == 0
+    if whole.returncode == 2:
+        res["error"] = "orctool compare-objects: %s" % whole.stderr.strip()[:300]
+        return res
+    res["whole_diff"] = whole.stdout.strip().splitlines()
     # The other sections: orctool's against objtool's on the same input, where orctool wrote them.
     ours_sites = site_entries(ours)
     res["sites"] = {}
@@ -238,7 +248,7 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
 
     width = max(len(r["module"]) for r in results)
-    n_same = n_obj_same = n_err = n_sites_bad = 0
+    n_same = n_obj_same = n_err = n_sites_bad = n_whole = 0
     sites_state = {k: Counter() for k in SITES}
     entries = entries_bad = 0
     for r in results:
@@ -267,6 +277,11 @@ def main():
                 print("      " + l)
         if not r["dump_agrees"]:
             print("    note: orctool dump and objtool --dump=orc disagree on the shipped %s" % r["shipped"])
+        n_whole += r["whole_same"]
+        if not r["whole_same"]:
+            print("    whole object differs from objtool's on the same input:")
+            for l in r["whole_diff"][-8:]:
+                print("      " + l)
         bad_sites = {k: v for k, v in r["sites"].items() if v not in ("same", "absent", "not written")}
         if bad_sites:
             n_sites_bad += 1
@@ -286,6 +301,7 @@ def main():
     t_ours = sum(r.get("orctool_s", 0) for r in results)
     print("compat-gold: %d modules: orctool identical %d/%d, objtool identical %d/%d, errors %d" % (
         len(results), n_same, checked, n_obj_same, checked, n_err))
+    print("  whole objects identical to objtool's on the same input: %d/%d" % (n_whole, checked))
     print("  entries: %d of %d differ (%.3f%% identical)" % (
         entries_bad, entries, 100.0 * (entries - entries_bad) / entries if entries else 100.0))
     print("  other sections vs objtool's on the same input: " + ", ".join(
@@ -293,7 +309,7 @@ def main():
     print("  time: objtool %.2f s, orctool %.2f s (summed), wall %.1f s" % (t_obj, t_ours, time.perf_counter() - t_start))
     if n_err:
         return 2
-    return 0 if n_same == checked and n_obj_same == checked and not n_sites_bad else 1
+    return 0 if n_same == checked and n_obj_same == checked and not n_sites_bad and n_whole == checked else 1
 
 
 if __name__ == "__main__":

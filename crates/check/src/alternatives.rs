@@ -172,7 +172,9 @@ impl Checker<'_> {
             return Err(self.fatal_at(orig, "unsupported instruction at jump label"));
         }
         if self.opts.hack_jump_label && alt.key_addend & 2 != 0 {
-            // objtool writes a NOP over the jump (the label's initial state is "off").
+            // The site was emitted as a JMP for objtool to NOP (see `edits`).
+            let len = self.p.insns[orig as usize].len;
+            self.overwrite_insn(orig, crate::edits::nop_bytes(len).map(<[u8]>::to_vec), "NOP");
             self.p.insns[orig as usize].kind = InsnKind::Nop;
         }
         if self.p.insns[orig as usize].kind == InsnKind::Nop {

@@ -150,6 +150,12 @@ impl Checker<'_> {
             && (s.name.starts_with("__sanitizer_cov_") || s.name.starts_with("__tsan_func_") || s.name == "__tsan_atomic_signal_fence");
         if self.opts.hack_noinstr && self.p.sections[sec].noinstr && profiling {
             // objtool rewrites such calls in place: a NOP, or `ret; int3` for a tail call.
+            let len = self.p.insns[id as usize].len;
+            if sibling {
+                self.overwrite_insn(id, crate::edits::ret_bytes(len), "RET");
+            } else {
+                self.overwrite_insn(id, crate::edits::nop_bytes(len).map(<[u8]>::to_vec), "NOP");
+            }
             let insn = &mut self.p.insns[id as usize];
             insn.kind = if sibling { InsnKind::Return } else { InsnKind::Nop };
             if sibling {
@@ -161,6 +167,12 @@ impl Checker<'_> {
             if sibling {
                 self.warn_insn(id, "tail call to __fentry__ !?!?".to_string());
             }
+            if self.opts.mnop {
+                let len = self.p.insns[id as usize].len;
+                self.overwrite_insn(id, crate::edits::nop_bytes(len).map(<[u8]>::to_vec), "NOP");
+                self.p.insns[id as usize].kind = InsnKind::Nop;
+            }
+            self.sites.mcount_loc.push(id);
             return;
         }
         let init = self.p.sections[sec].name == ".init.text" && !self.opts.module;

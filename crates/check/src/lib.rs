@@ -17,6 +17,7 @@
 //! warnings come back as [`Warning`] values and a give-up as [`Fatal`].
 
 pub mod alternatives;
+pub mod edits;
 pub mod graph;
 pub mod ibt;
 pub mod inspect;
@@ -61,6 +62,8 @@ pub struct Options {
     pub static_call: bool,
     /// `--mcount`.
     pub mcount: bool,
+    /// `--mnop`: with `--mcount`, `__fentry__` calls become NOPs.
+    pub mnop: bool,
     /// `--noinstr`.
     pub noinstr: bool,
     /// `--hacks=jump_label`.
@@ -118,6 +121,8 @@ pub struct Sites {
     pub return_sites: Vec<InsnId>,
     /// Direct calls outside `.init.text` (objtool's `call_list`, for `.call_sites`).
     pub calls: Vec<InsnId>,
+    /// Calls to `__fentry__` (`--mcount`: objtool's `mcount_loc_list`, for `__mcount_loc`).
+    pub mcount_loc: Vec<InsnId>,
     /// ENDBRs some relocation or branch targets (objtool's `mark_endbr_used`): not sealed.
     pub endbr_used: std::collections::HashSet<InsnId>,
 }
@@ -153,6 +158,8 @@ pub struct Checker<'d> {
     pub visited: Vec<u8>,
     /// Recorded call sites.
     pub sites: Sites,
+    /// Changes to the object's own bytes and symbols, in the order objtool makes them.
+    pub edits: edits::Edits,
     /// What the analysis assumed where objtool would have given up.
     pub assumptions: Vec<String>,
 }
@@ -169,6 +176,9 @@ pub struct Analysis {
     /// `.retpoline_sites`, `.return_sites`, `.call_sites`, `.ibt_endbr_seal`), for the options
     /// asked; empty when the analysis gave up.
     pub sites: sites::SiteRows,
+    /// What objtool changes inside the object (overwritten instructions, neutralised
+    /// relocations, added symbols); empty when the analysis gave up.
+    pub edits: edits::Edits,
     /// Instructions decoded.
     pub instructions: usize,
     /// What was assumed where objtool would have given up (empty when objtool's result
@@ -218,6 +228,7 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
         fatal: None,
         orc: None,
         sites: sites::SiteRows::default(),
+        edits: edits::Edits::default(),
         instructions: 0,
         assumptions: Vec::new(),
     };
@@ -246,6 +257,7 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
         insn_cfi: vec![None; n],
         visited: vec![0; n],
         sites: Sites::default(),
+        edits: edits::Edits::default(),
         assumptions: Vec::new(),
     };
     let result = c.run(file);
@@ -255,6 +267,7 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
         Ok((rows, sites)) => {
             analysis.orc = rows;
             analysis.sites = sites;
+            analysis.edits = std::mem::take(&mut c.edits);
         }
         Err(fatal) => {
             analysis.warnings.push(fatal.warning.clone());
@@ -292,7 +305,7 @@ impl Checker<'_> {
             self.validate_sls();
         }
         let sites = self.site_rows()?;
-        self.propagate_prefix_cfi();
+        self.add_prefix_symbols();
         if self.opts.orc || self.opts.strict_alternatives {
             let rows = self.orc_rows()?;
             if self.opts.strict_alternatives {

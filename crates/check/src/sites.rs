@@ -1,6 +1,6 @@
 //! The site tables objtool writes after validation (`create_static_call_sections`,
 //! `create_retpoline_sites_sections`, `create_return_sites_sections`,
-//! `create_direct_call_sections`, `create_ibt_endbr_seal_sections`): which instructions each
+//! `create_direct_call_sections`, `create_mcount_loc_sections`, `create_ibt_endbr_seal_sections`): which instructions each
 //! lists, in objtool's order. Writing them is `orc-elf`'s job.
 
 use orc_decode::InsnKind;
@@ -35,6 +35,8 @@ pub struct SiteRows {
     pub return_sites: Vec<(usize, u64)>,
     /// `.call_sites` (`--rethunk` with `--hacks=skylake`, 6.2 and later).
     pub call_sites: Vec<(usize, u64)>,
+    /// `__mcount_loc` (`--mcount`): the `__fentry__` calls, 8-byte absolute slots.
+    pub mcount_loc: Vec<(usize, u64)>,
     /// `.ibt_endbr_seal` (`--ibt`).
     pub ibt_endbr_seal: Vec<(usize, u64)>,
 }
@@ -46,6 +48,7 @@ impl SiteRows {
             && self.retpoline_sites.is_empty()
             && self.return_sites.is_empty()
             && self.call_sites.is_empty()
+            && self.mcount_loc.is_empty()
             && self.ibt_endbr_seal.is_empty()
     }
 }
@@ -167,6 +170,11 @@ impl Checker<'_> {
             {
                 rows.call_sites = self.sites.calls.iter().map(|&id| self.site(id)).collect();
             }
+        }
+        if self.opts.mcount
+            && !self.already_has("__mcount_loc", "file already has __mcount_loc section, skipping")
+        {
+            rows.mcount_loc = self.sites.mcount_loc.iter().map(|&id| self.site(id)).collect();
         }
         if self.opts.ibt
             && !self.already_has(

@@ -573,45 +573,4 @@ impl Checker<'_> {
         }
         false
     }
-
-    /// objtool's `add_prefix_symbols` as far as ORC sees it: the padding NOPs right before a
-    /// function (exactly `--prefix` bytes of them) get the function's entry state.
-    pub(crate) fn propagate_prefix_cfi(&mut self) {
-        let Some(prefix) = self.opts.prefix else { return };
-        for si in 0..self.p.sections.len() {
-            if !self.p.sections[si].exec {
-                continue;
-            }
-            for k in 0..self.p.sections[si].syms.len() {
-                let s = self.p.sections[si].syms[k];
-                let sym = &self.p.symbols[s as usize];
-                if !sym.is_func() {
-                    continue;
-                }
-                let func_off = sym.offset;
-                let Some(insn) = self.p.find_insn(si, func_off) else { continue };
-                let mut prev = self.p.prev_in_sec(insn);
-                let mut found = None;
-                while let Some(p) = prev {
-                    let pi = &self.p.insns[p as usize];
-                    if pi.kind != InsnKind::Nop {
-                        break;
-                    }
-                    let dist = func_off - pi.offset;
-                    if dist > prefix {
-                        break;
-                    }
-                    if dist == prefix {
-                        found = Some(p);
-                        break;
-                    }
-                    prev = self.p.prev_in_sec(p);
-                }
-                let (Some(first), Some(cfi)) = (found, self.insn_cfi[insn as usize]) else { continue };
-                for id in first..insn {
-                    self.insn_cfi[id as usize] = Some(cfi);
-                }
-            }
-        }
-    }
 }

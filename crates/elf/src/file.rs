@@ -49,6 +49,8 @@ pub struct Section<'data> {
     pub size: u64,
     /// `sh_entsize`.
     pub entry_size: u64,
+    /// `sh_addralign`.
+    pub align: u64,
     /// `sh_link`.
     pub link: u32,
     /// `sh_info`.
@@ -103,6 +105,8 @@ pub struct Symbol<'data> {
     pub value: u64,
     /// `st_size`.
     pub size: u64,
+    /// `st_other` (visibility).
+    pub other: u8,
 }
 
 /// One relocation with an explicit addend.
@@ -185,6 +189,7 @@ impl<'data> ElfFile<'data> {
             address: raw.sh_addr(LE),
             size: raw.sh_size(LE),
             entry_size: raw.sh_entsize(LE),
+            align: raw.sh_addralign(LE),
             link: raw.sh_link(LE),
             info: raw.sh_info(LE),
             data,
@@ -251,6 +256,7 @@ impl<'data> ElfFile<'data> {
             section,
             value: raw.st_value(LE),
             size: raw.st_size(LE),
+            other: raw.st_other().0,
         })
     }
 

@@ -14,6 +14,7 @@
 
 mod error;
 mod file;
+pub mod compare;
 pub mod modinfo;
 pub mod orc;
 pub mod write;

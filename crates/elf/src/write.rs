@@ -2,7 +2,9 @@
 //! `.orc_unwind`, `.orc_unwind_ip` and `.rela.orc_unwind_ip`, one PC32 relocation per entry
 //! against the text section's symbol; and the site tables objtool writes before them
 //! (`.static_call_sites`, `.retpoline_sites`, `.return_sites`, `.call_sites`,
-//! `.ibt_endbr_seal`), each with its `.rela` section.
+//! `.ibt_endbr_seal`, `__mcount_loc`), each with its `.rela` section; and the changes objtool
+//! makes inside the object ([`Changes`]): instructions overwritten in place, their relocations
+//! made `R_X86_64_NONE`, symbols added.
 //!
 //! The file is rebuilt with `object::build::elf::Builder`, which keeps every existing section,
 //! symbol and relocation and lays the file out anew (objtool's libelf appends instead; the
@@ -42,25 +44,83 @@ pub struct SiteRow {
     pub key: Option<(usize, i64)>,
 }
 
+/// How a site table's slots point at their instructions.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Slot {
+    /// A 4-byte place-relative slot (`R_X86_64_PC32`): the tables the kernel walks with
+    /// `offset_to_ptr`.
+    #[default]
+    Pc32,
+    /// An 8-byte absolute address (`R_X86_64_64`), 8-byte aligned: `__mcount_loc`, which
+    /// ftrace reads as an array of addresses.
+    Abs64,
+}
+
 /// A table of sites to add: `.retpoline_sites`, `.return_sites`, `.call_sites`,
-/// `.ibt_endbr_seal` (4-byte entries) or `.static_call_sites` (8-byte entries, every row with
-/// a key, written `SHF_WRITE` so that modules may change the key's low bits).
+/// `.ibt_endbr_seal` (4-byte entries), `.static_call_sites` (8-byte entries, every row with
+/// a key, written `SHF_WRITE` so that modules may change the key's low bits) or
+/// `__mcount_loc` ([`Slot::Abs64`]).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct SiteTable {
     /// Section name.
     pub name: String,
     /// Rows, in order.
     pub rows: Vec<SiteRow>,
+    /// What a slot holds.
+    pub slot: Slot,
 }
 
 impl SiteTable {
     fn entry_size(&self) -> usize {
-        if self.rows.iter().any(|r| r.key.is_some()) {
+        if self.slot == Slot::Abs64 || self.rows.iter().any(|r| r.key.is_some()) {
             8
         } else {
             4
         }
     }
+}
+
+/// One instruction objtool overwrites in place.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct InsnPatch {
+    /// Input section index.
+    pub section: usize,
+    /// Offset of the instruction in that section.
+    pub offset: u64,
+    /// The new bytes (as many as the instruction had).
+    pub bytes: Vec<u8>,
+    /// The offset (in the same section) of the relocation inside the instruction, which
+    /// becomes `R_X86_64_NONE`; `None` when the instruction had none.
+    pub reloc_offset: Option<u64>,
+}
+
+/// One symbol objtool adds to `.symtab` (`st_other` 0, as objtool leaves it).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct NewSymbol {
+    /// Name.
+    pub name: String,
+    /// Input section index of the defining section.
+    pub section: usize,
+    /// `st_value`.
+    pub value: u64,
+    /// `st_size`.
+    pub size: u64,
+    /// `st_info` (binding and type).
+    pub info: u8,
+}
+
+/// Everything to change in an object, in objtool's order: the site tables, then the ORC
+/// sections, added; instructions overwritten; symbols added.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct Changes<'a> {
+    /// Site tables to add (empty ones are left out).
+    pub tables: &'a [SiteTable],
+    /// ORC rows; `None` or empty: no ORC sections.
+    pub orc: Option<&'a [OrcRow]>,
+    /// Instructions to overwrite.
+    pub patches: &'a [InsnPatch],
+    /// Symbols to add.
+    pub symbols: &'a [NewSymbol],
 }
 
 /// Returns `input` with the ORC sections for `rows` added, rows in the given order.
@@ -83,7 +143,16 @@ pub fn add_sections(
     tables: &[SiteTable],
     orc: Option<&[OrcRow]>,
 ) -> Result<Vec<u8>, ElfError> {
-    let orc = orc.filter(|r| !r.is_empty());
+    rewrite(input, &Changes { tables, orc, ..Changes::default() })
+}
+
+/// Returns `input` with every change of `changes` made: what objtool does to an object.
+///
+/// Fails if the input already has a section about to be added, a patch or symbol names a
+/// section that does not exist or lies outside it, or the file cannot be rebuilt.
+pub fn rewrite(input: &[u8], changes: &Changes<'_>) -> Result<Vec<u8>, ElfError> {
+    let tables = changes.tables;
+    let orc = changes.orc.filter(|r| !r.is_empty());
     let mut builder =
         Builder::read64(input).map_err(|e| ElfError::Malformed(format!("cannot rewrite: {e}")))?;
     if orc.is_some()
@@ -170,18 +239,34 @@ pub fn add_sections(
         })
     };
 
+    apply_patches(&mut builder, &section_ids, changes.patches)?;
+    for new in changes.symbols {
+        let section = section_id(new.section)?;
+        let sym = builder.symbols.add();
+        sym.name = ByteString::from(new.name.as_bytes().to_vec());
+        sym.section = Some(section);
+        sym.st_info = elf::SymbolInfo(new.info);
+        sym.st_other = elf::SymbolOther(0);
+        sym.st_value = new.value;
+        sym.st_size = new.size;
+    }
+
     for t in tables.iter().filter(|t| !t.rows.is_empty()) {
         let size = t.entry_size();
+        let (r_type, align) = match t.slot {
+            Slot::Pc32 => (elf::R_X86_64_PC32, 1),
+            Slot::Abs64 => (elf::R_X86_64_64, 8),
+        };
         let mut relocations = Vec::with_capacity(t.rows.len() * size / 4);
         for (i, row) in t.rows.iter().enumerate() {
             let symbol = section_symbol(&mut builder, row.section)?;
             relocations.push(BuildRelocation {
                 r_offset: (i * size) as u64,
                 symbol: Some(symbol),
-                r_type: elf::R_X86_64_PC32,
+                r_type,
                 r_addend: addend_of(row.offset)?,
             });
-            if size == 8 {
+            if t.slot == Slot::Pc32 && size == 8 {
                 let (key, addend) = row.key.ok_or_else(|| {
                     ElfError::Malformed(format!("{}: row {i} has no key", t.name))
                 })?;
@@ -196,12 +281,12 @@ pub fn add_sections(
         let section = builder.sections.add();
         section.name = ByteString::from(t.name.as_bytes().to_vec());
         section.sh_type = elf::SHT_PROGBITS;
-        section.sh_flags = if size == 8 {
+        section.sh_flags = if t.slot == Slot::Pc32 && size == 8 {
             elf::SHF_ALLOC | elf::SHF_WRITE
         } else {
             elf::SHF_ALLOC
         };
-        section.sh_addralign = 1;
+        section.sh_addralign = align;
         section.sh_entsize = size as u64;
         section.data = SectionData::Data(vec![0u8; t.rows.len() * size].into());
         let section_id = section.id();
@@ -246,6 +331,67 @@ pub fn add_sections(
         .write(&mut out)
         .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?;
     Ok(out)
+}
+
+/// Overwrites instructions in their sections' data and makes the relocation inside each
+/// `R_X86_64_NONE`. Patches are grouped by section, so that a large text section is copied
+/// once however many sites it has.
+fn apply_patches(
+    builder: &mut Builder<'_>,
+    section_ids: &[object::build::elf::SectionId],
+    patches: &[InsnPatch],
+) -> Result<(), ElfError> {
+    use std::collections::{BTreeMap, HashSet};
+    let mut by_section: BTreeMap<usize, Vec<&InsnPatch>> = BTreeMap::new();
+    for p in patches {
+        by_section.entry(p.section).or_default().push(p);
+    }
+    for (index, patches) in by_section {
+        let id = index
+            .checked_sub(1)
+            .and_then(|i| section_ids.get(i).copied())
+            .ok_or_else(|| {
+                ElfError::Malformed(format!("a patch names section {index}, which does not exist"))
+            })?;
+        let section = builder.sections.get_mut(id);
+        let name = String::from_utf8_lossy(section.name.as_slice()).into_owned();
+        let SectionData::Data(data) = &section.data else {
+            return Err(ElfError::Malformed(format!(
+                "section {name} holds no bytes to patch"
+            )));
+        };
+        let mut bytes = data.to_vec();
+        for p in &patches {
+            let range = usize::try_from(p.offset)
+                .ok()
+                .and_then(|start| Some(start..start.checked_add(p.bytes.len())?))
+                .filter(|r| r.end <= bytes.len())
+                .ok_or_else(|| {
+                    ElfError::Malformed(format!(
+                        "patch at {name}+{:#x} ({} bytes) lies outside the section",
+                        p.offset,
+                        p.bytes.len()
+                    ))
+                })?;
+            bytes[range].copy_from_slice(&p.bytes);
+        }
+        section.data = SectionData::Data(bytes.into());
+        let offsets: HashSet<u64> = patches.iter().filter_map(|p| p.reloc_offset).collect();
+        if offsets.is_empty() {
+            continue;
+        }
+        for rela in builder.sections.iter_mut() {
+            if rela.sh_info_section != Some(id) {
+                continue;
+            }
+            if let SectionData::Relocation(relocs) = &mut rela.data {
+                for r in relocs.iter_mut().filter(|r| offsets.contains(&r.r_offset)) {
+                    r.r_type = elf::R_X86_64_NONE;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Adds `.rela<name>` for the section `target`, as objtool's `elf_create_rela_section`.

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use orc_check::{check, Options};
-use orc_elf::write::{add_sections, OrcRow, SiteRow, SiteTable};
+use orc_elf::write::{rewrite, Changes, OrcRow, SiteRow, SiteTable, Slot};
 use orc_elf::ElfFile;
 use orc_flow::KernelEra;
 use orc_format::Layout;
@@ -197,6 +197,7 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         sls: args.sls,
         static_call: args.static_call,
         mcount: args.mcount,
+        mnop: args.mnop,
         noinstr: args.noinstr,
         hack_jump_label: hacks("jump_label"),
         hack_noinstr: hacks("noinstr"),
@@ -208,7 +209,6 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         strict_alternatives: args.strict_alternatives,
     };
     let not_written: Vec<&str> = [
-        (args.mcount, "__mcount_loc"),
         (args.cfi, ".cfi_sites"),
     ]
     .iter()
@@ -241,8 +241,15 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
             }
         }
         let tables = site_tables(&analysis.sites);
-        if !out_rows.is_empty() || tables.iter().any(|t| !t.rows.is_empty()) {
-            let written = add_sections(&bytes, &tables, Some(&out_rows)).map_err(|e| FileError::new(path, e))?;
+        let edits = &analysis.edits;
+        if !out_rows.is_empty() || tables.iter().any(|t| !t.rows.is_empty()) || !edits.is_empty() {
+            let changes = Changes {
+                tables: &tables,
+                orc: Some(&out_rows),
+                patches: &edits.patches,
+                symbols: &edits.symbols,
+            };
+            let written = rewrite(&bytes, &changes).map_err(|e| FileError::new(path, e))?;
             write_checked(args, path, &written)?;
         }
     }
@@ -258,10 +265,12 @@ fn is_kernel_image(file: &ElfFile<'_>) -> bool {
 
 /// The site tables in the order objtool creates them (empty ones are not written).
 fn site_tables(sites: &orc_check::sites::SiteRows) -> Vec<SiteTable> {
-    let plain = |name: &str, rows: &[(usize, u64)]| SiteTable {
+    let table = |name: &str, rows: &[(usize, u64)], slot: Slot| SiteTable {
         name: name.to_string(),
         rows: rows.iter().map(|&(section, offset)| SiteRow { section, offset, key: None }).collect(),
+        slot,
     };
+    let plain = |name: &str, rows: &[(usize, u64)]| table(name, rows, Slot::Pc32);
     vec![
         SiteTable {
             name: ".static_call_sites".to_string(),
@@ -270,10 +279,12 @@ fn site_tables(sites: &orc_check::sites::SiteRows) -> Vec<SiteTable> {
                 .iter()
                 .map(|r| SiteRow { section: r.section, offset: r.offset, key: Some((r.key, i64::from(r.tail))) })
                 .collect(),
+            slot: Slot::Pc32,
         },
         plain(".retpoline_sites", &sites.retpoline_sites),
         plain(".return_sites", &sites.return_sites),
         plain(".call_sites", &sites.call_sites),
+        table("__mcount_loc", &sites.mcount_loc, Slot::Abs64),
         plain(".ibt_endbr_seal", &sites.ibt_endbr_seal),
     ]
 }

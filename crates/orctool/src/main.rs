@@ -5,6 +5,7 @@ mod annotate;
 mod cfi_compare;
 mod check;
 mod check_linked;
+mod compare_objects;
 mod dump;
 mod input;
 mod progress;
@@ -41,6 +42,9 @@ enum Command {
     /// Compare the analysis of executables and shared libraries with their `.eh_frame`, one
     /// line per file.
     CfiCompare(cfi_compare::CfiCompareArgs),
+    /// Compare two objects as a linker sees them: sections' bytes, symbols as a set,
+    /// relocations by symbol name (layout aside). Exit 0 if the same, 1 if not.
+    CompareObjects(compare_objects::CompareObjectsArgs),
 }
 
 /// objtool is run as `objtool --dump=orc FILE` (5.18+); accept that spelling so orctool can
@@ -66,6 +70,7 @@ fn main() {
         Command::VerifyPatching(args) => verify_patching::run(&args),
         Command::VerifyExec(args) => verify_exec::run(&args),
         Command::CfiCompare(args) => cfi_compare::run(&args),
+        Command::CompareObjects(args) => compare_objects::run(&args),
     };
     std::process::exit(code);
 }

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use orc_elf::write::{add_sections, SiteRow, SiteTable};
+use orc_elf::write::{add_sections, SiteRow, SiteTable, Slot};
 use orc_elf::ElfFile;
 use orc_flow::special::sites::{read_site_table, read_static_call_sites};
 use orc_flow::Location;
@@ -23,6 +23,7 @@ fn plain(name: &str, rows: &[(usize, u64)]) -> SiteTable {
                 key: None,
             })
             .collect(),
+        slot: Slot::Pc32,
     }
 }
 
@@ -53,6 +54,7 @@ fn writer_tables_read_back() {
                     key: Some((key, 1)),
                 },
             ],
+            slot: Slot::Pc32,
         },
         plain(".retpoline_sites", &[(text, 1), (text, 0)]),
         plain(".return_sites", &[]),
