@@ -23,6 +23,7 @@ pub mod ibt;
 pub mod inspect;
 pub mod jump_tables;
 pub mod lists;
+pub mod noinstr;
 pub mod orc;
 pub mod program;
 pub mod report;
@@ -66,6 +67,8 @@ pub struct Options {
     pub mnop: bool,
     /// `--noinstr`.
     pub noinstr: bool,
+    /// `--unret`.
+    pub unret: bool,
     /// `--hacks=jump_label`.
     pub hack_jump_label: bool,
     /// `--hacks=noinstr`.
@@ -160,6 +163,8 @@ pub struct Checker<'d> {
     pub sites: Sites,
     /// Changes to the object's own bytes and symbols, in the order objtool makes them.
     pub edits: edits::Edits,
+    /// What may be called through each `pv_ops` slot (`--noinstr`).
+    pub(crate) pv_ops: Option<noinstr::PvOps>,
     /// What the analysis assumed where objtool would have given up.
     pub assumptions: Vec<String>,
 }
@@ -258,6 +263,7 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
         visited: vec![0; n],
         sites: Sites::default(),
         edits: edits::Edits::default(),
+        pv_ops: None,
         assumptions: Vec::new(),
     };
     let result = c.run(file);
@@ -297,6 +303,10 @@ impl Checker<'_> {
             if warnings == 0 {
                 self.validate_reachable_instructions();
             }
+        }
+        if self.opts.unret {
+            // After the branch walks: it keeps its own bit in `visited`.
+            self.validate_unrets()?;
         }
         if self.opts.ibt {
             self.validate_ibt();

@@ -157,6 +157,10 @@ pub struct Insn {
     pub alt_group: Option<u32>,
     /// A NOP objtool invents to pad a short replacement; not in any section's range.
     pub fake: bool,
+    /// `instrumentation_begin()` (+1) and `instrumentation_end()` (-1) annotations here.
+    pub instr: i8,
+    /// An entry point of the `--unret` walk.
+    pub unret: bool,
 }
 
 impl Insn {
@@ -187,6 +191,8 @@ impl Insn {
             alts: None,
             alt_group: None,
             fake: false,
+            instr: 0,
+            unret: false,
         }
     }
 

@@ -58,6 +58,7 @@ impl Checker<'_> {
                 .collect();
             self.uaccess_safe = names;
         }
+        self.init_pv_ops()?;
         self.add_ignores(file)?;
 
         let mut annotations: Vec<Annotation<'_>> = Vec::new();
@@ -131,6 +132,21 @@ impl Checker<'_> {
                 return Err(Fatal::at(self.p.offstr(insn.sec as usize, insn.offset), "retpoline_safe hint not an indirect jump/call/ret/nop"));
             }
             self.p.insns[id as usize].retpoline_safe = true;
+        }
+        for a in of(AnnotationKind::InstrEnd) {
+            let Some(id) = self.insn_at(a.site) else { return Err(Fatal::new("bad .discard.instr_end entry")) };
+            let insn = &mut self.p.insns[id as usize];
+            insn.instr = insn.instr.wrapping_sub(1);
+        }
+        for a in of(AnnotationKind::InstrBegin) {
+            let Some(id) = self.insn_at(a.site) else { return Err(Fatal::new("bad .discard.instr_begin entry")) };
+            let insn = &mut self.p.insns[id as usize];
+            insn.instr = insn.instr.wrapping_add(1);
+        }
+        for a in of(AnnotationKind::UnretBegin) {
+            // objtool's message names the wrong section here; kept, as it is what users see.
+            let Some(id) = self.insn_at(a.site) else { return Err(Fatal::new("bad .discard.instr_end entry")) };
+            self.p.insns[id as usize].unret = true;
         }
         Ok(())
     }

@@ -24,11 +24,16 @@ pub(crate) struct InsnState {
     pub uaccess_stack: u32,
     pub uaccess: bool,
     pub df: bool,
+    /// The path started in a noinstr section (`--noinstr --link`).
+    pub noinstr: bool,
+    /// `instrumentation_begin()`s minus `instrumentation_end()`s met on the path (objtool's
+    /// `s8`, wrapping as it does).
+    pub instr: i8,
 }
 
 impl InsnState {
     pub fn new(cfi: CfiState) -> Self {
-        InsnState { cfi, uaccess_stack: 0, uaccess: false, df: false }
+        InsnState { cfi, uaccess_stack: 0, uaccess: false, df: false, noinstr: false, instr: 0 }
     }
 }
 
@@ -39,7 +44,7 @@ pub(crate) type Walk = Result<(), ()>;
 impl Checker<'_> {
     /// The instruction executed after `id`: the next one in the section, except at the end of
     /// a replacement, where execution continues after the original (patching is in place).
-    fn next_insn_to_validate(&self, id: InsnId) -> Option<InsnId> {
+    pub(crate) fn next_insn_to_validate(&self, id: InsnId) -> Option<InsnId> {
         if let Some(g) = self.p.insns[id as usize].alt_group {
             let group = &self.groups[g as usize];
             if let Some(nop) = group.nop {
@@ -137,14 +142,12 @@ impl Checker<'_> {
         func.is_some_and(|f| self.uaccess_safe.contains(&self.p.symbols[f as usize].name))
     }
 
-    fn call_dest_name(&self, id: InsnId) -> String {
-        match self.call_dest(id) {
-            Some(s) => self.p.symbols[s as usize].name.to_string(),
-            None => "{dynamic}".to_string(),
-        }
-    }
-
     fn validate_call(&mut self, id: InsnId, state: &InsnState) -> Walk {
+        if state.noinstr && state.instr <= 0 && !self.noinstr_call_dest(id, self.call_dest(id)) {
+            let name = self.call_dest_name(id);
+            self.warn_insn(id, format!("call to {name}() leaves .noinstr.text section"));
+            return Err(());
+        }
         if state.uaccess && !self.func_uaccess_safe(self.call_dest(id)) {
             let name = self.call_dest_name(id);
             self.warn_insn(id, format!("call to {name}() with UACCESS enabled"));
@@ -168,7 +171,9 @@ impl Checker<'_> {
 
     fn validate_return(&mut self, func: Option<SymId>, id: InsnId, state: &InsnState) -> Walk {
         let safe = self.func_uaccess_safe(func);
-        let message = if state.uaccess && !safe {
+        let message = if state.noinstr && state.instr > 0 {
+            "return with instrumentation enabled"
+        } else if state.uaccess && !safe {
             "return with UACCESS enabled"
         } else if !state.uaccess && safe {
             "return with UACCESS disabled from a UACCESS-safe function"
@@ -231,6 +236,9 @@ impl Checker<'_> {
                 if visited & visited_bit != 0 {
                     return Ok(());
                 }
+            }
+            if state.noinstr {
+                state.instr = state.instr.wrapping_add(self.p.insns[id as usize].instr);
             }
 
             let insn = &self.p.insns[id as usize];
@@ -413,6 +421,8 @@ impl Checker<'_> {
                     continue;
                 }
                 let mut state = InsnState::new(CfiState::FUNCTION_ENTRY);
+                // objtool's `init_insn_state`: only a whole linked object says where a call goes.
+                state.noinstr = self.opts.link && self.opts.noinstr && self.p.sections[si].noinstr;
                 warnings += usize::from(self.validate_symbol(si, s, &mut state).is_err());
             }
         }

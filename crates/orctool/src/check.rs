@@ -186,6 +186,27 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         Some(k) => KernelEra::parse(k).ok_or_else(|| FileError::new(path, format!("--kernel {k}: not a kernel version")))?,
         None => KernelEra::from_file(&file).unwrap_or(KernelEra::V6_12),
     };
+    // objtool's option rules for objects (`mnop_opts_valid`, `link_opts_valid`): refused
+    // combinations are bad input; a linked object is recognised by its several STT_FILE
+    // symbols and checked as one.
+    if args.mnop && !args.mcount {
+        return Err(FileError::new(path, "--mnop requires --mcount"));
+    }
+    let mut link = args.link;
+    if !link {
+        let files = file.symbols().filter(|s| s.as_ref().is_ok_and(|s| s.kind == orc_elf::SymbolKind::File)).take(2).count();
+        if files > 1 {
+            let _ = writeln!(out, "orctool: {name}: note: linked object detected, forcing --link");
+            link = true;
+        }
+    }
+    if !link {
+        for (asked, flag) in [(args.noinstr, "--noinstr"), (args.ibt, "--ibt"), (args.unret, "--unret")] {
+            if asked {
+                return Err(FileError::new(path, format!("{flag} requires --link")));
+            }
+        }
+    }
     let hacks = |h: &str| args.hacks.iter().any(|x| x == h);
     let opts = Options {
         orc: args.orc,
@@ -199,11 +220,12 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         mcount: args.mcount,
         mnop: args.mnop,
         noinstr: args.noinstr,
+        unret: args.unret,
         hack_jump_label: hacks("jump_label"),
         hack_noinstr: hacks("noinstr"),
         hack_skylake: hacks("skylake"),
         prefix: args.prefix,
-        link: args.link,
+        link,
         module: args.module,
         assume_intra_function_calls: !args.like_objtool,
         strict_alternatives: args.strict_alternatives,
