@@ -173,3 +173,63 @@ fn compare_objects_bad_input_is_one_line_and_exit_2() {
     let r = orctool(&["compare-objects".as_ref(), missing.as_os_str(), input.as_os_str()]);
     assert_eq!(r.status.code(), Some(2));
 }
+
+/// `f` and `g` call `__fentry__` first; `h`, in `.noinstr.text`, calls a KCOV hook and
+/// tail-calls a KCSAN one.
+const MCOUNT: &str = "\t.text\n\t.globl f\n\t.type f, @function\nf:\n\tcall __fentry__\n\tret\n\t.size f, .-f\n\t.globl g\n\t.type g, @function\ng:\n\tcall __fentry__\n\tcall f\n\tret\n\t.size g, .-g\n\t.section .noinstr.text, \"ax\"\n\t.globl h\n\t.type h, @function\nh:\n\tcall __sanitizer_cov_trace_pc\n\tjmp __tsan_func_entry\n\t.size h, .-h\n";
+
+#[test]
+fn fentry_calls_are_listed_and_with_mnop_become_nops() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = assemble_in(dir.path(), "mcount", MCOUNT);
+    for mnop in [false, true] {
+        let out = dir.path().join(format!("out{mnop}.o"));
+        let flags: &[&str] = if mnop { &["--mcount", "--mnop", "--orc"] } else { &["--mcount", "--orc"] };
+        let r = check(&input, &out, flags);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let bytes = std::fs::read(&out).unwrap();
+        let file = ElfFile::parse(&bytes).unwrap();
+        let (text, data) = text(&file, ".text");
+        // __mcount_loc: one absolute 8-byte slot per __fentry__ call, f+0 and g+0.
+        let loc = file.section_by_name("__mcount_loc").unwrap().expect("__mcount_loc");
+        assert_eq!((loc.size, loc.entry_size, loc.align), (16, 8, 8));
+        let relocs = file.relocations(file.relocation_section_for(loc.index).unwrap()).unwrap();
+        let targets: Vec<_> = relocs.iter().map(|r| (r.offset, r.kind, file.symbol(r.symbol).unwrap().section, r.addend)).collect();
+        let g = file.symbols().map(Result::unwrap).find(|s| s.name == "g").unwrap().value as i64;
+        assert_eq!(targets, [(0, 1, Some(text), 0), (8, 1, Some(text), g)], "R_X86_64_64 = 1");
+        // The calls: NOPs with --mnop (relocation R_X86_64_NONE), untouched without.
+        let call_reloc = file.relocations(file.relocation_section_for(text).unwrap()).unwrap();
+        let at = |o: u64| call_reloc.iter().find(|r| r.offset == o).unwrap().kind;
+        if mnop {
+            assert_eq!(&data[0..5], &[0x0f, 0x1f, 0x44, 0x00, 0x00]);
+            assert_eq!(at(1), 0);
+            assert_eq!(at(g as u64 + 1), 0);
+            assert_ne!(at(g as u64 + 6), 0, "the call to f stays");
+        } else {
+            assert_eq!(data[0], 0xe8);
+            assert_ne!(at(1), 0);
+        }
+    }
+}
+
+#[test]
+fn kcov_calls_in_noinstr_code_become_nops_and_tail_calls_rets() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = assemble_in(dir.path(), "kcov", MCOUNT);
+    let out = dir.path().join("out.o");
+    let r = check(&input, &out, &["--hacks=noinstr", "--orc", "--link"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let bytes = std::fs::read(&out).unwrap();
+    let file = ElfFile::parse(&bytes).unwrap();
+    let (sec, data) = text(&file, ".noinstr.text");
+    assert_eq!(&data[0..5], &[0x0f, 0x1f, 0x44, 0x00, 0x00], "call -> nop5");
+    assert_eq!(&data[5..10], &[0xc3, 0xcc, 0x0f, 0x1f, 0x00], "jmp -> ret; int3; nop3");
+    let relocs = file.relocations(file.relocation_section_for(sec).unwrap()).unwrap();
+    assert!(relocs.iter().all(|r| r.kind == 0), "{relocs:?}");
+    // Outside noinstr code, and without the hack, calls to the hooks stay.
+    let out2 = dir.path().join("out2.o");
+    assert!(check(&input, &out2, &["--orc", "--link"]).status.success());
+    let bytes = std::fs::read(&out2).unwrap();
+    let (_, data) = text(&ElfFile::parse(&bytes).unwrap(), ".noinstr.text");
+    assert_eq!(data[0], 0xe8);
+}
