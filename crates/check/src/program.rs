@@ -220,6 +220,9 @@ pub struct Program<'d> {
     pub symbols: Vec<Symbol<'d>>,
     /// Instructions, section by section, then fake NOPs.
     pub insns: Vec<Insn>,
+    /// The first symbol of each name (a `vmlinux.o` has hundreds of thousands: looking names
+    /// up by scanning was most of `check`'s time there).
+    by_name: std::collections::HashMap<&'d str, SymId>,
 }
 
 impl<'d> Program<'d> {
@@ -322,7 +325,11 @@ impl<'d> Program<'d> {
         link_aliases(&sections, &mut symbols);
         link_cold_parts(&mut symbols)?;
 
-        let mut program = Program { sections, symbols, insns: Vec::new() };
+        let mut by_name = std::collections::HashMap::with_capacity(symbols.len());
+        for s in symbols.iter().skip(1) {
+            by_name.entry(s.name).or_insert(s.index);
+        }
+        let mut program = Program { sections, symbols, insns: Vec::new(), by_name };
         program.decode()?;
         Ok(program)
     }
@@ -453,7 +460,7 @@ impl<'d> Program<'d> {
 
     /// The first symbol called `name`.
     pub fn find_symbol_by_name(&self, name: &str) -> Option<SymId> {
-        self.symbols.iter().skip(1).find(|s| s.name == name).map(|s| s.index)
+        self.by_name.get(name).copied()
     }
 
     /// The first relocation of section `sec` inside `[offset, offset + len)`.
