@@ -151,10 +151,34 @@ pub fn add_sections(
 /// Fails if the input already has a section about to be added, a patch or symbol names a
 /// section that does not exist or lies outside it, or the file cannot be rebuilt.
 pub fn rewrite(input: &[u8], changes: &Changes<'_>) -> Result<Vec<u8>, ElfError> {
+    Rewriter::read(input)?.finish(changes)
+}
+
+/// An object read for rewriting, before the changes are known: reading a large object
+/// (`vmlinux.o`: millions of relocations) takes as long as a good part of the analysis, so a
+/// caller may read it on another thread while the analysis runs, then [`Rewriter::finish`].
+pub struct Rewriter<'data> {
+    builder: Builder<'data>,
+    input_len: usize,
+}
+
+impl<'data> Rewriter<'data> {
+    /// Reads `input` into the rebuilder.
+    pub fn read(input: &'data [u8]) -> Result<Self, ElfError> {
+        let builder = Builder::read64(input)
+            .map_err(|e| ElfError::Malformed(format!("cannot rewrite: {e}")))?;
+        Ok(Rewriter { builder, input_len: input.len() })
+    }
+
+    /// Makes `changes` and returns the new file.
+    pub fn finish(self, changes: &Changes<'_>) -> Result<Vec<u8>, ElfError> {
+        apply(self.builder, self.input_len, changes)
+    }
+}
+
+fn apply(mut builder: Builder<'_>, input_len: usize, changes: &Changes<'_>) -> Result<Vec<u8>, ElfError> {
     let tables = changes.tables;
     let orc = changes.orc.filter(|r| !r.is_empty());
-    let mut builder =
-        Builder::read64(input).map_err(|e| ElfError::Malformed(format!("cannot rewrite: {e}")))?;
     if orc.is_some()
         && builder
             .sections
@@ -326,7 +350,7 @@ pub fn rewrite(input: &[u8], changes: &Changes<'_>) -> Result<Vec<u8>, ElfError>
         add_rela(&mut builder, ".orc_unwind_ip", symtab, ip_id, relocations);
     }
 
-    let mut out = Vec::with_capacity(input.len() + 4096);
+    let mut out = Vec::with_capacity(input_len + input_len / 8);
     builder
         .write(&mut out)
         .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?;

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use orc_check::{check, Options};
-use orc_elf::write::{rewrite, Changes, OrcRow, SiteRow, SiteTable, Slot};
+use orc_elf::write::{Changes, OrcRow, Rewriter, SiteRow, SiteTable, Slot};
 use orc_elf::ElfFile;
 use orc_flow::KernelEra;
 use orc_format::Layout;
@@ -129,7 +129,7 @@ pub fn run(args: &CheckArgs) -> i32 {
         eprintln!("orctool: --output takes one input object, not {}", args.files.len());
         return 2;
     }
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let jobs = jobs(args);
     let results: Vec<(String, i32)> = if args.files.len() == 1 {
         vec![one_scoped(args, &args.files[0])]
     } else {
@@ -151,6 +151,11 @@ pub fn run(args: &CheckArgs) -> i32 {
         code = code.max(c);
     }
     code
+}
+
+/// Threads to use: `-j`, else every core.
+fn jobs(args: &CheckArgs) -> usize {
+    args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
 }
 
 /// Checks one object on a thread with a large stack, borrowing `args`.
@@ -241,7 +246,19 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         let _ = writeln!(out, "orctool: {name}: note: validated, but not written yet: {}", not_written.join(", "));
     }
 
-    let analysis = check(&file, era, &opts);
+    // One object and a second thread: read the object for rewriting while the analysis runs
+    // (on vmlinux.o reading it is a good part of the whole job).
+    let overlap = !args.dry_run && args.files.len() == 1 && jobs(args) >= 2;
+    let (analysis, early_rewriter) = if overlap {
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(|| Rewriter::read(&bytes));
+            let analysis = check(&file, era, &opts);
+            let rewriter = reader.join().unwrap_or_else(|_| Err(orc_elf::ElfError::Malformed("internal error while reading for the rewrite".into())));
+            (analysis, Some(rewriter))
+        })
+    } else {
+        (check(&file, era, &opts), None)
+    };
     for w in &analysis.warnings {
         let _ = writeln!(out, "{}", w.render(&name));
     }
@@ -271,7 +288,11 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
                 patches: &edits.patches,
                 symbols: &edits.symbols,
             };
-            let written = rewrite(&bytes, &changes).map_err(|e| FileError::new(path, e))?;
+            let rewriter = match early_rewriter {
+                Some(r) => r,
+                None => Rewriter::read(&bytes),
+            };
+            let written = rewriter.and_then(|r| r.finish(&changes)).map_err(|e| FileError::new(path, e))?;
             write_checked(args, path, &written)?;
         }
     }
