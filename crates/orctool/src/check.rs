@@ -259,6 +259,9 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
     } else {
         (check(&file, era, &opts), None)
     };
+    // Where the warnings start: if the object then cannot be rewritten, it is bad input, and
+    // bad input gets one line (what is wrong), not the warnings of a half-done job.
+    let before_warnings = out.len();
     for w in &analysis.warnings {
         let _ = writeln!(out, "{}", w.render(&name));
     }
@@ -292,7 +295,10 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
                 Some(r) => r,
                 None => Rewriter::read(&bytes),
             };
-            let written = rewriter.and_then(|r| r.finish(&changes)).map_err(|e| FileError::new(path, e))?;
+            let written = rewriter.and_then(|r| r.finish(&changes)).map_err(|e| {
+                out.truncate(before_warnings);
+                FileError::new(path, e)
+            })?;
             write_checked(args, path, &written)?;
         }
     }
