@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod gdb;
 pub mod programs;
 
 /// The 20-byte `.orc_header` of 6.4+ kernels, as assembler directives.
