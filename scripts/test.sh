@@ -33,6 +33,8 @@ if [ "$corpus" = 1 ]; then
 fi
 
 cargo build --release --workspace --all-targets
+# Where cargo put it: CARGO_TARGET_DIR is honoured (relative to the repository, as for cargo).
+orctool=${CARGO_TARGET_DIR:-target}/release/orctool
 status=0
 # --no-fail-fast: every test binary runs, even after one has failed.
 cargo test --release --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
@@ -55,19 +57,19 @@ cargo_binaries=$binaries
 
 if [ "$corpus" = 1 ]; then
     for kernel in 6.12 6.1; do
-        if bash scripts/compat-dump.sh --kernel "$kernel" --sample 200 --orctool target/release/orctool; then
+        if bash scripts/compat-dump.sh --kernel "$kernel" --sample 200 --orctool "$orctool"; then
             passed=$((passed + 1))
         else
             failed=$((failed + 1))
         fi
     done
-    if python3 scripts/compat-check.py --kernel 6.12 --sample 120 --orctool target/release/orctool \
+    if python3 scripts/compat-check.py --kernel 6.12 --sample 120 --orctool "$orctool" \
         --min-dumps 99 --min-entries 99.9 --min-warnings 95; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
     fi
-    if target/release/orctool verify-patching "$(bash scripts/lib/corpus.sh modules 6.12)" | tail -3; then
+    if "$orctool" verify-patching "$(bash scripts/lib/corpus.sh modules 6.12)" | tail -3; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
@@ -81,7 +83,7 @@ if bash scripts/compare-gdb.sh; then
 else
     failed=$((failed + 1))
 fi
-if ORCTOOL=target/release/orctool bash scripts/cfi-compare.sh /usr/bin >"$log" 2>&1; then
+if ORCTOOL=$orctool bash scripts/cfi-compare.sh /usr/bin >"$log" 2>&1; then
     tail -1 "$log"
     passed=$((passed + 1))
 else
