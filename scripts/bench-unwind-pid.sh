@@ -9,9 +9,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+case ${1:-} in -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;; esac
 runs=${1:-30}
-command -v hyperfine >/dev/null || { echo "bench-unwind-pid: hyperfine is not installed" >&2; exit 2; }
-command -v eu-stack >/dev/null || { echo "bench-unwind-pid: eu-stack is not installed (apt-get install elfutils)" >&2; exit 2; }
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "bench-unwind-pid: RUNS wants a positive number, got '$runs'" >&2; exit 2; }
+
+# The benchmark's own tools (the tests do not use them, so .ci/run does not install them):
+# installed here with apt-get when missing and possible.
+need_tool() {
+    local tool=$1 package=$2
+    command -v "$tool" >/dev/null && return 0
+    echo "bench-unwind-pid: $tool is missing; trying: apt-get install -y $package" >&2
+    if [[ $(id -u) -eq 0 ]]; then apt-get install -y -qq "$package" >&2 || true
+    elif command -v sudo >/dev/null; then sudo -n apt-get install -y -qq "$package" >&2 || true; fi
+    command -v "$tool" >/dev/null || { echo "bench-unwind-pid: $tool is not installed (apt-get install $package)" >&2; exit 2; }
+}
+need_tool hyperfine hyperfine
+need_tool eu-stack elfutils
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 cargo build -q --release -p orctool
 orctool=$CARGO_TARGET_DIR/release/orctool

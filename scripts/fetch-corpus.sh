@@ -22,9 +22,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PIN_612_IMAGE=linux-image-6.12.117+deb12-amd64-unsigned
 PIN_612_KBUILD=linux-kbuild-6.12.117+deb12
 PIN_612_VERSION=6.12.117-1~deb12u1
-PIN_61_IMAGE=linux-image-6.1.0-56-amd64-unsigned
+PIN_61_IMAGE=linux-image-6.1.0-57-amd64-unsigned
 PIN_61_KBUILD=linux-kbuild-6.1
-PIN_61_VERSION=6.1.192-2
+PIN_61_VERSION=6.1.192-3
 
 die()  { echo "fetch-corpus: error: $*" >&2; exit 1; }
 note() { echo "fetch-corpus: $*" >&2; }
@@ -182,10 +182,13 @@ build_corpus() {
     [[ $n -gt 0 ]] || die "$k: no modules found in $img_deb"
 
     # Modules without .orc_unwind: one readelf over many files ("File: X" headers separate them).
-    (cd "$stage/modules" && xargs -d '\n' -n 256 readelf -S -W < ../modules.list) 2>/dev/null |
+    # readelf prints those headers only when given more than one file: a batch of one (a
+    # module count of 256k+1) names its file twice, and sort -u folds the repeat.
+    # shellcheck disable=SC2016
+    (cd "$stage/modules" && xargs -d '\n' -n 256 sh -c '[ $# -gt 1 ] || set -- "$1" "$1"; exec readelf -S -W "$@"' readelf < ../modules.list) 2>/dev/null |
         awk '/^File: /{ if (f != "" && !has) print f; f = substr($0, 7); has = 0; next }
              / \.orc_unwind /{ has = 1 }
-             END { if (f != "" && !has) print f }' | LC_ALL=C sort > "$stage/no-orc.list"
+             END { if (f != "" && !has) print f }' | LC_ALL=C sort -u > "$stage/no-orc.list"
 
     # The real objtool binary (6.12 ships a SRCARCH dispatcher called objtool beside objtool.real-x86).
     objtool_rel=$(cd "$stage" && { compgen -G 'kbuild/usr/lib/*/tools/objtool/objtool.real-x86' || compgen -G 'kbuild/usr/lib/*/tools/objtool/objtool'; } | head -n 1 || true)

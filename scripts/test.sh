@@ -15,7 +15,9 @@
 #      fails only if orctool cannot read a file). verify-exec on the test programs is part of
 #      step 2 (crates/orctool/tests/verify_exec_cli.rs).
 # Set ORCTOOL_SKIP_CORPUS=1 to skip steps 1 and 3 (no network); the real-module tests then say
-# they were skipped. Ends with one line, `tests: N passed, M failed`, counting steps 2 and 3.
+# they were skipped. Ends with one line, `tests: N passed, M failed (...)`, counting every test of
+# every test binary of step 2 (a binary that crashed counts as one failure) and each script
+# check of steps 3 to 6 as one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,27 +33,43 @@ if [ "$corpus" = 1 ]; then
 fi
 
 cargo build --release --workspace --all-targets
+# Where cargo put it: CARGO_TARGET_DIR is honoured (relative to the repository, as for cargo).
+orctool=${CARGO_TARGET_DIR:-target}/release/orctool
 status=0
-cargo test --release --workspace 2>&1 | tee "$log" || status=$?
-passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
-failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
+# --no-fail-fast: every test binary runs, even after one has failed.
+cargo test --release --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+# Every test binary cargo starts is announced by a "Running" (or "Doc-tests") line and ends with
+# one "test result:" line. A binary that crashed (a signal, an abort) has no result line: it
+# counts as one failure, and is named.
+read -r binaries passed failed crashed < <(awk '
+    function finish() { if (current != "" && !result) { crashed++; names = names "; " current } }
+    /^ +Running .*\(.*\)$/ || /^ +Doc-tests [^ ]+$/ {
+        finish(); binaries++; current = $0; sub(/^ +/, "", current); result = 0; next
+    }
+    /^test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed;/ {
+        result = 1; passed += $4; f = $6; sub(/;/, "", f); failed += f
+    }
+    END { finish(); print binaries + 0, passed + 0, failed + crashed, crashed + 0; if (crashed) print "crashed without a result" names > "/dev/stderr" }
+' "$log")
+# cargo itself failed without any failing test (a build error, say): one failure.
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+cargo_binaries=$binaries
 
 if [ "$corpus" = 1 ]; then
     for kernel in 6.12 6.1; do
-        if bash scripts/compat-dump.sh --kernel "$kernel" --sample 200 --orctool target/release/orctool; then
+        if bash scripts/compat-dump.sh --kernel "$kernel" --sample 200 --orctool "$orctool"; then
             passed=$((passed + 1))
         else
             failed=$((failed + 1))
         fi
     done
-    if python3 scripts/compat-check.py --kernel 6.12 --sample 120 --orctool target/release/orctool \
+    if python3 scripts/compat-check.py --kernel 6.12 --sample 120 --orctool "$orctool" \
         --min-dumps 99 --min-entries 99.9 --min-warnings 95; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
     fi
-    if target/release/orctool verify-patching "$(bash scripts/lib/corpus.sh modules 6.12)" | tail -3; then
+    if "$orctool" verify-patching "$(bash scripts/lib/corpus.sh modules 6.12)" | tail -3; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
@@ -65,7 +83,7 @@ if bash scripts/compare-gdb.sh; then
 else
     failed=$((failed + 1))
 fi
-if ORCTOOL=target/release/orctool bash scripts/cfi-compare.sh /usr/bin >"$log" 2>&1; then
+if ORCTOOL=$orctool bash scripts/cfi-compare.sh /usr/bin >"$log" 2>&1; then
     tail -1 "$log"
     passed=$((passed + 1))
 else
@@ -73,5 +91,5 @@ else
     failed=$((failed + 1))
 fi
 
-echo "tests: $passed passed, $failed failed"
+echo "tests: $passed passed, $failed failed ($cargo_binaries test binaries, $crashed of them crashed without a result; the rest are script checks)"
 [ "$failed" -eq 0 ]

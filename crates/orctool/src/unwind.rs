@@ -31,13 +31,14 @@ use crate::input::{read_input, FileError};
 
 /// Options of `orctool unwind`.
 #[derive(clap::Args, Debug)]
+#[command(group = clap::ArgGroup::new("target").args(["snapshot", "pid", "core"]).required(true).multiple(false))]
 pub struct UnwindArgs {
     /// The register and stack snapshot to unwind (JSON, see docs/unwinder.md).
-    #[arg(long, required_unless_present_any = ["pid", "core"], conflicts_with_all = ["pid", "core"])]
+    #[arg(long)]
     pub snapshot: Option<PathBuf>,
     /// Unwind every thread of this live process (ptrace: the threads are stopped, read and
     /// let go).
-    #[arg(long, conflicts_with = "core")]
+    #[arg(long)]
     pub pid: Option<i32>,
     /// Unwind every thread of this core dump (threads from NT_PRSTATUS, files from NT_FILE).
     #[arg(long)]

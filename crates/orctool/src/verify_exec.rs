@@ -16,11 +16,13 @@ const DETAILED_DISAGREEMENTS: usize = 5000;
 /// Where the tables come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SourceArg {
-    /// The analysis completed by the `.eh_frame` converter (what `unwind` uses).
+    // Plain comments, not doc comments: clap would turn the help of values into a long
+    // help unlike every other command's; the values are described in `--source`'s help.
+    // The analysis completed by the `.eh_frame` converter (what `unwind` uses).
     Combined,
-    /// The analysis of the machine code only.
+    // The analysis of the machine code only.
     Analysis,
-    /// The `.eh_frame` converter only.
+    // The `.eh_frame` converter only.
     EhFrame,
 }
 
@@ -43,7 +45,9 @@ pub struct VerifyExecArgs {
     /// The report as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Which tables to check.
+    /// Which tables to check: `combined` (the analysis completed by the `.eh_frame` converter,
+    /// what `unwind` uses), `analysis` (the machine code only) or `eh-frame` (the converter
+    /// only).
     #[arg(long, value_enum, default_value_t = SourceArg::Combined)]
     pub source: SourceArg,
     /// Stop (kill the program) after this many steps.

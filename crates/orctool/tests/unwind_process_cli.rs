@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use orc_testkit::gdb;
 use orc_testkit::programs::{self, spawn_stopped, Build};
 use serde_json::Value;
 
@@ -107,22 +108,32 @@ fn build_id_hex(path: &Path) -> String {
 
 #[test]
 fn the_process_continues_unharmed() {
-    // A shell that sleeps, then prints and exits with a code of its own: unwound while it
-    // waits for `sleep`, it must still print and exit as if nothing happened.
-    let child = Command::new("/bin/sh")
-        .args(["-c", "sleep 0.7; echo finished; exit 3"])
+    // A shell that says it is there, waits for a line, then prints and exits with a code of
+    // its own: unwound while it waits (in `read`, as long as the test likes: nothing here
+    // depends on timing), it must still print and exit as if nothing happened.
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", "echo waiting; read line; echo \"finished $line\"; exit 3"])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("start sh");
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "waiting\n");
     let cache = tempfile::tempdir().unwrap();
     let out = orctool(&["unwind", "--pid", &child.id().to_string(), "--json", "--cache-dir", cache.path().to_str().unwrap()]);
     let doc = json(&out);
     let frames = doc["threads"][0]["frames"].as_array().unwrap();
-    assert!(frames.len() >= 3, "a shell waiting for its child is a few frames deep: {doc}");
-    let done = child.wait_with_output().unwrap();
-    assert_eq!(done.status.code(), Some(3));
-    assert_eq!(String::from_utf8_lossy(&done.stdout), "finished\n");
+    assert!(frames.len() >= 3, "a shell running its script is a few frames deep: {doc}");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"now\n").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "finished now\n");
+    assert_eq!(child.wait().unwrap().code(), Some(3));
 }
 
 #[test]
@@ -180,54 +191,9 @@ fn a_core_unwinds_like_the_live_process() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a core file"));
 }
 
-/// gdb's frames per thread: (tid, [(function, kind)]), kind N(ormal), I(nline), T(ail call),
-/// S(ignal trampoline).
-type GdbThreads = Vec<(i64, Vec<(String, char)>)>;
-
-fn gdb_frames(pid: &str) -> Option<GdbThreads> {
-    let dir = tempfile::tempdir().ok()?;
-    let script = dir.path().join("frames.py");
-    std::fs::write(
-        &script,
-        r#"import gdb
-kinds = {gdb.NORMAL_FRAME: "N", gdb.INLINE_FRAME: "I", gdb.TAILCALL_FRAME: "T", gdb.SIGTRAMP_FRAME: "S"}
-for t in sorted(gdb.selected_inferior().threads(), key=lambda t: t.ptid[1]):
-    t.switch()
-    f = gdb.newest_frame()
-    out = []
-    while f is not None:
-        out.append("%s:%s" % (f.name() or "??", kinds.get(f.type(), "N")))
-        try:
-            f = f.older()
-        except gdb.error:
-            break
-    print("FRAMES", t.ptid[1], " ".join(out))
-"#,
-    )
-    .ok()?;
-    let out = Command::new("gdb").args(["-p", pid, "-batch", "-nx", "-x"]).arg(&script).stdin(Stdio::null()).output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let threads: Vec<_> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("FRAMES "))
-        .map(|l| {
-            let mut parts = l.split_whitespace();
-            let tid = parts.next().and_then(|t| t.parse().ok()).unwrap_or(-1);
-            let frames = parts
-                .map(|p| {
-                    let (name, kind) = p.rsplit_once(':').unwrap_or((p, "N"));
-                    (name.to_string(), kind.chars().next().unwrap_or('N'))
-                })
-                .collect();
-            (tid, frames)
-        })
-        .collect();
-    (!threads.is_empty()).then_some(threads)
-}
-
 #[test]
 fn the_same_functions_as_gdb_frame_for_frame() {
-    if Command::new("gdb").arg("--version").stdout(Stdio::null()).status().is_err() {
+    if !gdb::available() {
         eprintln!("gdb not installed: skipped");
         return;
     }
@@ -236,13 +202,13 @@ fn the_same_functions_as_gdb_frame_for_frame() {
     let pid = stopped.pid().to_string();
     let cache = tempfile::tempdir().unwrap();
     let ours = names(&json(&orctool(&["unwind", "--pid", &pid, "--json", "--cache-dir", cache.path().to_str().unwrap()])));
-    let theirs = gdb_frames(&pid).expect("gdb lists the threads");
-    assert_eq!(ours.iter().map(|t| t.0).collect::<Vec<_>>(), theirs.iter().map(|t| t.0).collect::<Vec<_>>());
+    let theirs = gdb::frames(stopped.pid()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ours.iter().map(|t| t.0).collect::<Vec<_>>(), theirs.iter().map(|t| i64::from(t.tid)).collect::<Vec<_>>());
     let mut compared = 0;
-    for ((tid, ours), (_, theirs)) in ours.iter().zip(&theirs) {
+    for ((tid, ours), theirs) in ours.iter().zip(&theirs) {
         // Inlined and tail-called functions have no frame on the stack: gdb rebuilds them
         // from DWARF; every real frame gdb shows must be ours too, in order.
-        let real: Vec<&str> = theirs.iter().filter(|(_, k)| matches!(k, 'N' | 'S')).map(|(n, _)| n.as_str()).collect();
+        let real: Vec<&str> = theirs.frames.iter().filter(|f| f.kind.is_on_stack()).map(|f| f.name.as_str()).collect();
         assert!(real.len() >= 20, "thread {tid}: gdb shows the deep chain: {real:?}");
         assert!(ours.len() >= real.len(), "thread {tid}: ours {ours:?}, gdb {real:?}");
         assert_eq!(&ours[..real.len()], real.as_slice(), "thread {tid}");

@@ -46,6 +46,33 @@ fn leaderless_program(dir: &std::path::Path) -> Option<std::path::PathBuf> {
     ok.then_some(exe)
 }
 
+/// Whether the main thread of `pid` has exited (state Z) and every other thread sleeps in
+/// `pause` (system call 34).
+fn leader_gone_worker_parked(pid: u32) -> bool {
+    let state = |tid: &str| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap_or_default();
+        // The state follows the command name, which is in parentheses.
+        stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
+    };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    let mut workers = 0;
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_string_lossy().into_owned();
+        if tid == pid.to_string() {
+            if state(&tid) != Some('Z') {
+                return false;
+            }
+        } else {
+            let syscall = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).unwrap_or_default();
+            if state(&tid) != Some('S') || syscall.split_whitespace().next() != Some("34") {
+                return false;
+            }
+            workers += 1;
+        }
+    }
+    workers == 1
+}
+
 #[test]
 fn a_process_whose_main_thread_has_exited_is_unwound_through_its_live_thread() {
     let dir = tempfile::tempdir().unwrap();
@@ -57,7 +84,14 @@ fn a_process_whose_main_thread_has_exited_is_unwound_through_its_live_thread() {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
-    std::thread::sleep(Duration::from_millis(200));
+    // The main thread's pthread_exit may come after the worker's "ready": wait for the leader
+    // to be a zombie and the worker to block in pause, rather than for a time.
+    let pid = child.id();
+    let start = Instant::now();
+    while !leader_gone_worker_parked(pid) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the leader did not exit, or the worker did not park");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_orctool"))
         .args(["unwind", "--no-lines", "--cache-dir"])
         .arg(dir.path().join("cache"))

@@ -3,11 +3,13 @@
 //! Tests read like the thing they check: a few lines of assembly in, a table out. This crate
 //! turns the assembly into an object with GNU `as` (part of binutils, installed with gcc on
 //! every machine of this project), and offers the small deterministic random generator the
-//! mutation tests use, and the C test programs of user space ([`programs`]).
+//! mutation tests use, the C test programs of user space ([`programs`]), and gdb's view of their
+//! stacks, the unwinder tests' reference ([`gdb`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod gdb;
 pub mod programs;
 
 /// The 20-byte `.orc_header` of 6.4+ kernels, as assembler directives.

@@ -1,6 +1,7 @@
 //! The C test programs build, run deterministically, reach their stop mode with every thread
 //! parked deep in a chain, and still contain the machine-code shapes they exist to test.
 
+use orc_testkit::gdb;
 use orc_testkit::programs::{self, Build, Compiler};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -136,26 +137,9 @@ fn a_program_that_never_gets_ready_is_an_error() {
     assert!(err.contains("expected \"ready\""), "{err}");
 }
 
-/// gdb's backtrace of every thread: one list of function names per thread.
-fn gdb_backtraces(pid: u32) -> Option<Vec<Vec<String>>> {
-    let out = Command::new("gdb").args(["-batch", "-nx", "-p", &pid.to_string(), "-ex", "thread apply all bt"]).output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut threads: Vec<Vec<String>> = Vec::new();
-    for line in text.lines() {
-        if line.starts_with("Thread ") {
-            threads.push(Vec::new());
-        } else if let (Some(rest), Some(current)) = (line.strip_prefix('#'), threads.last_mut()) {
-            // "#3  0x... in name (args) at file:line" or "#0  name (args) at ...".
-            let after_ip = rest.split_once(" in ").map(|(_, r)| r).unwrap_or_else(|| rest.split_once("  ").map(|(_, r)| r).unwrap_or(rest));
-            current.push(after_ip.split_whitespace().next().unwrap_or_default().to_string());
-        }
-    }
-    Some(threads)
-}
-
 #[test]
 fn stopped_chains_are_deep_distinct_frames_for_gdb() {
-    if Command::new("gdb").arg("--version").output().is_err() {
+    if !gdb::available() {
         eprintln!("gdb not installed: skipped");
         return;
     }
@@ -175,22 +159,26 @@ fn stopped_chains_are_deep_distinct_frames_for_gdb() {
     for (name, args, threads) in stop_cases() {
         let path = programs::build(name, &Build::default()).unwrap();
         let stopped = programs::spawn_stopped(&path, &args).unwrap();
-        let traces = gdb_backtraces(stopped.pid()).expect("gdb runs");
-        assert_eq!(traces.len(), threads, "{name}: {traces:?}");
+        let listed = gdb::frames(stopped.pid()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(listed.len(), threads, "{name}: {listed:?}");
         let (functions, at_least) = expect[name];
-        for trace in &traces {
-            let count = trace.iter().filter(|f| functions.contains(&f.as_str())).count();
+        for thread in &listed {
+            let trace = thread.names();
+            let count = trace.iter().filter(|f| functions.contains(f)).count();
             assert!(count >= at_least, "{name}: {count} frames of {functions:?} < {at_least}: {trace:?}");
             for f in functions {
-                assert!(trace.iter().any(|t| t == f), "{name}: no frame of {f}: {trace:?}");
+                assert!(trace.contains(f), "{name}: no frame of {f}: {trace:?}");
             }
-            assert!(trace.iter().any(|f| f == "park"), "{name}: not parked: {trace:?}");
-            assert!(trace.iter().any(|f| f == "main" || f == "worker"), "{name}: gdb lost the chain: {trace:?}");
+            assert!(trace.contains(&"park"), "{name}: not parked: {trace:?}");
+            assert!(trace.contains(&"main") || trace.contains(&"worker"), "{name}: gdb lost the chain: {trace:?}");
         }
         if name == "signal_leaf" {
-            let trace = &traces[0];
-            assert!(trace.iter().any(|f| f == "<signal"), "{name}: no signal frame: {trace:?}");
-            assert!(trace.iter().any(|f| f == "spin"), "{name}: the leaf is not below the signal: {trace:?}");
+            // The interrupted leaf is the frame right after the signal trampoline's, wherever
+            // in spin the signal landed.
+            let frames = &listed[0].frames;
+            let signal = frames.iter().position(|f| f.kind == gdb::FrameKind::Signal);
+            let signal = signal.unwrap_or_else(|| panic!("{name}: no signal frame: {frames:?}"));
+            assert_eq!(frames.get(signal + 1).map(|f| f.name.as_str()), Some("spin"), "{name}: the leaf is not below the signal: {frames:?}");
         }
     }
 }
