@@ -9,6 +9,8 @@ warnings. Prints per-module differences and four figures:
   dumps identical   modules whose ORC dump is byte-identical, among modules objtool gave ORC
   entries identical ORC lines of objtool's dump also present in orctool's, in all such modules
   warnings agree    modules whose warning lines (file name removed) are the same set
+  whole objects     modules whose two outputs are the same object to a linker (`orctool
+                    compare-objects`: sections' bytes, symbols as a set, relocations by name)
   gave up           modules where objtool wrote no ORC, and what orctool did there
 
 Usage: scripts/compat-check.py [--kernel 6.12] [--sample N] [--orctool PATH] [--jobs N]
@@ -92,6 +94,10 @@ def compare(module, objtool, orctool, tmp):
                 break
     wa, wb = warnings_of(obj.stderr, theirs), warnings_of(mine.stderr, stripped)
     res["warnings_same"] = wa == wb
+    if os.path.exists(ours):
+        whole = run([orctool, "compare-objects", "--max-shown", "2", theirs, ours])
+        res["whole_same"] = whole.returncode == 0
+        res["whole_diff"] = whole.stdout.strip().splitlines()[-3:]
     res["warnings_only_objtool"] = sorted(wa - wb)[:3]
     res["warnings_only_orctool"] = sorted(wb - wa)[:3]
     for p in (stripped, theirs, ours):
@@ -110,6 +116,7 @@ def main():
     ap.add_argument("--min-dumps", type=float)
     ap.add_argument("--min-entries", type=float)
     ap.add_argument("--min-warnings", type=float)
+    ap.add_argument("--min-whole", type=float, help="minimum percentage of identical whole objects")
     ap.add_argument("--show", type=int, default=8, help="differences to print")
     ap.add_argument("--only", help="a file listing the modules to check (paths relative to the corpus)")
     args = ap.parse_args()
@@ -154,6 +161,7 @@ def main():
     entries = sum(r["entries"] for r in with_orc)
     entries_same = sum(r["entries_same"] for r in with_orc)
     warn_ok = [r for r in results if "error" not in r and r["warnings_same"]]
+    whole_ok = [r for r in with_orc if r.get("whole_same")]
     t_obj = sum(r.get("objtool_s", 0) for r in results)
     t_ours = sum(r.get("orctool_s", 0) for r in results)
 
@@ -176,6 +184,11 @@ def main():
             print("WARN %s: objtool-only %s, orctool-only %s" % (
                 os.path.relpath(r["module"], modules_dir), r["warnings_only_objtool"], r["warnings_only_orctool"]))
             shown += 1
+    shown = 0
+    for r in with_orc:
+        if not r.get("whole_same") and shown < args.show:
+            print("OBJECT %s: %s" % (os.path.relpath(r["module"], modules_dir), " | ".join(r.get("whole_diff", []))))
+            shown += 1
     for r in errors[: args.show]:
         print("ERROR %s: %s" % (os.path.relpath(r["module"], modules_dir), r["error"]))
 
@@ -188,6 +201,8 @@ def main():
     print("  dumps identical:   %d / %d modules with objtool ORC (%.2f%%)" % (len(same), len(with_orc), pct(len(same), len(with_orc))))
     print("  entries identical: %d / %d (%.3f%%)" % (entries_same, entries, pct(entries_same, entries)))
     print("  warnings agree:    %d / %d modules (%.2f%%)" % (len(warn_ok), checked, pct(len(warn_ok), checked)))
+    print("  whole objects:     %d / %d modules with objtool ORC (%.2f%%)" % (
+        len(whole_ok), len(with_orc), pct(len(whole_ok), len(with_orc))))
     print("  objtool gave up:   %d modules; orctool wrote ORC for %d of them" % (
         len(gave_up), sum(1 for r in gave_up if r.get("orctool_orc"))))
     print("  time: objtool %.1f s, orctool %.1f s (one process per module, summed)" % (t_obj, t_ours))
@@ -196,6 +211,8 @@ def main():
     if args.min_dumps is not None and pct(len(same), len(with_orc)) < args.min_dumps:
         failed = True
     if args.min_entries is not None and pct(entries_same, entries) < args.min_entries:
+        failed = True
+    if args.min_whole is not None and pct(len(whole_ok), len(with_orc)) < args.min_whole:
         failed = True
     if args.min_warnings is not None and pct(len(warn_ok), checked) < args.min_warnings:
         failed = True
