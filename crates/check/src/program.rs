@@ -505,16 +505,21 @@ impl<'d> Program<'d> {
     /// precedes every symbol; `Some(None)` for a hole running to the end of the section;
     /// `Some(Some(n))` for a hole of `n` bytes up to the next symbol.
     pub fn symbol_hole_containing(&self, sec: usize, offset: u64) -> Option<Option<u64>> {
-        let syms = &self.sections.get(sec)?.syms;
-        // Only symbols with a size take part, as in objtool's tree.
-        let sized: Vec<&Symbol<'_>> = syms.iter().map(|&s| &self.symbols[s as usize]).filter(|s| s.len != 0).collect();
-        if sized.iter().any(|s| s.offset <= offset && offset - s.offset < s.len) {
+        let section = self.sections.get(sec)?;
+        let syms = &section.syms;
+        // Only symbols with a size take part, as in objtool's tree. `syms` is sorted by offset:
+        // binary searches, not a scan per instruction (vmlinux.o asks for every unreached one).
+        let sym = |s: &SymId| &self.symbols[*s as usize];
+        let sized = |s: &&SymId| sym(s).len != 0;
+        let upto = syms.partition_point(|s| sym(s).offset <= offset);
+        let first = section.max_end.partition_point(|&end| end <= offset);
+        if syms[first.min(upto)..upto].iter().filter(sized).any(|s| offset - sym(s).offset < sym(s).len) {
             return None;
         }
-        let before = sized.iter().rposition(|s| s.offset <= offset)?;
-        match sized.get(before + 1) {
+        syms[..upto].iter().rfind(sized)?;
+        match syms[upto..].iter().find(sized) {
             None => Some(None),
-            Some(next) => Some(Some(next.offset - offset)),
+            Some(next) => Some(Some(sym(next).offset - offset)),
         }
     }
 

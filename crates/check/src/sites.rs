@@ -72,6 +72,8 @@ impl Checker<'_> {
     /// section and symbol order, each once.
     fn endbr_at_function_starts(&self) -> Vec<InsnId> {
         let mut out: Vec<InsnId> = Vec::new();
+        // Membership through a set: vmlinux.o has tens of thousands of them.
+        let mut seen = std::collections::HashSet::new();
         for sec in &self.p.sections {
             if !sec.exec || sec.insns.is_empty() {
                 continue;
@@ -88,7 +90,7 @@ impl Checker<'_> {
                 let Some(first) = self.p.find_insn(sec.index, sym.offset) else {
                     continue;
                 };
-                if self.p.insns[first as usize].kind == InsnKind::Endbr && !out.contains(&first) {
+                if self.p.insns[first as usize].kind == InsnKind::Endbr && seen.insert(first) {
                     out.push(first);
                 }
             }
