@@ -28,6 +28,8 @@ impl KernelEra {
     pub const V6_12: KernelEra = KernelEra::new(6, 12);
     /// Debian 12's 6.1 kernel, the second corpus.
     pub const V6_1: KernelEra = KernelEra::new(6, 1);
+    /// Debian unstable's 7.2 kernel, the third corpus (ORC layout v4).
+    pub const V7_2: KernelEra = KernelEra::new(7, 2);
 
     /// The era of release `major.minor`.
     pub const fn new(major: u16, minor: u16) -> KernelEra {

@@ -86,6 +86,8 @@ fn layout_number(layout: Layout) -> u8 {
         Layout::V1 => 1,
         Layout::V2 => 2,
         Layout::V3 => 3,
+        Layout::V4 => 4,
+        Layout::V3Ax => 5,
     }
 }
 
@@ -148,6 +150,8 @@ pub fn decode(bytes: &[u8]) -> Result<Sidecar, SidecarError> {
         1 => Layout::V1,
         2 => Layout::V2,
         3 => Layout::V3,
+        4 => Layout::V4,
+        5 => Layout::V3Ax,
         n => return Err(SidecarError::Layout(n)),
     };
     let [id_len] = r.array::<1>("build-id length")?;
