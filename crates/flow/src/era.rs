@@ -88,6 +88,13 @@ impl KernelEra {
         }
     }
 
+    /// The ORC layout of this era's tables, whose register numbering a hint's `sp_reg` byte
+    /// also uses (renumbered in 7.1). A 6.12.y/7.0.y kernel with the AX backport cannot be
+    /// told from its version: its `.orc_header` says (`Layout::V3Ax`).
+    pub const fn orc_layout(self) -> orc_format::Layout {
+        orc_format::Layout::from_kernel_version(self.major as u32, self.minor as u32)
+    }
+
     /// What the hint `type` byte means in this era.
     pub const fn hint_types(self) -> HintTypes {
         if self.at_least(6, 4) {

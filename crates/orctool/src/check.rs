@@ -9,7 +9,6 @@ use orc_check::{check, Options};
 use orc_elf::write::{Changes, OrcRow, Rewriter, SiteRow, SiteTable, Slot};
 use orc_elf::ElfFile;
 use orc_flow::KernelEra;
-use orc_format::Layout;
 
 use crate::input::{read_input, FileError};
 
@@ -275,7 +274,7 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
     if !args.dry_run {
         let mut out_rows = Vec::new();
         if let Some(rows) = &analysis.orc {
-            let layout = Layout::from_kernel_version(u32::from(era.major), u32::from(era.minor));
+            let layout = era.orc_layout();
             out_rows.reserve(rows.len());
             for r in rows {
                 let raw = layout.encode(r.entry).map_err(|e| FileError::new(path, format!("cannot encode ORC entry: {e}")))?;
