@@ -315,7 +315,7 @@ impl Checker<'_> {
             self.validate_sls();
         }
         let sites = self.site_rows()?;
-        self.add_prefix_symbols();
+        self.add_prefix_symbols(file)?;
         if self.opts.orc || self.opts.strict_alternatives {
             let rows = self.orc_rows()?;
             if self.opts.strict_alternatives {

@@ -151,6 +151,31 @@ impl KernelEra {
         self.at_least(6, 13)
     }
 
+    /// True if objtool's `--prefix=N` makes a `__pfx_` symbol (and gives its NOPs the function's
+    /// entry state) only for the functions `__patchable_function_entries` points at, the
+    /// compiler's padded functions, without looking at the bytes; false where it takes every
+    /// function preceded by exactly N bytes of NOPs (6.12). objtool 7.2 does the former
+    /// (checked on Debian's 7.2 modules: assembly functions padded with NOPs get no prefix and
+    /// no ORC there). The change came with the reworked prefix/kCFI options of the klp-build
+    /// preparation series; its release is not pinned here: 6.19 is used as the boundary.
+    pub const fn prefix_symbols_from_patchable_entries(self) -> bool {
+        self.at_least(6, 19)
+    }
+
+    /// Data sections whose relocations objtool's IBT check (`validate_ibt`) skips in this era
+    /// besides 6.12's list: objtool 7.2 also skips `__tracepoints` (a tracepoint points at its
+    /// static-call trampoline, never branched to indirectly), livepatch's `.init.klp_funcs`,
+    /// Clang's `.llvm.call-graph-profile` and `.llvm_bb_addr_map`, and its own `.return_sites`
+    /// and `.call_sites`. Not pinned to a release: 6.19 is used as the boundary, as for
+    /// [`KernelEra::prefix_symbols_from_patchable_entries`].
+    pub const fn ibt_more_ignored_data_sections(self) -> &'static [&'static str] {
+        if self.at_least(6, 19) {
+            &["__tracepoints", ".init.klp_funcs", ".llvm.call-graph-profile", ".llvm_bb_addr_map", ".return_sites", ".call_sites"]
+        } else {
+            &[]
+        }
+    }
+
     /// True if this era has `.parainstructions` (removed in 6.8, when paravirt sites became
     /// alternatives).
     pub const fn has_parainstructions(self) -> bool {
