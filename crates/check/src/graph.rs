@@ -317,8 +317,9 @@ impl Checker<'_> {
                     }
                 }
             }
-            // A jump into another function's `.cold` part makes it that function's child.
-            if let (Some(f), Some(df)) = (func, self.p.insn_func(dest)) {
+            // A jump into another function's `.cold` part makes it that function's child
+            // (objtool up to 6.x; 7.x keeps the parents it found by name).
+            if let (false, Some(f), Some(df)) = (self.era.cold_parents_by_file_scope(), func, self.p.insn_func(dest)) {
                 if f != df && !self.p.symbols[f as usize].name.contains(".cold") && self.p.symbols[df as usize].name.contains(".cold") {
                     self.p.symbols[f as usize].cfunc = df;
                     self.p.symbols[df as usize].pfunc = f;

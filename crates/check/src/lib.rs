@@ -237,7 +237,7 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
         instructions: 0,
         assumptions: Vec::new(),
     };
-    let program = match Program::build(file) {
+    let program = match Program::build(file, era) {
         Ok(p) => p,
         Err(fatal) => {
             analysis.warnings.push(fatal.warning.clone());

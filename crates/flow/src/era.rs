@@ -176,6 +176,15 @@ impl KernelEra {
         }
     }
 
+    /// True if objtool links a `foo.cold` part to the last local `foo` of its `STT_FILE` scope
+    /// (else the last global `foo`) and never relinks it; false where it takes a `foo` by name
+    /// and then makes the part a child of whichever function jumps into it (6.12). objtool
+    /// 7.2 does the former (a module linked from two objects with a local `foo` each gets both
+    /// parts on the second `foo`). Not pinned to a release: 6.19 is used as the boundary.
+    pub const fn cold_parents_by_file_scope(self) -> bool {
+        self.at_least(6, 19)
+    }
+
     /// True if this era has `.parainstructions` (removed in 6.8, when paravirt sites became
     /// alternatives).
     pub const fn has_parainstructions(self) -> bool {
