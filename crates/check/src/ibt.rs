@@ -73,7 +73,7 @@ impl Checker<'_> {
         while let Some(r) = self.p.reloc_in(sec, from, end.saturating_sub(from)).copied() {
             from = r.offset + 1;
             let sym = &self.p.symbols[r.symbol];
-            if sym.static_call_tramp {
+            if sym.static_call_tramp && !self.era.ibt_checks_static_call_trampolines() {
                 continue;
             }
             let Some(dsec) = sym.sec else { continue };

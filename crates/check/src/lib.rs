@@ -298,6 +298,10 @@ impl Checker<'_> {
             warnings += self.validate_retpoline();
         }
         if self.opts.stackval || self.opts.orc || self.opts.uaccess {
+            // Which warnings hold back the check of unreached code is an era rule.
+            if self.era.reachable_check_counts_only_walk_warnings() {
+                warnings = 0;
+            }
             warnings += self.validate_functions();
             warnings += self.validate_unwind_hints();
             if warnings == 0 {

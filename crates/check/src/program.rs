@@ -224,6 +224,10 @@ pub struct Program<'d> {
     /// The first symbol of each name (a `vmlinux.o` has hundreds of thousands: looking names
     /// up by scanning was most of `check`'s time there).
     by_name: std::collections::HashMap<&'d str, SymId>,
+    /// Warnings name a place by the alias of the symbol containing it (objtool 7.x: the last
+    /// symbol of the same address, type and size, e.g. `init_module` for a module's init
+    /// function), not by the symbol itself (6.12).
+    pub names_by_alias: bool,
 }
 
 impl<'d> Program<'d> {
@@ -335,7 +339,8 @@ impl<'d> Program<'d> {
         for s in symbols.iter().skip(1) {
             by_name.entry(s.name).or_insert(s.index);
         }
-        let mut program = Program { sections, symbols, insns: Vec::new(), by_name };
+        let names_by_alias = era.warnings_name_aliases();
+        let mut program = Program { sections, symbols, insns: Vec::new(), by_name, names_by_alias };
         program.decode()?;
         Ok(program)
     }
@@ -498,6 +503,7 @@ impl<'d> Program<'d> {
         let Some(s) = self.sections.get(sec) else { return format!("[section {sec}]+0x{offset:x}") };
         let sym = if s.exec { self.find_func_containing(sec, offset) } else { None }
             .or_else(|| self.find_symbol_containing(sec, offset));
+        let sym = sym.map(|s| if self.names_by_alias { self.symbols[s as usize].alias } else { s });
         match sym {
             Some(sym) => {
                 let sym = &self.symbols[sym as usize];

@@ -185,6 +185,38 @@ impl KernelEra {
         self.at_least(6, 19)
     }
 
+    /// True if only the warnings of the branch walk (functions and unwind hints) keep objtool
+    /// from looking for unreached instructions; false where the retpoline check's warnings
+    /// ("indirect call found in ... build") do too (6.12). objtool 7.2 counts them apart.
+    /// Not pinned to a release: 6.19 is used as the boundary.
+    pub const fn reachable_check_counts_only_walk_warnings(self) -> bool {
+        self.at_least(6, 19)
+    }
+
+    /// True if objtool's warning for a call to a function that does not return but is not known
+    /// to be noreturn reads "X() missing __noreturn in .c/.h or NORETURN() in noreturns.h"
+    /// (7.2); false for "X() is missing a __noreturn annotation" (6.12). Boundary 6.19, not
+    /// pinned.
+    pub const fn noreturn_warning_names_noreturns_h(self) -> bool {
+        self.at_least(6, 19)
+    }
+
+    /// True if objtool's warnings name a place after the alias of the symbol containing it (its
+    /// symbol lookups return `sym->alias`: for a module's init function, the global
+    /// `init_module` rather than the static function), as objtool 7.2 does; false where they
+    /// name the symbol found (6.12). Boundary 6.19, not pinned.
+    pub const fn warnings_name_aliases(self) -> bool {
+        self.at_least(6, 19)
+    }
+
+    /// True if objtool's IBT check looks at code relocations to static-call trampolines
+    /// (`__SCT__*`) like any other (7.2: "relocation to !ENDBR: __SCT__..." when code takes a
+    /// trampoline's address, as `static_call_update` callers do); false where it skips them
+    /// (6.12). Boundary 6.19, not pinned.
+    pub const fn ibt_checks_static_call_trampolines(self) -> bool {
+        self.at_least(6, 19)
+    }
+
     /// True if this era has `.parainstructions` (removed in 6.8, when paravirt sites became
     /// alternatives).
     pub const fn has_parainstructions(self) -> bool {
