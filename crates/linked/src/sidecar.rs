@@ -208,9 +208,9 @@ mod tests {
         (any::<i16>(), any::<i16>(), 0u8..=15, 0u8..=15, 0u8..=4, any::<bool>()).prop_map(|(sp, bp, sr, br, t, sig)| {
             let e = Entry {
                 kind: orc_format::EntryType::from_v3_number(t),
-                sp_reg: orc_format::Reg(sr),
+                sp_reg: Layout::V3.reg(sr),
                 sp_offset: sp,
-                bp_reg: orc_format::Reg(br),
+                bp_reg: Layout::V3.reg(br),
                 bp_offset: bp,
                 signal: sig,
             };
