@@ -125,7 +125,10 @@ impl Checker<'_> {
                 let mut prev = self.p.prev_in_sec(insn);
                 let mut found = None;
                 if let Some(padded) = &patchable {
-                    if !padded.contains(&(self.p.sections[si].index, func_off)) || func_off < prefix {
+                    // objtool looks the function up by address, which gives the alias of the
+                    // symbols there (a module's `init_module` rather than its static init
+                    // function): one prefix symbol, named after the alias.
+                    if !padded.contains(&(self.p.sections[si].index, func_off)) || func_off < prefix || sym.alias != s {
                         continue;
                     }
                     found = self.p.find_insn(si, func_off - prefix);

@@ -134,7 +134,7 @@ impl Checker<'_> {
         };
         let Some(sym) = sym else { return };
         let sec = self.p.insns[id as usize].sec as usize;
-        if self.p.sections[sec].name == ".altinstr_replacement" {
+        if self.p.sections[sec].name == ".altinstr_replacement" && !self.era.annotates_calls_in_alt_replacements() {
             return;
         }
         let s = &self.p.symbols[sym as usize];

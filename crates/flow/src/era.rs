@@ -217,6 +217,13 @@ impl KernelEra {
         self.at_least(6, 19)
     }
 
+    /// True if objtool records the calls of `.altinstr_replacement` like any other (7.2: the
+    /// `call BUG_func` of direct-call alternatives are in `.call_sites`); false where it skips
+    /// that section when it annotates call sites (6.12). Boundary 6.19, not pinned.
+    pub const fn annotates_calls_in_alt_replacements(self) -> bool {
+        self.at_least(6, 19)
+    }
+
     /// True if this era has `.parainstructions` (removed in 6.8, when paravirt sites became
     /// alternatives).
     pub const fn has_parainstructions(self) -> bool {
