@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compare `orctool dump M` with the real `objtool --dump=orc M`, byte for byte, over a module corpus.
 #
-# usage: scripts/compat-dump.sh [--kernel 6.12|6.1|all] [--sample N] [--orctool PATH] [--jobs N]
+# usage: scripts/compat-dump.sh [--kernel 6.12|6.1|7.2|all] [--sample N] [--orctool PATH] [--jobs N]
 #                               [--only REGEX] [--show N] [--out DIR] [--timeout SECONDS]
 #   --kernel K     corpus to use (default 6.12; fetch it first with scripts/fetch-corpus.sh K)
 #   --sample N     only N modules, a fixed spread over the sorted list (the same N modules every run)

@@ -10,19 +10,23 @@
 #   corpus/<K>/modules/         plain .ko tree (lib/modules/<kver>/kernel/ of the image package)
 #   corpus/<K>/modules.list     every module, path relative to modules/, LC_ALL=C sorted
 #   corpus/<K>/no-orc.list      the modules without an .orc_unwind section (same form)
-#   corpus/<K>/objtool          symlink to the real objtool binary of that kernel's kbuild package
+#   corpus/<K>/objtool          the real objtool of that kernel's kbuild package: a symlink (6.12, 6.1),
+#                               or a wrapper script (7.2) that starts it through sid's own ld.so
 #   corpus/<K>/kbuild/          the extracted linux-kbuild package
-#   corpus/<K>/boot/            config, System.map and vmlinuz of the image package
-# <K> is 6.12 or 6.1.
+#   corpus/<K>/boot/            config, System.map and vmlinuz of the image package (7.2: config only)
+#   corpus/<K>/sidlibs/         7.2 only: sid's libc6, libelf1t64, zlib1g, libzstd1, liblzma5, libbz2-1.0
+#   corpus/<K>/orc_types.h      7.2 only: the kernel's ORC definitions (linux-headers-*-common)
+# <K> is 6.12, 6.1 or 7.2 (Debian unstable's kernel, fetched with a private apt configuration under
+# apt-sid/, never the system's sources).
 
-CORPUS_KERNELS="6.12 6.1"
+CORPUS_KERNELS="6.12 6.1 7.2"
 
 corpus_cache() { printf '%s\n' "${ORCTOOL_CACHE:-$HOME/.cache/orctool}"; }
 
 # corpus_check_kernel K: fail (return 2) unless K is a known corpus name.
 corpus_check_kernel() {
     case "${1-}" in
-        6.12|6.1) return 0 ;;
+        6.12|6.1|7.2) return 0 ;;
         *) echo "corpus: unknown kernel '${1-}' (expected one of: $CORPUS_KERNELS)" >&2; return 2 ;;
     esac
 }
@@ -75,7 +79,7 @@ corpus_vars() {
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     set -euo pipefail
     if [[ $# -lt 1 ]] || ! declare -F "corpus_$1" >/dev/null; then
-        echo "usage: $0 {cache|dir|modules|objtool|list|no_orc_list|env|ready|require|get|summary|vars} [6.12|6.1] [VAR]" >&2
+        echo "usage: $0 {cache|dir|modules|objtool|list|no_orc_list|env|ready|require|get|summary|vars} [6.12|6.1|7.2] [VAR]" >&2
         exit 2
     fi
     f=corpus_$1; shift

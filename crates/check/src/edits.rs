@@ -16,7 +16,8 @@
 //!   KCOV/KCSAN hook becomes a NOP, a tail call to one `ret; int3` ([`crate::graph`]).
 //! - `--mcount --mnop`: a call to `__fentry__` becomes a NOP ([`crate::graph`]).
 //! - `--prefix=N`: every function preceded by exactly `N` bytes of NOPs gets a `__pfx_<name>`
-//!   symbol over them ([`Checker::add_prefix_symbols`]).
+//!   symbol over them ([`Checker::add_prefix_symbols`]); from 7.x (era rule), every function
+//!   `__patchable_function_entries` points at.
 
 use orc_decode::InsnKind;
 
@@ -95,8 +96,20 @@ impl Checker<'_> {
     /// objtool's `add_prefix_symbols`: every function of an executable section preceded by
     /// exactly `--prefix` bytes of NOP instructions gets a `__pfx_` symbol over them, and those
     /// NOPs get the function's entry state (so the ORC covers them as the function's start).
-    pub(crate) fn add_prefix_symbols(&mut self) {
-        let Some(prefix) = self.opts.prefix else { return };
+    /// Eras that take the functions from `__patchable_function_entries` instead
+    /// ([`orc_flow::KernelEra::prefix_symbols_from_patchable_entries`]) give the symbol to those
+    /// functions only, over whatever instructions start `--prefix` bytes before them.
+    pub(crate) fn add_prefix_symbols(&mut self, file: &orc_elf::ElfFile<'_>) -> Result<(), crate::report::Fatal> {
+        let Some(prefix) = self.opts.prefix else { return Ok(()) };
+        let patchable: Option<std::collections::HashSet<(usize, u64)>> =
+            if self.era.prefix_symbols_from_patchable_entries() {
+                let entries = orc_flow::special::sites::read_patchable_function_entries(file)
+                    .map_err(|e| crate::report::Fatal::new(e.to_string()))?
+                    .unwrap_or_default();
+                Some(entries.iter().map(|l| (l.section, l.offset + prefix)).collect())
+            } else {
+                None
+            };
         for si in 0..self.p.sections.len() {
             if !self.p.sections[si].exec {
                 continue;
@@ -111,6 +124,30 @@ impl Checker<'_> {
                 let Some(insn) = self.p.find_insn(si, func_off) else { continue };
                 let mut prev = self.p.prev_in_sec(insn);
                 let mut found = None;
+                if let Some(padded) = &patchable {
+                    // objtool looks the function up by address, which gives the alias of the
+                    // symbols there (a module's `init_module` rather than its static init
+                    // function): one prefix symbol, named after the alias.
+                    if !padded.contains(&(self.p.sections[si].index, func_off)) || func_off < prefix || sym.alias != s {
+                        continue;
+                    }
+                    found = self.p.find_insn(si, func_off - prefix);
+                    prev = None;
+                    let sym = &self.p.symbols[s as usize];
+                    self.edits.symbols.push(NewSymbol {
+                        name: format!("__pfx_{}", sym.name),
+                        section: self.p.sections[si].index,
+                        value: func_off - prefix,
+                        size: prefix,
+                        info: (sym.bind << 4) | STT_FUNC,
+                    });
+                    if let (Some(first), Some(cfi)) = (found, self.insn_cfi[insn as usize]) {
+                        for id in first..insn {
+                            self.insn_cfi[id as usize] = Some(cfi);
+                        }
+                    }
+                    continue;
+                }
                 while let Some(p) = prev {
                     let pi = &self.p.insns[p as usize];
                     if pi.kind != InsnKind::Nop {
@@ -142,6 +179,7 @@ impl Checker<'_> {
                 }
             }
         }
+        Ok(())
     }
 }
 

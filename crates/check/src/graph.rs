@@ -134,7 +134,7 @@ impl Checker<'_> {
         };
         let Some(sym) = sym else { return };
         let sec = self.p.insns[id as usize].sec as usize;
-        if self.p.sections[sec].name == ".altinstr_replacement" {
+        if self.p.sections[sec].name == ".altinstr_replacement" && !self.era.annotates_calls_in_alt_replacements() {
             return;
         }
         let s = &self.p.symbols[sym as usize];
@@ -317,8 +317,9 @@ impl Checker<'_> {
                     }
                 }
             }
-            // A jump into another function's `.cold` part makes it that function's child.
-            if let (Some(f), Some(df)) = (func, self.p.insn_func(dest)) {
+            // A jump into another function's `.cold` part makes it that function's child
+            // (objtool up to 6.x; 7.x keeps the parents it found by name).
+            if let (false, Some(f), Some(df)) = (self.era.cold_parents_by_file_scope(), func, self.p.insn_func(dest)) {
                 if f != df && !self.p.symbols[f as usize].name.contains(".cold") && self.p.symbols[df as usize].name.contains(".cold") {
                     self.p.symbols[f as usize].cfunc = df;
                     self.p.symbols[df as usize].pfunc = f;

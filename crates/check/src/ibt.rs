@@ -12,8 +12,9 @@ fn is_pc_relative(kind: u32) -> bool {
 }
 
 /// Sections that reference code without meaning to branch there indirectly.
-fn ignored_data_section(name: &str) -> bool {
-    (name.starts_with(".discard") && name != ".discard.ibt_endbr_noseal")
+fn ignored_data_section(name: &str, era: orc_flow::KernelEra) -> bool {
+    era.ibt_more_ignored_data_sections().contains(&name)
+        || (name.starts_with(".discard") && name != ".discard.ibt_endbr_noseal")
         || name.starts_with(".debug")
         || matches!(
             name,
@@ -72,7 +73,7 @@ impl Checker<'_> {
         while let Some(r) = self.p.reloc_in(sec, from, end.saturating_sub(from)).copied() {
             from = r.offset + 1;
             let sym = &self.p.symbols[r.symbol];
-            if sym.static_call_tramp {
+            if sym.static_call_tramp && !self.era.ibt_checks_static_call_trampolines() {
                 continue;
             }
             let Some(dsec) = sym.sec else { continue };
@@ -113,7 +114,7 @@ impl Checker<'_> {
         }
         for si in 0..self.p.sections.len() {
             let sec = &self.p.sections[si];
-            if sec.exec || sec.relocs.is_empty() || ignored_data_section(sec.name) {
+            if sec.exec || sec.relocs.is_empty() || ignored_data_section(sec.name, self.era) {
                 continue;
             }
             for k in 0..self.p.sections[si].relocs.len() {

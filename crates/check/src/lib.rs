@@ -237,7 +237,7 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
         instructions: 0,
         assumptions: Vec::new(),
     };
-    let program = match Program::build(file) {
+    let program = match Program::build(file, era) {
         Ok(p) => p,
         Err(fatal) => {
             analysis.warnings.push(fatal.warning.clone());
@@ -298,6 +298,10 @@ impl Checker<'_> {
             warnings += self.validate_retpoline();
         }
         if self.opts.stackval || self.opts.orc || self.opts.uaccess {
+            // Which warnings hold back the check of unreached code is an era rule.
+            if self.era.reachable_check_counts_only_walk_warnings() {
+                warnings = 0;
+            }
             warnings += self.validate_functions();
             warnings += self.validate_unwind_hints();
             if warnings == 0 {
@@ -315,7 +319,7 @@ impl Checker<'_> {
             self.validate_sls();
         }
         let sites = self.site_rows()?;
-        self.add_prefix_symbols();
+        self.add_prefix_symbols(file)?;
         if self.opts.orc || self.opts.strict_alternatives {
             let rows = self.orc_rows()?;
             if self.opts.strict_alternatives {

@@ -20,13 +20,25 @@ pub struct Row {
     pub entry: Entry,
 }
 
-/// The entry of a row: `orc-stack`'s mapping in the 6.4+ vocabulary (the one [`Entry`]
-/// speaks); the writer encodes it in the object's layout. `None` is unreached or ignored code.
-pub(crate) fn row_entry(state: Option<&CfiState>) -> Result<Entry, OrcError> {
-    orc_entry(state, Layout::V3)
+/// The entry of a row: `orc-stack`'s mapping with the 6.4+ rules (the vocabulary [`Entry`]
+/// speaks) and the registers of `layout`; the writer encodes it in the object's layout. `None`
+/// is unreached or ignored code.
+pub(crate) fn row_entry(state: Option<&CfiState>, layout: Layout) -> Result<Entry, OrcError> {
+    orc_entry(state, layout)
 }
 
 impl Checker<'_> {
+    /// The layout whose rules and registers the rows are made with: the era's from 6.4 on (a
+    /// `%rax` DRAP base exists from 7.1), else v3's rules (older layouts are encoded from them).
+    pub(crate) fn row_layout(&self) -> Layout {
+        let layout = self.era.orc_layout();
+        if layout.has_typed_undefined() {
+            layout
+        } else {
+            Layout::V3
+        }
+    }
+
     pub(crate) fn orc_rows(&self) -> Result<Vec<Row>, Fatal> {
         let mut rows = Vec::new();
         for (si, sec) in self.p.sections.iter().enumerate() {
@@ -43,7 +55,7 @@ impl Checker<'_> {
                 match insn.alt_group {
                     None => {
                         let state = self.insn_cfi[id as usize].map(|c| self.cfi(c));
-                        let entry = row_entry(state).map_err(fail)?;
+                        let entry = row_entry(state, self.row_layout()).map_err(fail)?;
                         if entry != prev {
                             rows.push(Row { section: si, offset: insn.offset, entry });
                             prev = entry;
@@ -58,7 +70,7 @@ impl Checker<'_> {
                         let states = &self.alt_cfi[group.cfi as usize];
                         for (i, state) in states.iter().enumerate() {
                             let Some(c) = state else { continue };
-                            let entry = row_entry(Some(self.cfi(*c))).map_err(fail)?;
+                            let entry = row_entry(Some(self.cfi(*c)), self.row_layout()).map_err(fail)?;
                             if entry != prev {
                                 rows.push(Row { section: si, offset: insn.offset + i as u64, entry });
                                 prev = entry;

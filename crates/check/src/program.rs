@@ -21,6 +21,7 @@ pub type SymId = u32;
 
 const SHF_EXECINSTR: u64 = 0x4;
 const STB_GLOBAL: u8 = 1;
+const STB_LOCAL: u8 = 0;
 const STB_WEAK: u8 = 2;
 
 /// One section.
@@ -223,11 +224,16 @@ pub struct Program<'d> {
     /// The first symbol of each name (a `vmlinux.o` has hundreds of thousands: looking names
     /// up by scanning was most of `check`'s time there).
     by_name: std::collections::HashMap<&'d str, SymId>,
+    /// Warnings name a place by the alias of the symbol containing it (objtool 7.x: the last
+    /// symbol of the same address, type and size, e.g. `init_module` for a module's init
+    /// function), not by the symbol itself (6.12).
+    pub names_by_alias: bool,
 }
 
 impl<'d> Program<'d> {
     /// Reads sections and symbols, and decodes every executable section.
-    pub fn build(file: &ElfFile<'d>) -> Result<Program<'d>, Fatal> {
+    /// Reads `file` as objtool of `era` does.
+    pub fn build(file: &ElfFile<'d>, era: orc_flow::KernelEra) -> Result<Program<'d>, Fatal> {
         let mut sections = Vec::with_capacity(file.section_count());
         sections.push(Section {
             index: 0,
@@ -323,13 +329,18 @@ impl<'d> Program<'d> {
             }
         }
         link_aliases(&sections, &mut symbols);
-        link_cold_parts(&mut symbols)?;
+        if era.cold_parents_by_file_scope() {
+            link_cold_parts_by_file_scope(&sections, &mut symbols)?;
+        } else {
+            link_cold_parts(&mut symbols)?;
+        }
 
         let mut by_name = std::collections::HashMap::with_capacity(symbols.len());
         for s in symbols.iter().skip(1) {
             by_name.entry(s.name).or_insert(s.index);
         }
-        let mut program = Program { sections, symbols, insns: Vec::new(), by_name };
+        let names_by_alias = era.warnings_name_aliases();
+        let mut program = Program { sections, symbols, insns: Vec::new(), by_name, names_by_alias };
         program.decode()?;
         Ok(program)
     }
@@ -492,6 +503,7 @@ impl<'d> Program<'d> {
         let Some(s) = self.sections.get(sec) else { return format!("[section {sec}]+0x{offset:x}") };
         let sym = if s.exec { self.find_func_containing(sec, offset) } else { None }
             .or_else(|| self.find_symbol_containing(sec, offset));
+        let sym = sym.map(|s| if self.names_by_alias { self.symbols[s as usize].alias } else { s });
         match sym {
             Some(sym) => {
                 let sym = &self.symbols[sym as usize];
@@ -606,6 +618,55 @@ fn link_cold_parts(symbols: &mut [Symbol<'_>]) -> Result<(), Fatal> {
         let parent = &mut symbols[p];
         if c_sec == parent.sec && c_off >= parent.offset && c_off + c_len == parent.offset + parent.len {
             parent.len -= c_len;
+        }
+    }
+    Ok(())
+}
+
+/// `foo.cold` parts as objtool 7.x links them: in section order and by address, each to the
+/// last local `foo` (in symbol-table order) of the same `STT_FILE` scope, else the last global
+/// `foo`, through its alias; the parent shrinks as in [`link_cold_parts`]. No jump relinks
+/// them later. With two local `foo`s of one scope (a module linked from two objects, its
+/// `STT_FILE` symbols stripped) both parts go to the second `foo`, as objtool's do.
+fn link_cold_parts_by_file_scope(sections: &[Section<'_>], symbols: &mut [Symbol<'_>]) -> Result<(), Fatal> {
+    let mut scope = vec![0 as SymId; symbols.len()];
+    let mut current = 0 as SymId;
+    for (i, s) in symbols.iter().enumerate().skip(1) {
+        if s.kind == SymbolKind::File {
+            current = i as SymId;
+        } else if s.bind == STB_LOCAL && s.kind != SymbolKind::Section {
+            scope[i] = current;
+        }
+    }
+    let mut by_name: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (j, s) in symbols.iter().enumerate().skip(1) {
+        if s.kind != SymbolKind::Section {
+            by_name.entry(s.name).or_default().push(j);
+        }
+    }
+    for sec in sections {
+        for &c in &sec.syms {
+            let i = c as usize;
+            if !symbols[i].is_func() {
+                continue;
+            }
+            let Some(at) = symbols[i].name.find(".cold") else { continue };
+            let parent_name = &symbols[i].name[..at];
+            let named = by_name.get(parent_name).map(Vec::as_slice).unwrap_or(&[]);
+            let local = named.iter().rev().copied().find(|&j| symbols[j].bind == STB_LOCAL && scope[j] == scope[i]);
+            let parent = local.or_else(|| named.iter().rev().copied().find(|&j| symbols[j].bind != STB_LOCAL));
+            let Some(p) = parent else {
+                return Err(Fatal::new(format!("{}(): can't find parent function", symbols[i].name)));
+            };
+            let alias = symbols[p].alias;
+            symbols[i].pfunc = alias;
+            symbols[p].cfunc = i as SymId;
+            symbols[alias as usize].cfunc = i as SymId;
+            let (c_sec, c_off, c_len) = (symbols[i].sec, symbols[i].offset, symbols[i].len);
+            let parent = &mut symbols[p];
+            if c_sec == parent.sec && c_off >= parent.offset && c_off + c_len == parent.offset + parent.len {
+                parent.len -= c_len;
+            }
         }
     }
     Ok(())

@@ -75,7 +75,7 @@ impl Checker<'_> {
                         continue;
                     }
                     let Some(state) = self.insn_cfi[call as usize] else { continue };
-                    let Ok(expected) = row_entry(Some(self.cfi(state))) else { continue };
+                    let Ok(expected) = row_entry(Some(self.cfi(state)), self.row_layout()) else { continue };
                     let at = lookup(rows, sec, site_off + ret - 1);
                     if at == expected {
                         continue;

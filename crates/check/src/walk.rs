@@ -485,7 +485,12 @@ impl Checker<'_> {
                     if self.p.insns[prev as usize].dead_end {
                         if let Some(dest) = self.call_dest(prev) {
                             let name = self.p.symbols[dest as usize].name;
-                            self.warn_insn(id, format!("{name}() is missing a __noreturn annotation"));
+                            let text = if self.era.noreturn_warning_names_noreturns_h() {
+                                format!("{name}() missing __noreturn in .c/.h or NORETURN() in noreturns.h")
+                            } else {
+                                format!("{name}() is missing a __noreturn annotation")
+                            };
+                            self.warn_insn(id, text);
                             warnings += 1;
                             continue;
                         }

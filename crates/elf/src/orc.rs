@@ -85,7 +85,7 @@ impl<'data> OrcTable<'data> {
 }
 
 /// Decides the layout of `file`'s table: the caller's choice, else `.orc_header`, else the
-/// kernel version the file names, else the newest layout.
+/// kernel version the file names, else v3 (the layout of 6.4-7.0; the caller says so in a note).
 pub fn detect_layout(file: &ElfFile<'_>, given: Option<Layout>) -> Result<(Layout, LayoutSource), ElfError> {
     if let Some(layout) = given {
         return Ok((layout, LayoutSource::Given));

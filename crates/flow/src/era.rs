@@ -28,6 +28,8 @@ impl KernelEra {
     pub const V6_12: KernelEra = KernelEra::new(6, 12);
     /// Debian 12's 6.1 kernel, the second corpus.
     pub const V6_1: KernelEra = KernelEra::new(6, 1);
+    /// Debian unstable's 7.2 kernel, the third corpus (ORC layout v4).
+    pub const V7_2: KernelEra = KernelEra::new(7, 2);
 
     /// The era of release `major.minor`.
     pub const fn new(major: u16, minor: u16) -> KernelEra {
@@ -86,6 +88,13 @@ impl KernelEra {
         }
     }
 
+    /// The ORC layout of this era's tables, whose register numbering a hint's `sp_reg` byte
+    /// also uses (renumbered in 7.1). A 6.12.y/7.0.y kernel with the AX backport cannot be
+    /// told from its version: its `.orc_header` says (`Layout::V3Ax`).
+    pub const fn orc_layout(self) -> orc_format::Layout {
+        orc_format::Layout::from_kernel_version(self.major as u32, self.minor as u32)
+    }
+
     /// What the hint `type` byte means in this era.
     pub const fn hint_types(self) -> HintTypes {
         if self.at_least(6, 4) {
@@ -140,6 +149,79 @@ impl KernelEra {
     /// sections.
     pub const fn unified_annotations(self) -> bool {
         self.at_least(6, 13)
+    }
+
+    /// True if objtool's `--prefix=N` makes a `__pfx_` symbol (and gives its NOPs the function's
+    /// entry state) only for the functions `__patchable_function_entries` points at, the
+    /// compiler's padded functions, without looking at the bytes; false where it takes every
+    /// function preceded by exactly N bytes of NOPs (6.12). objtool 7.2 does the former
+    /// (checked on Debian's 7.2 modules: assembly functions padded with NOPs get no prefix and
+    /// no ORC there). The change came with the reworked prefix/kCFI options of the klp-build
+    /// preparation series; its release is not pinned here: 6.19 is used as the boundary.
+    pub const fn prefix_symbols_from_patchable_entries(self) -> bool {
+        self.at_least(6, 19)
+    }
+
+    /// Data sections whose relocations objtool's IBT check (`validate_ibt`) skips in this era
+    /// besides 6.12's list: objtool 7.2 also skips `__tracepoints` (a tracepoint points at its
+    /// static-call trampoline, never branched to indirectly), livepatch's `.init.klp_funcs`,
+    /// Clang's `.llvm.call-graph-profile` and `.llvm_bb_addr_map`, and its own `.return_sites`
+    /// and `.call_sites`. Not pinned to a release: 6.19 is used as the boundary, as for
+    /// [`KernelEra::prefix_symbols_from_patchable_entries`].
+    pub const fn ibt_more_ignored_data_sections(self) -> &'static [&'static str] {
+        if self.at_least(6, 19) {
+            &["__tracepoints", ".init.klp_funcs", ".llvm.call-graph-profile", ".llvm_bb_addr_map", ".return_sites", ".call_sites"]
+        } else {
+            &[]
+        }
+    }
+
+    /// True if objtool links a `foo.cold` part to the last local `foo` of its `STT_FILE` scope
+    /// (else the last global `foo`) and never relinks it; false where it takes a `foo` by name
+    /// and then makes the part a child of whichever function jumps into it (6.12). objtool
+    /// 7.2 does the former (a module linked from two objects with a local `foo` each gets both
+    /// parts on the second `foo`). Not pinned to a release: 6.19 is used as the boundary.
+    pub const fn cold_parents_by_file_scope(self) -> bool {
+        self.at_least(6, 19)
+    }
+
+    /// True if only the warnings of the branch walk (functions and unwind hints) keep objtool
+    /// from looking for unreached instructions; false where the retpoline check's warnings
+    /// ("indirect call found in ... build") do too (6.12). objtool 7.2 counts them apart.
+    /// Not pinned to a release: 6.19 is used as the boundary.
+    pub const fn reachable_check_counts_only_walk_warnings(self) -> bool {
+        self.at_least(6, 19)
+    }
+
+    /// True if objtool's warning for a call to a function that does not return but is not known
+    /// to be noreturn reads "X() missing __noreturn in .c/.h or NORETURN() in noreturns.h"
+    /// (7.2); false for "X() is missing a __noreturn annotation" (6.12). Boundary 6.19, not
+    /// pinned.
+    pub const fn noreturn_warning_names_noreturns_h(self) -> bool {
+        self.at_least(6, 19)
+    }
+
+    /// True if objtool's warnings name a place after the alias of the symbol containing it (its
+    /// symbol lookups return `sym->alias`: for a module's init function, the global
+    /// `init_module` rather than the static function), as objtool 7.2 does; false where they
+    /// name the symbol found (6.12). Boundary 6.19, not pinned.
+    pub const fn warnings_name_aliases(self) -> bool {
+        self.at_least(6, 19)
+    }
+
+    /// True if objtool's IBT check looks at code relocations to static-call trampolines
+    /// (`__SCT__*`) like any other (7.2: "relocation to !ENDBR: __SCT__..." when code takes a
+    /// trampoline's address, as `static_call_update` callers do); false where it skips them
+    /// (6.12). Boundary 6.19, not pinned.
+    pub const fn ibt_checks_static_call_trampolines(self) -> bool {
+        self.at_least(6, 19)
+    }
+
+    /// True if objtool records the calls of `.altinstr_replacement` like any other (7.2: the
+    /// `call BUG_func` of direct-call alternatives are in `.call_sites`); false where it skips
+    /// that section when it annotates call sites (6.12). Boundary 6.19, not pinned.
+    pub const fn annotates_calls_in_alt_replacements(self) -> bool {
+        self.at_least(6, 19)
     }
 
     /// True if this era has `.parainstructions` (removed in 6.8, when paravirt sites became

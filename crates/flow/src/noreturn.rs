@@ -42,6 +42,56 @@ pub const GLOBAL_NORETURNS_6_1: &[&str] = &[
     "xen_start_kernel",
 ];
 
+/// objtool 7.2's `noreturns.h` (sorted).
+pub const GLOBAL_NORETURNS_7_2: &[&str] = &[
+    "__fortify_panic",
+    "__ia32_sys_exit",
+    "__ia32_sys_exit_group",
+    "__kunit_abort",
+    "__module_put_and_kthread_exit",
+    "__stack_chk_fail",
+    "__tdx_hypercall_failed",
+    "__ubsan_handle_builtin_unreachable",
+    "__x64_sys_exit",
+    "__x64_sys_exit_group",
+    "acpi_processor_ffh_play_dead",
+    "arch_cpu_idle_dead",
+    "bch2_trans_in_restart_error",
+    "bch2_trans_restart_error",
+    "bch2_trans_unlocked_or_in_restart_error",
+    "cpu_bringup_and_idle",
+    "cpu_startup_entry",
+    "do_exit",
+    "do_group_exit",
+    "do_task_dead",
+    "ex_handler_msr_mce",
+    "hlt_play_dead",
+    "hv_ghcb_terminate",
+    "kthread_complete_and_exit",
+    "kthread_exit",
+    "kunit_try_catch_throw",
+    "machine_real_restart",
+    "make_task_dead",
+    "mpt_halt_firmware",
+    "mwait_play_dead",
+    "native_play_dead",
+    "nmi_panic_self_stop",
+    "panic",
+    "panic_smp_self_stop",
+    "rest_init",
+    "rewind_stack_and_make_dead",
+    "rust_begin_unwind",
+    "sev_es_terminate",
+    "start_kernel",
+    "stop_this_cpu",
+    "usercopy_abort",
+    "vpanic",
+    "x86_64_start_kernel",
+    "x86_64_start_reservations",
+    "xen_cpu_bringup_again",
+    "xen_start_kernel",
+];
+
 /// objtool 6.12's `noreturns.h` (sorted).
 pub const GLOBAL_NORETURNS_6_12: &[&str] = &[
     "__fortify_panic",
@@ -115,6 +165,8 @@ pub struct Noreturns {
     /// 6.12: Rust panic helpers (mangled `_R...` names) are recognised by pattern
     /// ([`is_rust_noreturn`]).
     pub rust_patterns: bool,
+    /// The name endings of those Rust helpers ([`RUST_SUFFIXES_6_12`], [`RUST_SUFFIXES_7_2`]).
+    pub rust_suffixes: &'static [&'static str],
 }
 
 impl Noreturns {
@@ -124,6 +176,7 @@ impl Noreturns {
         names: GLOBAL_NORETURNS_6_1,
         weak_listed_is_noreturn: false,
         rust_patterns: false,
+        rust_suffixes: &[],
     };
     /// objtool 6.12's.
     pub const V6_12: Noreturns = Noreturns {
@@ -131,12 +184,24 @@ impl Noreturns {
         names: GLOBAL_NORETURNS_6_12,
         weak_listed_is_noreturn: true,
         rust_patterns: true,
+        rust_suffixes: RUST_SUFFIXES_6_12,
+    };
+    /// objtool 7.2's.
+    pub const V7_2: Noreturns = Noreturns {
+        taken_from: "7.2.13",
+        names: GLOBAL_NORETURNS_7_2,
+        weak_listed_is_noreturn: true,
+        rust_patterns: true,
+        rust_suffixes: RUST_SUFFIXES_7_2,
     };
 
-    /// The list for `era`: 6.12's from 6.5 on (when the list moved to `noreturns.h`), 6.1's
-    /// before. Exact for 6.1 and 6.12 only.
+    /// The list for `era`: 7.2's from 6.19 on (the boundary of the other 7.x rules, not
+    /// pinned), 6.12's from 6.5 on (when the list moved to `noreturns.h`), 6.1's before. Exact
+    /// for 6.1, 6.12 and 7.2 only.
     pub const fn for_era(era: KernelEra) -> Noreturns {
-        if era.at_least(6, 5) {
+        if era.at_least(6, 19) {
+            Noreturns::V7_2
+        } else if era.at_least(6, 5) {
             Noreturns::V6_12
         } else {
             Noreturns::V6_1
@@ -153,7 +218,7 @@ impl Noreturns {
     pub fn verdict(&self, name: &str, binding: u8) -> NoreturnVerdict {
         if self.weak_listed_is_noreturn {
             if (binding == STB_GLOBAL || binding == STB_WEAK)
-                && ((self.rust_patterns && is_rust_noreturn(name)) || self.is_listed(name))
+                && ((self.rust_patterns && is_rust_noreturn_with(name, self.rust_suffixes)) || self.is_listed(name))
             {
                 return NoreturnVerdict::Noreturn;
             }
@@ -175,10 +240,46 @@ impl Noreturns {
 /// objtool 6.12's Rust heuristics: mangled (`_R`) names of core panic helpers, which have no
 /// stable names (crate disambiguators differ by compiler).
 pub fn is_rust_noreturn(name: &str) -> bool {
+    is_rust_noreturn_with(name, RUST_SUFFIXES_6_12)
+}
+
+/// The Rust heuristics with one era's name endings (the infixes have not changed).
+pub fn is_rust_noreturn_with(name: &str, suffixes: &[&str]) -> bool {
     if !name.starts_with("_R") {
         return false;
     }
-    const SUFFIXES: &[&str] = &[
+    const INFIXES: &[&str] = &["_4core9panicking13assert_failed", "_4core9panicking11panic_const24panic_const_"];
+    suffixes.iter().any(|s| name.ends_with(s))
+        || INFIXES.iter().any(|s| name.contains(s))
+        || (name.contains("_4core5slice5index") && name.contains("slice_") && name.ends_with("_fail"))
+}
+
+/// objtool 7.2's Rust name endings: 6.12's without `result::unwrap_failed::unwrap_failed_inner`,
+/// plus three parse and `str` helpers.
+pub const RUST_SUFFIXES_7_2: &[&str] = &[
+    "_4core3num20from_str_radix_panic",
+    "_4core3num22from_ascii_radix_panic",
+    "_4core3num28from_ascii_bytes_radix_panic",
+    "_4core3str16slice_error_fail",
+    "_4core5sliceSp15copy_from_slice17len_mismatch_fail",
+    "_4core6option13expect_failed",
+    "_4core6option13unwrap_failed",
+    "_4core6result13unwrap_failed",
+    "_4core9panicking5panic",
+    "_4core9panicking9panic_fmt",
+    "_4core9panicking14panic_explicit",
+    "_4core9panicking14panic_nounwind",
+    "_4core9panicking18panic_bounds_check",
+    "_4core9panicking18panic_nounwind_fmt",
+    "_4core9panicking19assert_failed_inner",
+    "_4core9panicking30panic_null_pointer_dereference",
+    "_4core9panicking32panic_null_reference_constructed",
+    "_4core9panicking36panic_misaligned_pointer_dereference",
+    "_7___rustc17rust_begin_unwind",
+];
+
+/// objtool 6.12's Rust name endings.
+pub const RUST_SUFFIXES_6_12: &[&str] = &[
         "_4core3num22from_ascii_radix_panic",
         "_4core5sliceSp15copy_from_slice17len_mismatch_fail",
         "_4core6option13expect_failed",
@@ -196,12 +297,7 @@ pub fn is_rust_noreturn(name: &str) -> bool {
         "_4core9panicking32panic_null_reference_constructed",
         "_4core9panicking36panic_misaligned_pointer_dereference",
         "_7___rustc17rust_begin_unwind",
-    ];
-    const INFIXES: &[&str] = &["_4core9panicking13assert_failed", "_4core9panicking11panic_const24panic_const_"];
-    SUFFIXES.iter().any(|s| name.ends_with(s))
-        || INFIXES.iter().any(|s| name.contains(s))
-        || (name.contains("_4core5slice5index") && name.contains("slice_") && name.ends_with("_fail"))
-}
+];
 
 #[cfg(test)]
 mod tests {
@@ -210,7 +306,7 @@ mod tests {
 
     #[test]
     fn lists_are_sorted() {
-        for list in [GLOBAL_NORETURNS_6_1, GLOBAL_NORETURNS_6_12] {
+        for list in [GLOBAL_NORETURNS_6_1, GLOBAL_NORETURNS_6_12, GLOBAL_NORETURNS_7_2] {
             assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
         }
         assert_eq!(GLOBAL_NORETURNS_6_1.len(), 25);

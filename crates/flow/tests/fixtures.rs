@@ -345,7 +345,7 @@ fn unwind_hints_6_1_and_6_3() {
     assert_eq!(hints[2].base(), Some(HintBase::R13));
 
     // 6.3: signal in byte 8, end in byte 9; the 5.19 numbering.
-    let hints = read_unwind_hints(&file, HintLayout::SignalEnd, HintTypes::V5_19, SiteRule::AddendOnly).unwrap();
+    let hints = read_unwind_hints(&file, HintLayout::SignalEnd, HintTypes::V5_19, orc_format::Layout::V2, SiteRule::AddendOnly).unwrap();
     let got: Vec<(Option<bool>, Option<bool>)> = hints.iter().map(|h| (h.signal, h.end)).collect();
     assert_eq!(
         got,

@@ -8,6 +8,9 @@
 //! v3 (6.4+):      .text+41:type:call sp:sp+16 bp:prevsp-16 signal:0
 //! ```
 //!
+//! v3+ax and v4 print as v3 does; the register of each field value is the layout's (objtool
+//! 7.2 prints field 3 as `sp`, 6.12 as `di`), and a value the layout does not name is `?`.
+//!
 //! Fields are printed from the stored bits, not from the normalised [`crate::Entry`], because
 //! objtool prints what is there: a v1 terminator reads `sp:(und) bp:(und) type:call end:0`.
 
@@ -71,12 +74,16 @@ impl fmt::Display for RegOffset {
 /// objtool's name for a raw type number of `layout`.
 fn type_name(layout: Layout, raw_type: u8) -> &'static str {
     match (layout, raw_type) {
-        (Layout::V3, 0) => "(und)",
-        (Layout::V3, 1) => "end",
-        (Layout::V3, 2) | (Layout::V1 | Layout::V2, 0) => "call",
-        (Layout::V3, 3) | (Layout::V1 | Layout::V2, 1) => "regs",
-        (Layout::V3, 4) | (Layout::V1 | Layout::V2, 2) => "regs (partial)",
-        _ => "?",
+        (Layout::V1 | Layout::V2, 0) => "call",
+        (Layout::V1 | Layout::V2, 1) => "regs",
+        (Layout::V1 | Layout::V2, 2) => "regs (partial)",
+        (Layout::V1 | Layout::V2, _) => "?",
+        (Layout::V3 | Layout::V3Ax | Layout::V4, 0) => "(und)",
+        (Layout::V3 | Layout::V3Ax | Layout::V4, 1) => "end",
+        (Layout::V3 | Layout::V3Ax | Layout::V4, 2) => "call",
+        (Layout::V3 | Layout::V3Ax | Layout::V4, 3) => "regs",
+        (Layout::V3 | Layout::V3Ax | Layout::V4, 4) => "regs (partial)",
+        (Layout::V3 | Layout::V3Ax | Layout::V4, _) => "?",
     }
 }
 
@@ -84,8 +91,8 @@ impl fmt::Display for DumpLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let raw = self.raw;
         let layout = self.layout;
-        let sp = RegOffset(raw.sp_reg(), raw.sp_offset);
-        let bp = RegOffset(raw.bp_reg(), raw.bp_offset);
+        let sp = RegOffset(layout.sp_reg(raw), raw.sp_offset);
+        let bp = RegOffset(layout.bp_reg(raw), raw.bp_offset);
         let ty = type_name(layout, layout.raw_type(raw));
         let signal = layout.raw_signal(raw) as u8;
         let end = layout.raw_end(raw) as u8;
@@ -93,7 +100,7 @@ impl fmt::Display for DumpLine<'_> {
         match layout {
             Layout::V1 => write!(f, "{addr} sp:{sp} bp:{bp} type:{ty} end:{end}"),
             Layout::V2 => write!(f, "{addr} sp:{sp} bp:{bp} type:{ty} signal:{signal} end:{end}"),
-            Layout::V3 => write!(f, "{addr}type:{ty} sp:{sp} bp:{bp} signal:{signal}"),
+            Layout::V3 | Layout::V3Ax | Layout::V4 => write!(f, "{addr}type:{ty} sp:{sp} bp:{bp} signal:{signal}"),
         }
     }
 }

@@ -2,11 +2,14 @@
 
 use core::fmt;
 
-/// A base register number (`ORC_REG_*`), a 4-bit field of the entry.
+/// A base register (`ORC_REG_*`) in orctool's vocabulary: the numbering of kernels 4.14 to 7.0
+/// (0-9) plus [`Reg::AX`] = 10.
 ///
-/// Kept as the raw number so that values this crate does not know survive a round trip; the
-/// named constants are the ones upstream kernels define. The same numbering has been used by
-/// every kernel since 4.14; only the *meaning* of [`Reg::SP_INDIRECT`] changed (in 5.12).
+/// A layout's 4-bit field values are translated by [`crate::Layout::reg`] and
+/// [`crate::Layout::field`]: identity for v1-v3 (7.1 renumbered the registers, see
+/// [`crate::Layout::V4`]). A field value a layout defines no register for decodes to
+/// [`Reg::unknown`], which remembers the value so that it survives a round trip. Only the
+/// *meaning* of [`Reg::SP_INDIRECT`] changed over time (in 5.12).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct Reg(pub u8);
 
@@ -32,8 +35,24 @@ impl Reg {
     pub const BP_INDIRECT: Reg = Reg(8);
     /// 5.12 and later: `prev_sp = *sp + sp_offset`. Before 5.12: `prev_sp = *(sp + sp_offset)`.
     pub const SP_INDIRECT: Reg = Reg(9);
-    /// `prev_sp` is the value of `ax` saved in the current `pt_regs` (Clang's DRAP, 2026 kernels).
+    /// `prev_sp` is the value of `ax` saved in the current `pt_regs` (Clang's DRAP, 2026 kernels:
+    /// [`crate::Layout::V3Ax`] and [`crate::Layout::V4`] only).
     pub const AX: Reg = Reg(10);
+
+    /// The register of a field value that has no register in the layout it was read with
+    /// (`0x10 | field`, outside every layout's numbering).
+    pub const fn unknown(field: u8) -> Reg {
+        Reg(0x10 | (field & 0xf))
+    }
+
+    /// The field value of an [`Reg::unknown`] register.
+    pub const fn unknown_field(self) -> Option<u8> {
+        if self.0 & 0xf0 == 0x10 {
+            Some(self.0 & 0xf)
+        } else {
+            None
+        }
+    }
 
     /// The short name objtool prints for this register, or `None` for numbers it does not name.
     /// [`Reg::UNDEFINED`] has no name: it is printed as `(und)` in place of register and offset.
@@ -59,7 +78,10 @@ impl fmt::Display for Reg {
         match self.name() {
             Some(name) => f.write_str(name),
             None if *self == Reg::UNDEFINED => f.write_str("(und)"),
-            None => write!(f, "reg{}", self.0),
+            None => match self.unknown_field() {
+                Some(field) => write!(f, "unknown register {field}"),
+                None => write!(f, "reg{}", self.0),
+            },
         }
     }
 }
@@ -169,14 +191,15 @@ impl RawEntry {
         [sp[0], sp[1], bp[0], bp[1], f[0], f[1]]
     }
 
-    /// `sp_reg`: bits 0-3 in every layout.
-    pub const fn sp_reg(self) -> Reg {
-        Reg((self.flags & 0xf) as u8)
+    /// The `sp_reg` field: bits 0-3 in every layout. What it names depends on the layout
+    /// ([`crate::Layout::sp_reg`]).
+    pub const fn sp_reg_field(self) -> u8 {
+        (self.flags & 0xf) as u8
     }
 
-    /// `bp_reg`: bits 4-7 in every layout.
-    pub const fn bp_reg(self) -> Reg {
-        Reg(((self.flags >> 4) & 0xf) as u8)
+    /// The `bp_reg` field: bits 4-7 in every layout ([`crate::Layout::bp_reg`]).
+    pub const fn bp_reg_field(self) -> u8 {
+        ((self.flags >> 4) & 0xf) as u8
     }
 }
 

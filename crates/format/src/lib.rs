@@ -10,13 +10,19 @@
 //! address in the table. The entry says how to find the caller's stack pointer (a base register
 //! plus an offset), where the caller's frame pointer was saved, and what kind of frame this is.
 //!
-//! Three on-disk [`Layout`]s exist; they differ only in how the 16 flag bits are split:
+//! Five on-disk [`Layout`]s exist; they differ in how the 16 flag bits are split and in how the
+//! base registers are numbered:
 //!
-//! | layout | kernels   | type bits | signal | end |
-//! |--------|-----------|-----------|--------|-----|
-//! | v1     | 4.14-6.2  | 8-9       | (implied by type) | 10 |
-//! | v2     | 6.3       | 8-9       | 10     | 11  |
-//! | v3     | 6.4+      | 8-10      | 11     | (type END_OF_STACK) |
+//! | layout | kernels   | type bits | signal | end | registers |
+//! |--------|-----------|-----------|--------|-----|-----------|
+//! | v1     | 4.14-6.2  | 8-9       | (implied by type) | 10 | 4.14's (0-9) |
+//! | v2     | 6.3       | 8-9       | 10     | 11  | 4.14's |
+//! | v3     | 6.4-7.0   | 8-10      | 11     | (type END_OF_STACK) | 4.14's |
+//! | v3+ax  | 6.12.y/7.0.y with the AX backport | as v3 | 11 | - | 4.14's + AX=10 |
+//! | v4     | 7.1+      | as v3     | 11     | -   | renumbered (AX 1, DX 2, SP 3, BP 4, DI 5, R10 6, R13 7, PREV_SP 8, SP_INDIRECT 9, BP_INDIRECT 10) |
+//!
+//! The kernel stores no layout number; `.orc_header` (6.3.10+) holds a SHA-1 of the definitions,
+//! one per layout ([`Layout::from_header`]); a hash no layout has is an error, never a guess.
 //!
 //! Two views of an entry are offered, in the style of the `object` crate: [`RawEntry`] is the
 //! bytes as stored (exact, lossless, layout-agnostic until asked), and [`Entry`] is the meaning,

@@ -89,6 +89,10 @@ fn header_hashes_select_layouts() {
     assert!(matches!(Layout::from_header(&other), Err(orc_format::LayoutError::UnknownHeaderHash(_))));
     assert!(Layout::from_header(&v3[..19]).is_err());
     assert_eq!(Layout::from_kernel_version(6, 12), Layout::V3);
+    assert_eq!(Layout::from_kernel_version(7, 0), Layout::V3);
+    assert_eq!(Layout::from_kernel_version(7, 1), Layout::V4);
+    assert_eq!(Layout::from_kernel_version(7, 2), Layout::V4);
+    assert_eq!(Layout::from_kernel_version(8, 0), Layout::V4);
     assert_eq!(Layout::from_kernel_version(6, 3), Layout::V2);
     assert_eq!(Layout::from_kernel_version(6, 1), Layout::V1);
     assert_eq!(Layout::from_kernel_version(4, 14), Layout::V1);
@@ -122,40 +126,182 @@ fn dump_lines_match_objtool_text() {
     assert_eq!(line.to_string(), ".text+41:type:? sp:?+1 bp:(und) signal:0");
 }
 
-fn any_entry() -> impl Strategy<Value = Entry> {
+/// An entry whose registers are what `layout` reads from some field value (named or unknown).
+fn any_entry(layout: Layout) -> impl Strategy<Value = Entry> {
     (0u8..8, 0u8..16, any::<i16>(), 0u8..16, any::<i16>(), any::<bool>()).prop_map(
-        |(kind, sp, spo, bp, bpo, signal)| Entry {
+        move |(kind, sp, spo, bp, bpo, signal)| Entry {
             kind: EntryType::from_v3_number(kind),
-            sp_reg: Reg(sp),
+            sp_reg: layout.reg(sp),
             sp_offset: spo,
-            bp_reg: Reg(bp),
+            bp_reg: layout.reg(bp),
             bp_offset: bpo,
             signal,
         },
     )
 }
 
+fn any_layout() -> impl Strategy<Value = Layout> {
+    prop::sample::select(Layout::ALL.to_vec())
+}
+
+/// The bytes of `flags` decoded as `layout`, printed as objtool does at `.text+0`.
+fn dump(layout: Layout, flags: u16, sp_offset: i16, bp_offset: i16) -> String {
+    let raw = RawEntry { sp_offset, bp_offset, flags };
+    DumpLine { address: DumpAddress::Symbol { name: ".text", addend: 0 }, raw, layout }.to_string()
+}
+
+#[test]
+fn v4_renumbers_the_registers() {
+    // The worked example: sp is field 3 and prevsp field 8 in 7.1+.
+    let raw = Layout::V4.encode(pushed_rbp()).unwrap();
+    assert_eq!(raw.to_bytes(Endian::Little), [0x10, 0x00, 0xf0, 0xff, 0x83, 0x02]);
+    assert_eq!(Layout::V4.decode(raw), pushed_rbp());
+    // The same bytes read as v3 say `di` and `bp(ind)`: the mistake a wrong layout makes.
+    assert_eq!(Layout::V3.decode(raw).sp_reg, Reg::DI);
+    assert_eq!(Layout::V3.decode(raw).bp_reg, Reg::BP_INDIRECT);
+    // 7.1's numbering, field by field (orc-reference.md 1.2).
+    let v4 = [
+        Reg::UNDEFINED,
+        Reg::AX,
+        Reg::DX,
+        Reg::SP,
+        Reg::BP,
+        Reg::DI,
+        Reg::R10,
+        Reg::R13,
+        Reg::PREV_SP,
+        Reg::SP_INDIRECT,
+        Reg::BP_INDIRECT,
+    ];
+    for (field, reg) in v4.into_iter().enumerate() {
+        assert_eq!(Layout::V4.reg(field as u8), reg, "field {field}");
+        assert_eq!(Layout::V4.field(reg), Some(field as u8));
+    }
+    for field in 11..16 {
+        assert_eq!(Layout::V4.reg(field), Reg::unknown(field));
+    }
+}
+
+#[test]
+fn ax_exists_only_in_the_layouts_that_define_it() {
+    let mut drap = Entry::call(8);
+    drap.sp_reg = Reg::AX;
+    for layout in [Layout::V1, Layout::V2, Layout::V3] {
+        assert!(!layout.has_reg(Reg::AX));
+        assert!(matches!(layout.encode(drap), Err(orc_format::EncodeError::RegisterOutOfRange(Reg::AX))));
+        // Field 10 means nothing there: it is kept as an unknown register.
+        assert_eq!(layout.reg(10), Reg::unknown(10));
+    }
+    assert_eq!(Layout::V3Ax.encode(drap).unwrap().flags, 0x020a);
+    assert_eq!(Layout::V4.encode(drap).unwrap().flags, 0x0201);
+    assert_eq!(Layout::V3Ax.reg(10), Reg::AX);
+    // An unknown register is only valid in a layout where its field value means nothing.
+    let mut odd = Entry::call(8);
+    odd.sp_reg = Reg::unknown(10);
+    assert_eq!(Layout::V3.encode(odd).unwrap().flags, 0x020a);
+    assert!(Layout::V3Ax.encode(odd).is_err());
+    assert!(Layout::V4.encode(odd).is_err());
+    odd.sp_reg = Reg(12);
+    assert!(Layout::ALL.iter().all(|l| l.encode(odd).is_err()));
+}
+
+/// Every field value as both registers, printed as objtool 7.2 (v4), 6.12 (v3) and a kernel
+/// with the AX backport (v3+ax) print them. The v4 and v3 lines are objtool's own output for
+/// an object with these 16 entries (type call, sp offset 8, bp offset -16).
+#[test]
+fn dump_names_registers_per_layout() {
+    let v4 = [
+        "sp:(und) bp:(und)",
+        "sp:ax+8 bp:ax-16",
+        "sp:dx+8 bp:dx-16",
+        "sp:sp+8 bp:sp-16",
+        "sp:bp+8 bp:bp-16",
+        "sp:di+8 bp:di-16",
+        "sp:r10+8 bp:r10-16",
+        "sp:r13+8 bp:r13-16",
+        "sp:prevsp+8 bp:prevsp-16",
+        "sp:(sp)+8 bp:(sp)-16",
+        "sp:(bp+8) bp:(bp-16)",
+    ];
+    let v3 = [
+        "sp:(und) bp:(und)",
+        "sp:prevsp+8 bp:prevsp-16",
+        "sp:dx+8 bp:dx-16",
+        "sp:di+8 bp:di-16",
+        "sp:bp+8 bp:bp-16",
+        "sp:sp+8 bp:sp-16",
+        "sp:r10+8 bp:r10-16",
+        "sp:r13+8 bp:r13-16",
+        "sp:(bp+8) bp:(bp-16)",
+        "sp:(sp)+8 bp:(sp)-16",
+    ];
+    for field in 0..16u16 {
+        let flags = field | field << 4 | 2 << 8;
+        let want = |names: &[&str]| {
+            let regs = names.get(field as usize).copied().unwrap_or("sp:?+8 bp:?-16");
+            format!(".text+0:type:call {regs} signal:0")
+        };
+        assert_eq!(dump(Layout::V4, flags, 8, -16), want(&v4), "v4 field {field}");
+        assert_eq!(dump(Layout::V3, flags, 8, -16), want(&v3), "v3 field {field}");
+        let mut v3ax = v3.to_vec();
+        v3ax.push("sp:ax+8 bp:ax-16");
+        assert_eq!(dump(Layout::V3Ax, flags, 8, -16), want(&v3ax), "v3+ax field {field}");
+    }
+    // Types print as in v3.
+    assert_eq!(dump(Layout::V4, 0x0903, 8, 0), ".text+0:type:end sp:sp+8 bp:(und) signal:1");
+    assert_eq!(dump(Layout::V4, 0x0403, 8, 0), ".text+0:type:regs (partial) sp:sp+8 bp:(und) signal:0");
+    assert_eq!(dump(Layout::V4, 0x0503, 8, 0), ".text+0:type:? sp:sp+8 bp:(und) signal:0");
+}
+
+#[test]
+fn every_known_hash_names_one_layout_and_others_are_an_error() {
+    let mut seen = Vec::new();
+    for layout in Layout::ALL {
+        if let Some(hash) = layout.header_hash() {
+            assert_eq!(Layout::from_header(&hash), Ok(layout));
+            assert!(!seen.contains(&hash));
+            seen.push(hash);
+        }
+    }
+    assert_eq!(seen.len(), 4);
+    let v4 = Layout::V4.header_hash().unwrap();
+    assert_eq!(v4[..4], [0x13, 0x7c, 0x36, 0xad]);
+    let mut other = v4;
+    other[19] ^= 0x80;
+    let err = Layout::from_header(&other).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("137c36ad7627c4dd55932176bb0ecdbd5041fc02"), "{text}");
+    assert!(text.contains("--orc-layout"), "{text}");
+    for name in ["v1", "v2", "v3", "v3+ax", "v4"] {
+        assert_eq!(Layout::from_name(name).unwrap().name(), name);
+        assert!(text.contains(name), "{text} names {name}");
+    }
+    assert_eq!(Layout::from_name("v3ax"), Ok(Layout::V3Ax));
+    assert!(Layout::from_name("v5").is_err());
+}
+
 proptest! {
     /// Whatever a layout accepts, it gives back unchanged.
     #[test]
-    fn encode_then_decode_is_identity(entry in any_entry(), layout in prop::sample::select(Layout::ALL.to_vec())) {
+    fn encode_then_decode_is_identity((layout, entry) in any_layout().prop_flat_map(|l| (Just(l), any_entry(l)))) {
         if let Ok(raw) = layout.encode(entry) {
             prop_assert_eq!(layout.decode(raw), entry);
             prop_assert!(layout.is_canonical(raw));
         }
     }
 
-    /// v3 accepts every entry with 4-bit registers and a 3-bit type.
+    /// The 6.4+ layouts accept every entry of their own registers and a 3-bit type.
     #[test]
-    fn v3_holds_everything(entry in any_entry()) {
-        prop_assert!(Layout::V3.encode(entry).is_ok());
+    fn typed_layouts_hold_everything((layout, entry) in prop::sample::select(vec![Layout::V3, Layout::V3Ax, Layout::V4])
+        .prop_flat_map(|l| (Just(l), any_entry(l)))) {
+        prop_assert!(layout.encode(entry).is_ok());
     }
 
     /// Canonical bytes survive decode and re-encode exactly; every other pattern is normalised
     /// to a canonical one with the same meaning.
     #[test]
     fn decode_then_encode(flags in any::<u16>(), spo in any::<i16>(), bpo in any::<i16>(),
-                          layout in prop::sample::select(Layout::ALL.to_vec())) {
+                          layout in any_layout()) {
         let raw = RawEntry { sp_offset: spo, bp_offset: bpo, flags };
         let entry = layout.decode(raw);
         let back = layout.encode(entry);

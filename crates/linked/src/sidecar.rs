@@ -86,6 +86,8 @@ fn layout_number(layout: Layout) -> u8 {
         Layout::V1 => 1,
         Layout::V2 => 2,
         Layout::V3 => 3,
+        Layout::V4 => 4,
+        Layout::V3Ax => 5,
     }
 }
 
@@ -148,6 +150,8 @@ pub fn decode(bytes: &[u8]) -> Result<Sidecar, SidecarError> {
         1 => Layout::V1,
         2 => Layout::V2,
         3 => Layout::V3,
+        4 => Layout::V4,
+        5 => Layout::V3Ax,
         n => return Err(SidecarError::Layout(n)),
     };
     let [id_len] = r.array::<1>("build-id length")?;
@@ -204,9 +208,9 @@ mod tests {
         (any::<i16>(), any::<i16>(), 0u8..=15, 0u8..=15, 0u8..=4, any::<bool>()).prop_map(|(sp, bp, sr, br, t, sig)| {
             let e = Entry {
                 kind: orc_format::EntryType::from_v3_number(t),
-                sp_reg: orc_format::Reg(sr),
+                sp_reg: Layout::V3.reg(sr),
                 sp_offset: sp,
-                bp_reg: orc_format::Reg(br),
+                bp_reg: Layout::V3.reg(br),
                 bp_offset: bp,
                 signal: sig,
             };

@@ -9,7 +9,6 @@ use orc_check::{check, Options};
 use orc_elf::write::{Changes, OrcRow, Rewriter, SiteRow, SiteTable, Slot};
 use orc_elf::ElfFile;
 use orc_flow::KernelEra;
-use orc_format::Layout;
 
 use crate::input::{read_input, FileError};
 
@@ -84,9 +83,28 @@ pub struct CheckArgs {
     /// Objects checked at once (default: all cores).
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
-    /// Warnings are errors: exit with 1 if there is any.
-    #[arg(long = "Werror")]
+    /// Warnings are errors: exit with 1 if there is any (objtool 7.x spells it `--werror`).
+    #[arg(long = "Werror", alias = "werror")]
     pub werror: bool,
+    /// objtool 7.x: also write `.cfi_sites` for FineIBT (accepted; the section is not written yet).
+    #[arg(long, hide = true)]
+    pub fineibt: bool,
+    /// objtool 7.x: write `.klp.symids` for livepatch builds (accepted; not written yet).
+    #[arg(long, hide = true)]
+    pub klp_symids: bool,
+    /// objtool 7.x: reject absolute references in allocatable sections (accepted; no effect yet).
+    #[arg(long, hide = true)]
+    pub noabs: bool,
+    /// objtool 7.x: disassemble the functions matching a pattern (accepted; `orctool annotate`
+    /// shows code with its states).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "*", hide = true)]
+    pub disas: Option<String>,
+    /// objtool 7.x: trace the validation of one function (accepted; no effect yet).
+    #[arg(long, hide = true, value_name = "FUNC")]
+    pub trace: Option<String>,
+    /// objtool 7.x: wide disassembly output (accepted; no effect).
+    #[arg(long, hide = true)]
+    pub wide: bool,
     /// Accepted for objtool compatibility (no effect yet).
     #[arg(long, hide = true)]
     pub backtrace: bool,
@@ -236,7 +254,8 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         strict_alternatives: args.strict_alternatives,
     };
     let not_written: Vec<&str> = [
-        (args.cfi, ".cfi_sites"),
+        (args.cfi || args.fineibt, ".cfi_sites"),
+        (args.klp_symids, ".klp.symids"),
     ]
     .iter()
     .filter(|(asked, _)| *asked)
@@ -275,7 +294,7 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
     if !args.dry_run {
         let mut out_rows = Vec::new();
         if let Some(rows) = &analysis.orc {
-            let layout = Layout::from_kernel_version(u32::from(era.major), u32::from(era.minor));
+            let layout = era.orc_layout();
             out_rows.reserve(rows.len());
             for r in rows {
                 let raw = layout.encode(r.entry).map_err(|e| FileError::new(path, format!("cannot encode ORC entry: {e}")))?;

@@ -19,7 +19,8 @@ pub struct DumpArgs {
     /// Files to dump; directories are walked for `.ko`, `.ko.xz`, `.o` and `vmlinux`.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Read the entries in this layout instead of detecting it (v1: 4.14-6.2, v2: 6.3, v3: 6.4+).
+    /// Read the entries in this layout instead of detecting it (v1: 4.14-6.2, v2: 6.3, v3: 6.4-7.0,
+    /// v3+ax: 6.12.y/7.0.y with the AX backport, v4: 7.1+).
     #[arg(long, value_parser = parse_layout)]
     pub orc_layout: Option<Layout>,
     /// One JSON object per file, one per line, instead of objtool's text.

@@ -171,3 +171,66 @@ fn bad_input_is_a_one_line_error() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// `.orc_header` of `layout`, as assembler lines.
+fn header_of(layout: orc_format::Layout) -> String {
+    let hash = layout.header_hash().expect("layout has a header");
+    let bytes: Vec<String> = hash.iter().map(|b| format!("{b:#04x}")).collect();
+    format!("\t.section .orc_header,\"a\"\n\t.byte {}\n", bytes.join(","))
+}
+
+/// The same four rows in each layout since 6.4, selected by each header: the register fields
+/// are renumbered in v4, and field 10 is `ax` only in v3+ax.
+#[test]
+fn each_header_selects_its_register_numbering() {
+    use orc_format::Layout;
+    let dir = tempfile::tempdir().unwrap();
+    let want = ".text+0:type:call sp:sp+8 bp:(und) signal:0\n\
+                .text+1:type:call sp:sp+16 bp:prevsp-16 signal:0\n\
+                .text+2:type:call sp:sp+8 bp:(und) signal:0\n\
+                .text+3:type:(und) sp:(und) bp:(und) signal:0\n";
+    // 7.1+: sp is field 3, prevsp field 8 (objtool 7.2 prints these bytes as above).
+    let v4_table = TABLE.replace("0x05, 0x02", "0x03, 0x02").replace("0x15, 0x02", "0x83, 0x02");
+    let v4 = assemble_in(dir.path(), "v4", &format!("{v4_table}{}", header_of(Layout::V4)));
+    let out = run(&["dump"], &[&v4]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), want);
+    // Read with 6.4-7.0's numbering, the same bytes name other registers.
+    let wrong = run(&["dump", "--orc-layout", "v3"], &[&v4]);
+    assert!(text(&wrong.stdout).starts_with(".text+0:type:call sp:di+8"), "{}", text(&wrong.stdout));
+    // A 7.2 module without its header: the kernel version decides.
+    let src = format!("{v4_table}\t.section .modinfo,\"a\"\n\t.asciz \"vermagic=7.2.13+deb14-amd64 SMP preempt mod_unload modversions \"\n");
+    let by_version = assemble_in(dir.path(), "v4ver", &src);
+    assert_eq!(text(&run(&["dump"], &[&by_version]).stdout), want);
+
+    // The AX backport: old numbering plus field 10 = ax.
+    let ax_table = TABLE.replacen("0x05, 0x02", "0x0a, 0x02", 1);
+    let ax = assemble_in(dir.path(), "ax", &format!("{ax_table}{}", header_of(Layout::V3Ax)));
+    let out = run(&["dump"], &[&ax]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with(".text+0:type:call sp:ax+8 bp:(und)"), "{}", text(&out.stdout));
+    // A 6.12 kernel without the backport has no register 10: objtool prints `?`.
+    let v3 = assemble_in(dir.path(), "v3", &format!("{ax_table}{ORC_HEADER_V3}"));
+    assert!(text(&run(&["dump"], &[&v3]).stdout).starts_with(".text+0:type:call sp:?+8 bp:(und)"));
+}
+
+/// A header no layout has: one error line naming the file, the hash and the flag to use,
+/// and no rows at all (never a dump in a guessed layout); the flag then reads it.
+#[test]
+fn unknown_header_is_one_clear_error_never_a_guess() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = "0102030405060708090a0b0c0d0e0f1011121314";
+    let bytes: Vec<String> = (1..=20).map(|b| format!("{b}")).collect();
+    let obj = fixture(dir.path(), "future", &format!("\t.section .orc_header,\"a\"\n\t.byte {}\n", bytes.join(",")));
+    let out = run(&["dump"], &[&obj]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for part in [&*obj.to_string_lossy(), hash, "--orc-layout", "v4"] {
+        assert!(err.contains(part), "{err} lacks {part}");
+    }
+    assert!(out.stdout.is_empty());
+    let forced = run(&["dump", "--orc-layout", "v3+ax"], &[&obj]);
+    assert!(forced.status.success(), "{}", text(&forced.stderr));
+    assert!(text(&forced.stdout).starts_with(".text+0:type:call sp:sp+8"));
+}

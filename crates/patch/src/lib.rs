@@ -59,7 +59,7 @@ pub use verify::{CheckKind, Counts, Failure, UnmodelledAt, WithoutState};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
     /// The kernel the file was built for; by default the one the file names (`vermagic=`),
-    /// else the one its ORC layout implies (v1: 6.1, v2: 6.3, v3: 6.12).
+    /// else the one its ORC layout implies (v1: 6.1, v2: 6.3, v3 and v3+ax: 6.12, v4: 7.2).
     pub era: Option<KernelEra>,
 }
 
@@ -102,7 +102,8 @@ fn era_of_layout(layout: Layout) -> KernelEra {
     match layout {
         Layout::V1 => KernelEra::V6_1,
         Layout::V2 => KernelEra::new(6, 3),
-        Layout::V3 => KernelEra::V6_12,
+        Layout::V3 | Layout::V3Ax => KernelEra::V6_12,
+        Layout::V4 => KernelEra::V7_2,
     }
 }
 

@@ -100,7 +100,11 @@ pub fn hint_base(sp_reg: OrcReg) -> Result<Base, HintError> {
         OrcReg::R13 => Base::reg(Reg::R13),
         OrcReg::DI => Base::reg(Reg::DI),
         OrcReg::DX => Base::reg(Reg::DX),
-        other => return Err(HintError::UnsupportedBaseReg(other.0)),
+        // Only v3+ax and v4 read a field as AX (objtool of those kernels accepts it).
+        OrcReg::AX => Base::reg(Reg::AX),
+        // objtool prints the record's number; the numbering matters only for named registers
+        // it refuses (PREV_SP, BP_INDIRECT), which read the same before 7.1.
+        other => return Err(HintError::UnsupportedBaseReg(other.unknown_field().unwrap_or(other.0))),
     })
 }
 

@@ -27,8 +27,9 @@ pub enum OrcError {
     },
 }
 
-/// The ORC register for a CFA base.
-fn sp_reg(base: Base) -> Result<OrcReg, OrcError> {
+/// The ORC register for a CFA base, if `layout` can name it (`%rax`, Clang's DRAP register, only
+/// from the layouts that added `ORC_REG_AX`; objtool before them fails with base 0, `CFI_AX`).
+fn sp_reg(base: Base, layout: Layout) -> Result<OrcReg, OrcError> {
     Ok(match base {
         Base::SP => OrcReg::SP,
         Base::SP_INDIRECT => OrcReg::SP_INDIRECT,
@@ -38,6 +39,7 @@ fn sp_reg(base: Base) -> Result<OrcReg, OrcError> {
         b if b == Reg::R13 => OrcReg::R13,
         b if b == Reg::DI => OrcReg::DI,
         b if b == Reg::DX => OrcReg::DX,
+        b if b == Reg::AX && layout.has_reg(OrcReg::AX) => OrcReg::AX,
         b => return Err(OrcError::UnknownCfaBase(b.number())),
     })
 }
@@ -56,7 +58,7 @@ fn bp_reg(base: Base) -> Result<OrcReg, OrcError> {
 /// The ORC entry for an instruction whose state is `cfi` (`None`: an instruction no path
 /// reached, or an ignored function), as the objtool of `layout`'s kernels makes it.
 ///
-/// - [`Layout::V3`] (objtool 6.4+): UNDEFINED and END_OF_STACK types give the bare entry of
+/// - [`Layout::V3`], [`Layout::V3Ax`], [`Layout::V4`] (objtool 6.4+): UNDEFINED and END_OF_STACK types give the bare entry of
 ///   that type; CALL, REGS and REGS_PARTIAL map the CFA to `sp_reg`/`sp_offset` and the saved
 ///   `%rbp` to `bp_reg`/`bp_offset`, with the signal bit. An undefined CFA in a CALL frame
 ///   (a lost frame in a function) is an error there.
@@ -65,27 +67,31 @@ fn bp_reg(base: Base) -> Result<OrcReg, OrcError> {
 ///   the signal bit exists only in 6.3 and is implied by the type before. (The end bit of a
 ///   state with a defined CFA has no place in the normalised entry and is dropped.)
 ///
+/// The entry is in the vocabulary shared by all layouts ([`Entry`]); `layout` decides the rules
+/// above and which registers exist (a `%rax`-based CFA needs v3+ax or v4).
+///
 /// Offsets are truncated to 16 bits, as objtool's assignment to the bitfield does.
 pub fn orc_entry(cfi: Option<&CfiState>, layout: Layout) -> Result<Entry, OrcError> {
     let Some(cfi) = cfi else {
         return Ok(Entry::UNDEFINED);
     };
+    let typed = layout.has_typed_undefined();
     let kind = match cfi.frame_type {
         FrameType::CALL => EntryType::Call,
         // Before 6.4 type 0 was CALL, and the unknown state objtool starts with has type 0.
-        FrameType::UNDEFINED if layout != Layout::V3 => EntryType::Call,
+        FrameType::UNDEFINED if !typed => EntryType::Call,
         FrameType::REGS => EntryType::Regs,
         FrameType::REGS_PARTIAL => EntryType::RegsPartial,
-        FrameType::UNDEFINED if layout == Layout::V3 => return Ok(Entry::UNDEFINED),
-        FrameType::END_OF_STACK if layout == Layout::V3 => return Ok(Entry::END_OF_STACK),
-        FrameType(n) if layout == Layout::V3 => return Err(OrcError::UnknownHintType(n)),
+        FrameType::UNDEFINED if typed => return Ok(Entry::UNDEFINED),
+        FrameType::END_OF_STACK if typed => return Ok(Entry::END_OF_STACK),
+        FrameType(n) if typed => return Err(OrcError::UnknownHintType(n)),
         FrameType(n) => EntryType::Other(n),
     };
     let signal = match layout {
         Layout::V1 => kind.implies_signal(),
-        Layout::V2 | Layout::V3 => cfi.signal,
+        Layout::V2 | Layout::V3 | Layout::V3Ax | Layout::V4 => cfi.signal,
     };
-    if layout != Layout::V3 && cfi.cfa.base == Base::UNDEFINED {
+    if !typed && cfi.cfa.base == Base::UNDEFINED {
         let kind = if cfi.end {
             EntryType::EndOfStack
         } else {
@@ -105,7 +111,7 @@ pub fn orc_entry(cfi: Option<&CfiState>, layout: Layout) -> Result<Entry, OrcErr
     let bp = cfi.reg(Reg::BP);
     Ok(Entry {
         kind,
-        sp_reg: sp_reg(cfi.cfa.base)?,
+        sp_reg: sp_reg(cfi.cfa.base, layout)?,
         sp_offset: cfi.cfa.offset as i16,
         bp_reg: bp_reg(bp.base)?,
         bp_offset: bp.offset as i16,

@@ -160,3 +160,22 @@ fn offsets_beyond_16_bits_truncate_like_objtool_or_are_refused_exactly() {
     let small = from_entry(&[StackOp::push(Reg::BP), StackOp::add_sp(-0x7000)]);
     assert_eq!(orc_entry_exact(Some(&small), Layout::V3), orc_entry(Some(&small), Layout::V3));
 }
+
+/// Clang's DRAP through `%rax` (`lea 0x8(%rsp),%rax; and $-32,%rsp`): the CFA is based on
+/// `%rax`, which only the layouts with `ORC_REG_AX` can name (field 10 in v3+ax, 1 in v4);
+/// objtool before them fails with "unknown CFA base reg 0" (`CFI_AX`).
+#[test]
+fn rax_drap_needs_a_layout_with_ax() {
+    let s = common::run(from_entry(&[StackOp::add(Reg::SP, 8, Reg::AX)]), &[StackOp::and_sp(-32)]);
+    assert_eq!(s.cfa, CfiReg::new(Base::reg(Reg::AX), 0));
+    for layout in [Layout::V1, Layout::V2, Layout::V3] {
+        let err = orc_entry(Some(&s), layout).unwrap_err();
+        assert_eq!(err, OrcError::UnknownCfaBase(0));
+        assert_eq!(err.to_string(), "unknown CFA base reg 0");
+    }
+    for (layout, field) in [(Layout::V3Ax, 10u16), (Layout::V4, 1)] {
+        let entry = orc_entry(Some(&s), layout).unwrap();
+        assert_eq!((entry.kind, entry.sp_reg, entry.sp_offset), (EntryType::Call, OrcReg::AX, 0));
+        assert_eq!(layout.encode(entry).unwrap().flags & 0xf, field);
+    }
+}

@@ -318,7 +318,7 @@ impl UnwindRule {
     /// time from those two functions: one load instead of a decode and a dozen branches.
     ///
     /// The decision depends only on the 12 low flag bits (the top 4 are unused in every
-    /// layout); the offsets are taken from `raw` as they are. A test checks all 3 x 65536
+    /// layout); the offsets are taken from `raw` as they are. A test checks all 5 x 65536
     /// flag values against the definition.
     #[inline(always)]
     pub fn from_raw(layout: Layout, raw: RawEntry, sp_indirect: SpIndirect) -> Result<Decision, RuleError> {
@@ -366,19 +366,20 @@ pub(crate) fn rule_shape(layout: Layout, raw: RawEntry) -> u16 {
 /// An entry, its layout and the fast-path summary of its rule in one word, which is what the
 /// unwinder asks an [`crate::OrcLookup`] for and what [`crate::CachedLookup`] stores.
 ///
-/// Bits 0-15 `sp_offset`, 16-31 `bp_offset`, 32-47 flags, 48-49 layout, 50 "not on the fast
-/// path", 51 "prev_sp from bp", 52 "bp saved at prev_sp", 53 signal.
+/// Bits 0-15 `sp_offset`, 16-31 `bp_offset`, 32-47 flags, 48-50 layout (its index in
+/// [`Layout::ALL`]), 51 "not on the fast path", 52 "prev_sp from bp", 53 "bp saved at prev_sp",
+/// 54 signal.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct PackedEntry(pub u64);
 
 /// Set in a [`PackedEntry`] whose rule is not a fast-path one.
-pub(crate) const PACKED_SLOW: u64 = 1 << 50;
+pub(crate) const PACKED_SLOW: u64 = 1 << 51;
 /// In a fast-path [`PackedEntry`]: `prev_sp = bp + sp_offset` (else `sp + sp_offset`).
-pub(crate) const PACKED_SP_IS_BP: u64 = 1 << 51;
+pub(crate) const PACKED_SP_IS_BP: u64 = 1 << 52;
 /// In a fast-path [`PackedEntry`]: `bp = *(prev_sp + bp_offset)` (else unchanged).
-pub(crate) const PACKED_BP_AT_PREV_SP: u64 = 1 << 52;
+pub(crate) const PACKED_BP_AT_PREV_SP: u64 = 1 << 53;
 /// In a [`PackedEntry`]: the rule's signal flag.
-pub(crate) const PACKED_SIGNAL: u64 = 1 << 53;
+pub(crate) const PACKED_SIGNAL: u64 = 1 << 54;
 
 impl PackedEntry {
     /// Packs `raw` of `layout`, with its rule summary.
@@ -413,11 +414,8 @@ impl PackedEntry {
     /// Its layout.
     #[inline(always)]
     pub fn layout(self) -> Layout {
-        match (self.0 >> 48) & 3 {
-            0 => Layout::V1,
-            1 => Layout::V2,
-            _ => Layout::V3,
-        }
+        let index = ((self.0 >> 48) & 7) as usize;
+        Layout::ALL[index.min(Layout::ALL.len() - 1)]
     }
 }
 
@@ -436,8 +434,10 @@ const CLASS_END: u16 = 1;
 const CLASS_ERROR: u16 = 2;
 
 /// The shape of the decision for every (layout, 12 flag bits): class in bits 0-3, sp rule in
-/// 4-7, frame rule in 8-9, bp rule in 10-11, signal in 12. 24 KiB; a walk touches a few lines.
-static SHAPES: [[u16; 4096]; 3] = [shapes(Layout::V1), shapes(Layout::V2), shapes(Layout::V3)];
+/// 4-7, frame rule in 8-9, bp rule in 10-11, signal in 12. 40 KiB; a walk touches a few lines.
+/// Indexed by `layout as usize`, the order of [`Layout::ALL`].
+static SHAPES: [[u16; 4096]; 5] =
+    [shapes(Layout::ALL[0]), shapes(Layout::ALL[1]), shapes(Layout::ALL[2]), shapes(Layout::ALL[3]), shapes(Layout::ALL[4])];
 
 const fn shapes(layout: Layout) -> [u16; 4096] {
     let mut out = [0u16; 4096];

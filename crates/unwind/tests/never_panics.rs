@@ -77,7 +77,7 @@ fn raw_entry(layout: Layout) -> impl Strategy<Value = RawEntry> {
     let plausible = (kind, sp_reg, -1i16..5, bp_reg, -4i16..2, any::<bool>()).prop_map(
         move |(kind, sp_reg, sp_off, bp_reg, bp_off, signal)| {
             let mut e = Entry { kind, sp_reg, sp_offset: sp_off * 8, bp_reg, bp_offset: bp_off * 8, signal };
-            if layout != Layout::V3 && matches!(kind, EntryType::Undefined | EntryType::EndOfStack) {
+            if !layout.has_typed_undefined() && matches!(kind, EntryType::Undefined | EntryType::EndOfStack) {
                 e.sp_reg = Reg::UNDEFINED;
             }
             layout.encode(fit(layout, e)).unwrap_or_default()
@@ -100,7 +100,7 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    let layout = prop_oneof![Just(Layout::V1), Just(Layout::V2), Just(Layout::V3)];
+    let layout = prop::sample::select(Layout::ALL.to_vec());
     let entries = layout.prop_flat_map(|l| (Just(l), proptest::collection::vec((0u16..0x420, raw_entry(l)), 0..40)));
     (
         entries,
@@ -272,7 +272,7 @@ proptest! {
 /// function with END_OF_STACK), then a few words and entries corrupted: deep walks over
 /// garbage, where purely random cases mostly stop within a few frames.
 fn chain_case() -> impl Strategy<Value = (Case, bool)> {
-    let layout = prop_oneof![Just(Layout::V1), Just(Layout::V2), Just(Layout::V3)];
+    let layout = prop::sample::select(Layout::ALL.to_vec());
     (
         layout,
         proptest::collection::vec(1i16..9, 16),

@@ -141,7 +141,7 @@ fn drap_registers_come_from_pt_regs() {
         (Reg::R13, pt_regs::R13),
         (Reg::AX, pt_regs::AX),
     ] {
-        let layout = if reg == Reg::AX { Layout::V3 } else { Layout::V1 };
+      for layout in Layout::ALL.into_iter().filter(|l| l.has_reg(reg)) {
         // The walk starts from a pt_regs copy on its own "stack"; the register holds the
         // previous sp on the task stack; the offset in the entry is ignored.
         let task = Words::new(0x5000, &[0, BOTTOM]);
@@ -157,6 +157,33 @@ fn drap_registers_come_from_pt_regs() {
         assert!(trace.is_reliable(), "{reg:?} {:?}", trace.unreliable);
         assert_eq!(ips(&frames), [0x1050, BOTTOM], "{reg:?}");
         assert_eq!(frames[1].sp, task.at(2));
+      }
+    }
+}
+
+/// Field value 10 is `AX` only where a kernel defined it (the backport, renumbered in 7.1 to
+/// 1); before, an unwinder of that kernel knows no such register and stops.
+#[test]
+fn ax_field_means_ax_only_in_its_layouts() {
+    let task = Words::new(0x5000, &[0, BOTTOM]);
+    let regs = Words::new(STACK, &pt_regs_words(&[(pt_regs::IP, 0x1050), (pt_regs::SP, 0x4ff0), (pt_regs::AX, task.at(2))]));
+    for (layout, field) in [(Layout::V3, 10u16), (Layout::V3Ax, 10), (Layout::V4, 1), (Layout::V4, 11), (Layout::V2, 10)] {
+        let raw = orc_format::RawEntry { sp_offset: 0, bp_offset: 0, flags: field | layout.encode(Entry::call(0)).unwrap().flags & 0xff00 };
+        let entry = layout.decode(raw);
+        let t = table_with(layout, &[(0x1000, entry)]);
+        let table = t.table();
+        let mut mem = Mem::new(&[regs.clone(), task.clone()]);
+        let ranges = mem.ranges();
+        let unwinder = Unwinder::new(&table, &ranges);
+        let state = unwinder.start_from_regs(&mut mem, STACK).unwrap();
+        let (trace, frames) = walk(&unwinder, state, &mut mem);
+        if layout.reg(field as u8) == Reg::AX {
+            assert!(trace.is_reliable(), "{layout:?} {:?}", trace.unreliable);
+            assert_eq!(ips(&frames), [0x1050, BOTTOM]);
+        } else {
+            assert_eq!(frames.len(), 1, "{layout:?}");
+            assert!(matches!(trace.end, End::Error(UnwindError::UnknownSpReg { ip: 0x1050, .. })), "{layout:?} {:?}", trace.end);
+        }
     }
 }
 
@@ -484,7 +511,7 @@ fn garbage_registers_overflow_without_panic() {
 #[test]
 fn unknown_registers_and_types_are_errors() {
     let cases = [
-        (call(Reg(11), 8, Reg::UNDEFINED, 0), UnwindError::UnknownSpReg { ip: 0x1050, reg: Reg(11) }),
+        (call(Reg::unknown(11), 8, Reg::UNDEFINED, 0), UnwindError::UnknownSpReg { ip: 0x1050, reg: Reg::unknown(11) }),
         (call(Reg::PREV_SP, 8, Reg::UNDEFINED, 0), UnwindError::UnknownSpReg { ip: 0x1050, reg: Reg::PREV_SP }),
         (call(Reg::SP, 8, Reg::SP, 0), UnwindError::UnknownBpReg { ip: 0x1050, reg: Reg::SP }),
         (Entry { kind: EntryType::Other(6), ..Entry::call(8) }, UnwindError::UnknownType { ip: 0x1050, kind: 6 }),

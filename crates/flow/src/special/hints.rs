@@ -200,7 +200,9 @@ impl UnwindHint<'_> {
     }
 }
 
-/// Reads `.discard.unwind_hints` with `layout`, `types` and the site `rule`; an empty list if
+/// Reads `.discard.unwind_hints` with `layout`, `types`, the register numbering of the ORC
+/// layout `regs` (a hint's `sp_reg` is an `ORC_REG_*` number, renumbered in 7.1) and the site
+/// `rule`; an empty list if
 /// the file has none. Fails like objtool when there is no relocation section ("missing
 /// .rela.discard.unwind_hints section"), the size is not a multiple of 12, a record has no
 /// relocation, or (6.12) the relocation's symbol is neither a section symbol nor a `.L`
@@ -209,6 +211,7 @@ pub fn read_unwind_hints<'data>(
     file: &ElfFile<'data>,
     layout: HintLayout,
     types: HintTypes,
+    regs: orc_format::Layout,
     rule: SiteRule,
 ) -> Result<Vec<UnwindHint<'data>>, SpecialSectionError> {
     let Some(table) = Table::open(file, SECTION)? else {
@@ -234,7 +237,7 @@ pub fn read_unwind_hints<'data>(
             site,
             reloc,
             sp_offset: table.u16_at(base + 4) as i16,
-            sp_reg: Reg(table.u8_at(base + 6)),
+            sp_reg: regs.reg(table.u8_at(base + 6)),
             raw_type,
             kind: types.kind(raw_type),
             signal,
@@ -249,7 +252,7 @@ pub fn read_unwind_hints_for<'data>(
     file: &ElfFile<'data>,
     era: KernelEra,
 ) -> Result<Vec<UnwindHint<'data>>, SpecialSectionError> {
-    read_unwind_hints(file, era.hint_layout(), era.hint_types(), era.hint_site_rule())
+    read_unwind_hints(file, era.hint_layout(), era.hint_types(), era.orc_layout(), era.hint_site_rule())
 }
 
 #[cfg(test)]

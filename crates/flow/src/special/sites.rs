@@ -29,6 +29,10 @@ pub const SITE_SECTIONS: [&str; 5] =
 pub const STATIC_CALL_SECTION: &str = ".static_call_sites";
 /// `__mcount_loc`.
 pub const MCOUNT_SECTION: &str = "__mcount_loc";
+/// `__patchable_function_entries`: written by the compiler, not objtool (gcc's
+/// `-fpatchable-function-entry=N,M` with the kernel's call padding): one 8-byte `R_X86_64_64`
+/// entry per function, pointing at the start of the NOPs the compiler put before it.
+pub const PATCHABLE_ENTRIES_SECTION: &str = "__patchable_function_entries";
 
 /// Reads a table of `width`-byte entries, each one relocated field at the entry's start.
 fn read_locations(file: &ElfFile<'_>, name: &str, width: usize) -> Result<Option<Vec<Location>>, SpecialSectionError> {
@@ -48,6 +52,13 @@ pub fn read_site_table(file: &ElfFile<'_>, name: &str) -> Result<Option<Vec<Loca
 /// Reads `__mcount_loc` (8-byte absolute entries); `None` if the file has none.
 pub fn read_mcount_loc(file: &ElfFile<'_>) -> Result<Option<Vec<Location>>, SpecialSectionError> {
     read_locations(file, MCOUNT_SECTION, 8)
+}
+
+/// Reads `__patchable_function_entries` ([`PATCHABLE_ENTRIES_SECTION`]); `None` if the file has
+/// none. objtool 7.x puts its `__pfx_` symbols where these point
+/// ([`crate::KernelEra::prefix_symbols_from_patchable_entries`]).
+pub fn read_patchable_function_entries(file: &ElfFile<'_>) -> Result<Option<Vec<Location>>, SpecialSectionError> {
+    read_locations(file, PATCHABLE_ENTRIES_SECTION, 8)
 }
 
 /// One `.static_call_sites` entry.
