@@ -4,7 +4,8 @@
 #   2. every unit, integration and property test of the workspace, the real-module ones fed
 #      with the 6.12 corpus through ORCTOOL_REAL_MODULES;
 #   3. `orctool dump` against `objtool --dump=orc` on a fixed sample of 200 modules of each of
-#      the 6.12 and 6.1 kernels;
+#      the 6.12, 6.1 and 7.2 kernels (7.2: Debian unstable's, fetched through a private apt
+#      configuration), and check and verify-patching on 7.2 too;
 #   4. `orctool check` against objtool on a fixed sample of 120 stripped 6.12 modules: ORC
 #      dumps, entries and warnings must agree (at least 99%, 99.9% and 95%, the issue's bar),
 #      and the two outputs must be the same object to a linker (99%: `compare-objects`);
@@ -58,7 +59,7 @@ if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 cargo_binaries=$binaries
 
 if [ "$corpus" = 1 ]; then
-    for kernel in 6.12 6.1; do
+    for kernel in 6.12 6.1 7.2; do
         if bash scripts/compat-dump.sh --kernel "$kernel" --sample 200 --orctool "$orctool"; then
             passed=$((passed + 1))
         else
@@ -67,6 +68,18 @@ if [ "$corpus" = 1 ]; then
     done
     if python3 scripts/compat-check.py --kernel 6.12 --sample 120 --orctool "$orctool" \
         --min-dumps 99 --min-entries 99.9 --min-warnings 95 --min-whole 99; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+    # The current kernel (Debian unstable's 7.2): objtool 7.2's module flags and wording.
+    if python3 scripts/compat-check.py --kernel 7.2 --sample 120 --orctool "$orctool" \
+        --min-dumps 99 --min-entries 99.9 --min-warnings 95 --min-whole 99; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+    if "$orctool" verify-patching "$(bash scripts/lib/corpus.sh modules 7.2)" | tail -3; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
