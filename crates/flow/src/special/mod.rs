@@ -34,7 +34,7 @@ pub use hints::{HintBase, HintKind, HintLayout, HintTypes, UnwindHint};
 pub use jump_table::{JumpEntry, JumpLayout};
 pub use paravirt::ParaSite;
 pub use reloc::{
-    remove_extable_bias, Location, RelocTarget, R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_PC32, R_X86_64_PC64,
+    remove_extable_bias, AddressMap, Location, RelocTarget, R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_PC32, R_X86_64_PC64,
     STB_GLOBAL, STB_LOCAL, STB_WEAK,
 };
 pub use sites::StaticCallSite;
