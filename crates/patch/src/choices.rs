@@ -90,6 +90,9 @@ pub struct Site {
     pub len: usize,
     /// The choices.
     pub choices: Vec<Choice>,
+    /// An alternative with an `ALT_FLAG_DIRECT_CALL` entry: a `pv_ops` call the kernel turns
+    /// into a direct call (6.8+; before, `.parainstructions` did that).
+    pub direct_call: bool,
 }
 
 /// A feature as a name: `XENPV`, `BUG_DIV0`, or `word*32+bit` when it is not in orc-flow's
@@ -169,7 +172,8 @@ pub fn alternative_sites(file: &ElfFile<'_>, rules: Era, alts: &[AltInstr]) -> V
                 choices.extend(replacement(file, rules, a, len_of(a)));
             }
             let len = choices.iter().map(|c| c.bytes.len()).max().unwrap_or(site_len);
-            Site { kind: SiteKind::Alternative, at, len, choices }
+            let direct_call = entries.iter().any(|a| a.flags.direct_call());
+            Site { kind: SiteKind::Alternative, at, len, choices, direct_call }
         })
         .collect()
 }
@@ -305,7 +309,7 @@ pub fn jump_label_sites(file: &ElfFile<'_>, labels: &[JumpEntry<'_>]) -> Vec<Sit
                 };
                 vec![nop, jmp]
             };
-            Site { kind: SiteKind::JumpLabel, at, len: len.max(1), choices }
+            Site { kind: SiteKind::JumpLabel, at, len: len.max(1), choices, direct_call: false }
         })
         .collect()
 }
@@ -440,7 +444,7 @@ pub fn paravirt_sites(sites: &[ParaSite]) -> Vec<Site> {
                     },
                 ]
             };
-            Site { kind: SiteKind::Paravirt, at: p.instr, len: len.max(1), choices }
+            Site { kind: SiteKind::Paravirt, at: p.instr, len: len.max(1), choices, direct_call: false }
         })
         .collect()
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use orc_elf::orc::{OrcAddress, OrcTable};
 use orc_elf::{ElfFile, SymbolKind};
-use orc_flow::Location;
+use orc_flow::{AddressMap, Location};
 use orc_format::{Entry, EntryType, Layout};
 
 /// One entry of the sorted table.
@@ -31,13 +31,21 @@ impl Lookup {
     /// addresses of a linked file, relocations against undefined symbols) are left out.
     pub fn new(file: &ElfFile<'_>, table: &OrcTable<'_>) -> Lookup {
         let mut by_section: HashMap<usize, Vec<(Row, bool)>> = HashMap::new();
+        let map = AddressMap::new(file);
         for (address, raw) in table.iter() {
             let entry = table.layout.decode(raw);
             let located = match address {
                 OrcAddress::Relocated { section: Some(section), symbol_value, addend, .. } => {
                     u64::try_from(i128::from(symbol_value) + i128::from(addend)).ok().map(|o| (section, o))
                 }
-                OrcAddress::Absolute(addr) => absolute_location(file, addr),
+                // objtool ends every text section with an undefined entry at its end, which in
+                // a linked file is the next section's first address: that entry belongs to the
+                // section it ends (else vmlinux's `.altinstr_aux`, which has no entries, would
+                // seem covered by `.init.text`'s terminator).
+                OrcAddress::Absolute(addr) => match (entry.kind, map.ending_at(addr)) {
+                    (EntryType::Undefined, Some(l)) => Some((l.section, l.offset)),
+                    _ => map.locate(addr).map(|l| (l.section, l.offset)),
+                },
                 OrcAddress::Relocated { section: None, .. } => None,
             };
             if let Some((section, offset)) = located {
@@ -69,12 +77,7 @@ impl Lookup {
     }
 }
 
-/// A linked file's address as a section location (the allocated section containing it).
-fn absolute_location(file: &ElfFile<'_>, addr: u64) -> Option<(usize, u64)> {
-    file.sections().flatten().find_map(|s| {
-        (s.is_executable() && s.address <= addr && addr - s.address < s.size).then(|| (s.index, addr - s.address))
-    })
-}
+
 
 /// Names places: `function+0xoff` and `section+0xoff`.
 pub struct Names<'data> {
@@ -88,10 +91,14 @@ impl<'data> Names<'data> {
     pub fn new(file: &ElfFile<'data>) -> Names<'data> {
         let sections = file.sections().flatten().map(|s| (s.index, s.name)).collect();
         let mut functions: HashMap<usize, Vec<(u64, u64, &'data str)>> = HashMap::new();
+        // Symbol values are addresses in a linked file, offsets in a relocatable one (whose
+        // sections are at address 0).
+        let map = AddressMap::new(file);
         for sym in file.symbols().flatten() {
             if sym.kind == SymbolKind::Func && sym.size > 0 {
                 if let Some(section) = sym.section {
-                    functions.entry(section).or_default().push((sym.value, sym.size, sym.name));
+                    let offset = sym.value.wrapping_sub(map.section_address(section));
+                    functions.entry(section).or_default().push((offset, sym.size, sym.name));
                 }
             }
         }
