@@ -60,6 +60,10 @@ sid_apt() {
         -o Dir::State::Lists="$sid_dir/lists" -o Dir::Cache="$sid_dir/cache" -o Dir::State::status=/dev/null \
         -o APT::Sandbox::User=root "$@"
 }
+sid_cache() {
+    apt-cache -o Dir::Etc::SourceList="$sid_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+        -o Dir::State::Lists="$sid_dir/lists" -o Dir::Cache="$sid_dir/cache" -o Dir::State::status=/dev/null "$@"
+}
 sid_update() {
     mkdir -p "$sid_dir/lists/partial" "$sid_dir/cache/archives/partial"
     echo "deb $SID_MIRROR sid main" > "$sid_dir/sources.list"
@@ -82,7 +86,7 @@ resolve() {
             echo "linux-image-$abi-dbg $v system" ;;
         7.2)
             sid_update
-            v=$(sid_apt show "$SID_72_PKG" 2>/dev/null | awk '/^Version:/ { print $2; exit }')
+            v=$(sid_cache show "$SID_72_PKG" 2>/dev/null | awk '/^Version:/ { print $2; exit }')
             [[ -n $v ]] || die "7.2: $SID_72_PKG is not in sid (any more?); see $sid_dir/lists"
             echo "$SID_72_PKG $v sid" ;;
     esac
@@ -117,7 +121,7 @@ fetch_one() {
         if [[ $apt == sid ]]; then
             (cd "$tmp" && sid_apt download "$pkg=$ver" >&2) || die "$k: apt-get download $pkg=$ver failed"
         else
-            if ! apt-cache madison "$pkg" 2>/dev/null | grep -q "| $ver |"; then
+            if ! apt-cache madison "$pkg" 2>/dev/null | awk -F'|' -v v="$ver" '{ gsub(/ /, "", $2) } $2 == v { f = 1 } END { exit !f }'; then
                 note "$k: apt does not know $pkg=$ver; running apt-get update"
                 apt-get update -qq >&2 || die "apt-get update failed"
             fi
@@ -126,12 +130,19 @@ fetch_one() {
         deb=$(compgen -G "$tmp/${pkg}_*.deb" | head -n 1 || true)
         [[ -n $deb ]] || die "$k: the download produced no .deb"
         note "$k: extracting the vmlinux from $(basename "$deb") ($(stat -c %s "$deb") bytes)"
-        (cd "$tmp" && dpkg-deb --fsys-tarfile "$deb" | tar -x --wildcards './usr/lib/debug/boot/vmlinux-*') ||
-            die "$k: extracting ./usr/lib/debug/boot/vmlinux-* from $deb failed"
+        # ./usr/lib/debug/boot/vmlinux-* is the file in 6.x's packages and a symbolic link to
+        # ./usr/lib/debug/lib/modules/<abi>/vmlinux in sid's: extract both paths.
+        (cd "$tmp" && dpkg-deb --fsys-tarfile "$deb" | tar -x --wildcards './usr/lib/debug/*vmlinux*') ||
+            die "$k: extracting ./usr/lib/debug/*vmlinux* from $deb failed"
         rm -f "$deb"
-        local found
+        local found link
         found=$(compgen -G "$tmp/usr/lib/debug/boot/vmlinux-*" | head -n 1 || true)
         [[ -n $found ]] || die "$k: $pkg has no usr/lib/debug/boot/vmlinux-*"
+        if [[ -L $found ]]; then
+            link=$(readlink "$found")
+            if [[ $link == /* ]]; then found=$tmp$link; else found=$(dirname "$found")/$link; fi
+            [[ -f $found && ! -L $found ]] || die "$k: usr/lib/debug/boot/vmlinux-* links to $link, which the package does not have"
+        fi
         banner=$(strings -n 20 "$found" | grep -m 1 '^Linux version ' || true)
         [[ -n $banner ]] || die "$k: $found has no 'Linux version' banner"
         rm -rf "${images:?}/$k"

@@ -16,7 +16,10 @@
 //!   original lies in the function, their replacements copied into `.altinstr_replacement`
 //!   with the same relocations for the branches in them), `__jump_table`,
 //!   `.parainstructions` (before 6.8) and `__ex_table`, each entry in the image's own era
-//!   layout (parsed by `orc-flow` in its linked-file mode).
+//!   layout (parsed by `orc-flow` in its linked-file mode);
+//! - `.discard.reachable` after each `WARN()`'s `ud2`, from the image's `__bug_table`;
+//! - the `.altinstr_aux` code the function jumps to (`static_cpu_has()`'s test before
+//!   patching), which objtool follows.
 //!
 //! What the image no longer has, the object cannot have either: the `.discard.*` annotations
 //! and unwind hints (the final link drops them), and the bodies of the functions called
@@ -26,10 +29,13 @@
 use std::collections::HashMap;
 
 use object::write::{Object, Relocation as WRelocation, Symbol as WSymbol, SymbolSection};
-use object::{Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind, SymbolFlags, SymbolKind as WKind, SymbolScope};
+use object::{
+    Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind, SymbolFlags,
+    SymbolKind as WKind, SymbolScope,
+};
 use orc_decode::{InsnKind, SectionDecoder};
 use orc_elf::{ElfFile, SymbolKind};
-use orc_flow::special::{alternatives, extable, jump_table, paravirt, AltLayout};
+use orc_flow::special::{alternatives, bug_table, extable, jump_table, paravirt, AltLayout};
 use orc_flow::{AddressMap, KernelEra, Location};
 
 const R_X86_64_64: u32 = 1;
@@ -53,6 +59,9 @@ pub struct Extracted {
     pub sites: (usize, usize, usize, usize),
     /// What could not be carried over, one line each.
     pub left_out: Vec<String>,
+    /// The function's `.parainstructions` sites (before 6.8): offset in the function, `pv_ops`
+    /// slot, length. objtool of those kernels does not read them; `verify-patching` does.
+    pub paravirt: Vec<(u64, u8, u8)>,
 }
 
 /// A symbol of the image: address, size, name, kind.
@@ -77,9 +86,17 @@ impl<'d> Symbols<'d> {
                 s.section.is_some()
                     && !s.name.is_empty()
                     && !s.name.starts_with("__pfx_")
-                    && matches!(s.kind, SymbolKind::Func | SymbolKind::Object | SymbolKind::NoType)
+                    && matches!(
+                        s.kind,
+                        SymbolKind::Func | SymbolKind::Object | SymbolKind::NoType
+                    )
             })
-            .map(|s| ImageSymbol { address: s.value, size: s.size, name: s.name, kind: s.kind })
+            .map(|s| ImageSymbol {
+                address: s.value,
+                size: s.size,
+                name: s.name,
+                kind: s.kind,
+            })
             .collect();
         // At one address, functions first, then sized symbols.
         sorted.sort_by_key(|s| (s.address, s.kind != SymbolKind::Func, s.size == 0));
@@ -103,9 +120,16 @@ impl<'d> Symbols<'d> {
 
 /// Builds the object of function `name` of the linked image `image`, with the special-section
 /// layouts of `era`.
-pub fn extract_function(image: &ElfFile<'_>, name: &str, era: KernelEra) -> Result<Extracted, String> {
+pub fn extract_function(
+    image: &ElfFile<'_>,
+    name: &str,
+    era: KernelEra,
+) -> Result<Extracted, String> {
     let map = AddressMap::new(image);
-    let mut candidates = image.symbols().flatten().filter(|s| s.name == name && s.section.is_some());
+    let mut candidates = image
+        .symbols()
+        .flatten()
+        .filter(|s| s.name == name && s.section.is_some());
     let Some(sym) = candidates.find(|s| s.kind == SymbolKind::Func && s.size != 0) else {
         return Err(match image.symbols().flatten().find(|s| s.name == name) {
             Some(s) => format!(
@@ -116,21 +140,43 @@ pub fn extract_function(image: &ElfFile<'_>, name: &str, era: KernelEra) -> Resu
         });
     };
     let start = sym.value;
-    start.checked_add(sym.size).ok_or_else(|| format!("{name}: size past the end of the address space"))?;
-    let at = map.locate(start).ok_or_else(|| format!("{name}: address {start:#x} is in no section"))?;
+    start
+        .checked_add(sym.size)
+        .ok_or_else(|| format!("{name}: size past the end of the address space"))?;
+    let at = map
+        .locate(start)
+        .ok_or_else(|| format!("{name}: address {start:#x} is in no section"))?;
     let sec = image.section(at.section).map_err(|e| e.to_string())?;
     let from = usize::try_from(at.offset).map_err(|_| "offset too large".to_string())?;
     let code = sec
         .data
         .get(from..from.saturating_add(sym.size as usize))
-        .ok_or_else(|| format!("{name}: its {} bytes run past the end of {}", sym.size, sec.name))?;
+        .ok_or_else(|| {
+            format!(
+                "{name}: its {} bytes run past the end of {}",
+                sym.size, sec.name
+            )
+        })?;
     let symbols = Symbols::new(image);
-    let mut b = Builder::new(sec.name, code, start, &symbols);
+    let names = image
+        .sections()
+        .flatten()
+        .map(|s| (s.index, s.name))
+        .collect();
+    let aux = image
+        .sections()
+        .flatten()
+        .filter(|s| s.name == ".altinstr_aux")
+        .map(|s| (s.index, s.data))
+        .collect();
+    let mut b = Builder::new(sec.name, code, start, &symbols, &map, names, aux);
     b.func_symbol(name, sym.size);
     b.relocate_code(Part::Text, code, start)?;
 
     // Patch sites whose first byte lies in the function, from orc-flow's linked-file mode.
-    let inside = |l: &Location| l.section == at.section && l.offset >= at.offset && l.offset < at.offset + sym.size;
+    let inside = |l: &Location| {
+        l.section == at.section && l.offset >= at.offset && l.offset < at.offset + sym.size
+    };
     let rel = |l: &Location| l.offset - at.offset;
     let alts = alternatives::read_alternatives_for(image, era).map_err(|e| e.to_string())?;
     let mut alt_count = 0;
@@ -139,9 +185,15 @@ pub fn extract_function(image: &ElfFile<'_>, name: &str, era: KernelEra) -> Resu
             Some(r) => {
                 let rsec = image.section(r.section).map_err(|e| e.to_string())?;
                 let from = r.offset as usize;
-                let bytes = rsec.data.get(from..from + usize::from(a.repl_len)).ok_or_else(|| {
-                    format!("alternative entry {}: replacement past the end of {}", a.index, rsec.name)
-                })?;
+                let bytes = rsec
+                    .data
+                    .get(from..from + usize::from(a.repl_len))
+                    .ok_or_else(|| {
+                        format!(
+                            "alternative entry {}: replacement past the end of {}",
+                            a.index, rsec.name
+                        )
+                    })?;
                 let base = map.address(r);
                 let off = b.append_replacement(bytes, base)?;
                 Some(off)
@@ -151,8 +203,11 @@ pub fn extract_function(image: &ElfFile<'_>, name: &str, era: KernelEra) -> Resu
         let layout = era.alt_layout();
         let mut entry = vec![0u8; layout.entry_size()];
         match layout {
-            AltLayout::FtFlags14 => entry[8..12].copy_from_slice(&(u32::from(a.cpuid) | u32::from(a.flags.0) << 16).to_le_bytes()),
-            AltLayout::Cpuid12 | AltLayout::Padlen13 => entry[8..10].copy_from_slice(&a.feature.to_le_bytes()),
+            AltLayout::FtFlags14 => entry[8..12]
+                .copy_from_slice(&(u32::from(a.cpuid) | u32::from(a.flags.0) << 16).to_le_bytes()),
+            AltLayout::Cpuid12 | AltLayout::Padlen13 => {
+                entry[8..10].copy_from_slice(&a.feature.to_le_bytes())
+            }
         }
         entry[layout.orig_len_offset()] = a.orig_len;
         entry[layout.repl_len_offset()] = a.repl_len;
@@ -160,9 +215,20 @@ pub fn extract_function(image: &ElfFile<'_>, name: &str, era: KernelEra) -> Resu
             entry[12] = p;
         }
         let base = b.append(Part::AltInstructions, &entry);
-        b.reloc_to_text(Part::AltInstructions, base, rel(&a.orig) as i64, R_X86_64_PC32);
+        b.reloc_to_text(
+            Part::AltInstructions,
+            base,
+            rel(&a.orig) as i64,
+            R_X86_64_PC32,
+        );
         if let Some(off) = replacement {
-            b.reloc_to(Part::AltInstructions, base + 4, Part::Replacement, off as i64, R_X86_64_PC32);
+            b.reloc_to(
+                Part::AltInstructions,
+                base + 4,
+                Part::Replacement,
+                off as i64,
+                R_X86_64_PC32,
+            );
         }
         alt_count += 1;
     }
@@ -180,29 +246,52 @@ pub fn extract_function(image: &ElfFile<'_>, name: &str, era: KernelEra) -> Resu
         }
         let base = b.append(Part::JumpTable, &[0u8; 16]);
         b.reloc_to_text(Part::JumpTable, base, rel(&e.code) as i64, R_X86_64_PC32);
-        b.reloc_to_text(Part::JumpTable, base + 4, rel(&e.target) as i64, R_X86_64_PC32);
+        b.reloc_to_text(
+            Part::JumpTable,
+            base + 4,
+            rel(&e.target) as i64,
+            R_X86_64_PC32,
+        );
         let key = b.undefined("__image_static_key");
         b.reloc_sym(Part::JumpTable, base + 8, key, e.key.addend, R_X86_64_PC32);
         label_count += 1;
     }
 
     let mut para_count = 0;
+    let mut para_list = Vec::new();
     if era.has_parainstructions() {
-        for p in paravirt::read_parainstructions(image).map_err(|e| e.to_string())?.iter().filter(|p| inside(&p.instr)) {
+        for p in paravirt::read_parainstructions(image)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .filter(|p| inside(&p.instr))
+        {
             let mut entry = [0u8; paravirt::ENTRY_SIZE];
             entry[8] = p.pv_type;
             entry[9] = p.len;
             entry[10..12].copy_from_slice(&p.clobbers.to_le_bytes());
             let base = b.append(Part::ParaInstructions, &entry);
-            b.reloc_to_text(Part::ParaInstructions, base, rel(&p.instr) as i64, R_X86_64_64);
+            b.reloc_to_text(
+                Part::ParaInstructions,
+                base,
+                rel(&p.instr) as i64,
+                R_X86_64_64,
+            );
+            para_list.push((rel(&p.instr), p.pv_type, p.len));
             para_count += 1;
         }
     }
 
     let mut ex_count = 0;
-    for x in extable::read_extable(image).map_err(|e| e.to_string())?.iter().filter(|x| inside(&x.insn)) {
+    for x in extable::read_extable(image)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter(|x| inside(&x.insn))
+    {
         if !inside(&x.fixup) {
-            b.left_out.push(format!("exception-table entry at +{:#x}: its fixup is outside the function", rel(&x.insn)));
+            b.left_out.push(format!(
+                "exception-table entry at +{:#x}: its fixup is outside the function",
+                rel(&x.insn)
+            ));
             continue;
         }
         let mut entry = [0u8; extable::ENTRY_SIZE];
@@ -211,6 +300,21 @@ pub fn extract_function(image: &ElfFile<'_>, name: &str, era: KernelEra) -> Resu
         b.reloc_to_text(Part::ExTable, base, rel(&x.insn) as i64, R_X86_64_PC32);
         b.reloc_to_text(Part::ExTable, base + 4, rel(&x.fixup) as i64, R_X86_64_PC32);
         ex_count += 1;
+    }
+
+    // WARN()'s ud2 goes on: the `.discard.reachable` annotation objtool read is gone from
+    // the image, `__bug_table` still says it. The annotation points just past the ud2.
+    for w in bug_table::read_bug_table(image)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter(|w| w.is_warning() && inside(&w.addr))
+    {
+        let ud2 = rel(&w.addr);
+        if code.get(ud2 as usize..ud2 as usize + 2) != Some(&[0x0f, 0x0b][..]) {
+            continue;
+        }
+        let base = b.append(Part::Reachable, &[0u8; 4]);
+        b.reloc_to_text(Part::Reachable, base, ud2 as i64 + 2, R_X86_64_PC32);
     }
 
     let left_out = std::mem::take(&mut b.left_out);
@@ -223,6 +327,7 @@ pub fn extract_function(image: &ElfFile<'_>, name: &str, era: KernelEra) -> Resu
         size: sym.size,
         sites: (alt_count, label_count, para_count, ex_count),
         left_out,
+        paravirt: para_list,
     })
 }
 
@@ -243,6 +348,8 @@ enum Part {
     JumpTable,
     ParaInstructions,
     ExTable,
+    Reachable,
+    Aux,
 }
 
 struct Builder<'a, 'd> {
@@ -257,6 +364,12 @@ struct Builder<'a, 'd> {
     /// Replacement bytes appended so far: (image address, offset in our section, length).
     replacements: Vec<(u64, u64, u64)>,
     symbols: &'a Symbols<'d>,
+    map: &'a AddressMap,
+    section_names: HashMap<usize, &'d str>,
+    /// The image's `.altinstr_aux` contents, by section index.
+    aux_data: HashMap<usize, &'d [u8]>,
+    /// Snippets of `.altinstr_aux` copied: (image address, offset in our section).
+    aux: Vec<(u64, u64)>,
     left_out: Vec<String>,
 }
 
@@ -267,7 +380,15 @@ enum RelocTarget {
 }
 
 impl<'a, 'd> Builder<'a, 'd> {
-    fn new(text_name: &'a str, code: &[u8], address: u64, symbols: &'a Symbols<'d>) -> Self {
+    fn new(
+        text_name: &'a str,
+        code: &[u8],
+        address: u64,
+        symbols: &'a Symbols<'d>,
+        map: &'a AddressMap,
+        section_names: HashMap<usize, &'d str>,
+        aux_data: HashMap<usize, &'d [u8]>,
+    ) -> Self {
         let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
         let mut sections = HashMap::new();
         let text = obj.add_section(Vec::new(), text_name.as_bytes().to_vec(), SectionKind::Text);
@@ -284,6 +405,10 @@ impl<'a, 'd> Builder<'a, 'd> {
             func: (address, code.len() as u64),
             replacements: Vec::new(),
             symbols,
+            map,
+            section_names,
+            aux_data,
+            aux: Vec::new(),
             left_out: Vec::new(),
         }
     }
@@ -299,8 +424,12 @@ impl<'a, 'd> Builder<'a, 'd> {
             Part::JumpTable => ("__jump_table", SectionKind::Data),
             Part::ParaInstructions => (".parainstructions", SectionKind::ReadOnlyData),
             Part::ExTable => ("__ex_table", SectionKind::ReadOnlyData),
+            Part::Reachable => (".discard.reachable", SectionKind::ReadOnlyData),
+            Part::Aux => (".altinstr_aux", SectionKind::Text),
         };
-        let id = self.obj.add_section(Vec::new(), name.as_bytes().to_vec(), kind);
+        let id = self
+            .obj
+            .add_section(Vec::new(), name.as_bytes().to_vec(), kind);
         self.sections.insert(part, id);
         id
     }
@@ -334,6 +463,11 @@ impl<'a, 'd> Builder<'a, 'd> {
             flags: SymbolFlags::None,
         });
         self.undefined.insert(name.to_string(), id);
+        // A static call's trampoline comes with its key, which objtool looks up by name to
+        // record the site (vmlinux.o has both).
+        if let Some(call) = name.strip_prefix("__SCT__") {
+            self.undefined(&format!("__SCK__{call}"));
+        }
         id
     }
 
@@ -351,22 +485,36 @@ impl<'a, 'd> Builder<'a, 'd> {
 
     fn reloc_to(&mut self, part: Part, offset: u64, target: Part, addend: i64, kind: u32) {
         self.section(target);
-        self.relocs.push((part, offset, RelocTarget::Part(target), addend, kind));
+        self.relocs
+            .push((part, offset, RelocTarget::Part(target), addend, kind));
     }
 
-    fn reloc_sym(&mut self, part: Part, offset: u64, sym: object::write::SymbolId, addend: i64, kind: u32) {
-        self.relocs.push((part, offset, RelocTarget::Symbol(sym), addend, kind));
+    fn reloc_sym(
+        &mut self,
+        part: Part,
+        offset: u64,
+        sym: object::write::SymbolId,
+        addend: i64,
+        kind: u32,
+    ) {
+        self.relocs
+            .push((part, offset, RelocTarget::Symbol(sym), addend, kind));
     }
 
     /// Copies a replacement in (once per image address) and relocates its branches.
     fn append_replacement(&mut self, bytes: &[u8], address: u64) -> Result<u64, String> {
-        if let Some(&(_, off, _)) = self.replacements.iter().find(|r| r.0 == address && r.2 == bytes.len() as u64) {
+        if let Some(&(_, off, _)) = self
+            .replacements
+            .iter()
+            .find(|r| r.0 == address && r.2 == bytes.len() as u64)
+        {
             return Ok(off);
         }
         let off = self.append(Part::Replacement, bytes);
         self.replacements.push((address, off, bytes.len() as u64));
         let copy = bytes.to_vec();
-        self.relocate_code(Part::Replacement, &copy, address).map(|()| off)
+        self.relocate_code(Part::Replacement, &copy, address)
+            .map(|()| off)
     }
 
     /// Puts relocations back into code copied from `address`: branches that leave the code
@@ -384,16 +532,34 @@ impl<'a, 'd> Builder<'a, 'd> {
                 let target = address.wrapping_add(branch.target);
                 // Out of the code copied: past the end of a function (its last byte is the
                 // next function's), beyond the end of a replacement (its end is the site's).
-                let limit = if part == Part::Text { code.len() as u64 } else { code.len() as u64 + 1 };
+                let limit = if part == Part::Text {
+                    code.len() as u64
+                } else {
+                    code.len() as u64 + 1
+                };
                 let leaves = branch.target >= limit;
-                let inside_func = part == Part::Replacement && target >= self.func.0 && target < self.func.0 + self.func.1;
+                let inside_func = part != Part::Text
+                    && target >= self.func.0
+                    && target < self.func.0 + self.func.1;
                 if leaves && branch.field.size == 4 {
                     let field = base + off + u64::from(branch.field.offset);
                     let tail = i64::from(insn.len) - i64::from(branch.field.offset);
-                    let kind = if insn.kind == InsnKind::Call { R_X86_64_PLT32 } else { R_X86_64_PC32 };
+                    let kind = if insn.kind == InsnKind::Call {
+                        R_X86_64_PLT32
+                    } else {
+                        R_X86_64_PC32
+                    };
                     if inside_func {
                         // A replacement jumping back into the function.
-                        self.reloc_to_text(part, field, (target - self.func.0) as i64 - tail, R_X86_64_PC32);
+                        self.reloc_to_text(
+                            part,
+                            field,
+                            (target - self.func.0) as i64 - tail,
+                            R_X86_64_PC32,
+                        );
+                    } else if let Some(aux) = self.aux_snippet(target)? {
+                        // static_cpu_has()'s test before patching, which objtool follows.
+                        self.reloc_to(part, field, Part::Aux, aux as i64 - tail, R_X86_64_PC32);
                     } else {
                         let (name, extra) = self.target_name(target);
                         let sym = self.undefined(&name);
@@ -427,10 +593,54 @@ impl<'a, 'd> Builder<'a, 'd> {
         Ok(())
     }
 
+    /// If `target` is in `.altinstr_aux`, the code there up to its first unconditional jump
+    /// (`testb; jnz yes; jmp no`), copied once into our `.altinstr_aux` with its branches
+    /// relocated; returns its offset there.
+    fn aux_snippet(&mut self, target: u64) -> Result<Option<u64>, String> {
+        let Some(l) = self.map.locate(target) else {
+            return Ok(None);
+        };
+        if self.section_names.get(&l.section) != Some(&".altinstr_aux") {
+            return Ok(None);
+        }
+        if let Some(&(_, off)) = self.aux.iter().find(|a| a.0 == target) {
+            return Ok(Some(off));
+        }
+        let data = self.aux_data.get(&l.section).copied().unwrap_or(&[]);
+        let rest = data.get(l.offset as usize..).unwrap_or(&[]);
+        let mut decoder = SectionDecoder::new(rest);
+        let mut len = 0u64;
+        while (len as usize) < rest.len() && len < 256 {
+            let insn = decoder
+                .decode_at(len, |_| true)
+                .map_err(|e| format!("{:#x}: can't decode instruction", target + e.offset))?;
+            len = insn.end();
+            if insn.kind == InsnKind::JumpUnconditional || insn.kind == InsnKind::Return {
+                break;
+            }
+        }
+        let code = rest[..len as usize].to_vec();
+        let off = self.append(Part::Aux, &code);
+        self.aux.push((target, off));
+        self.relocate_code(Part::Aux, &code, target)?;
+        Ok(Some(off))
+    }
+
     fn target_name(&self, target: u64) -> (String, u64) {
         match self.symbols.name(target) {
             Some((n, extra)) => (n.to_string(), extra),
-            None => (format!("image_{target:x}"), 0),
+            // Code without a symbol (vmlinux's `.altinstr_aux`): named after its place.
+            None => match self.map.locate(target) {
+                Some(l) => (
+                    format!(
+                        "{}+{:#x}",
+                        self.section_names.get(&l.section).copied().unwrap_or("?"),
+                        l.offset
+                    ),
+                    0,
+                ),
+                None => (format!("{target:#x}"), 0),
+            },
         }
     }
 
@@ -462,7 +672,17 @@ impl<'a, 'd> Builder<'a, 'd> {
             };
             let section = self.sections[&part];
             self.obj
-                .add_relocation(section, WRelocation { offset, symbol, addend, flags: RelocationFlags::Elf { r_type: object::elf::RelocationType(kind) } })
+                .add_relocation(
+                    section,
+                    WRelocation {
+                        offset,
+                        symbol,
+                        addend,
+                        flags: RelocationFlags::Elf {
+                            r_type: object::elf::RelocationType(kind),
+                        },
+                    },
+                )
                 .map_err(|e| e.to_string())?;
         }
         self.obj.write().map_err(|e| e.to_string())

@@ -161,6 +161,14 @@ fn annotate_image(out: &mut String, name: &str, image: &ElfFile<'_>, era: Kernel
     for f in inspection.functions.iter().filter(|f| f.name == *function) {
         self::function(out, f, era);
     }
+    if !x.paravirt.is_empty() {
+        out.push_str("paravirt sites (.parainstructions: apply_paravirt() writes a direct call to the op, or NOPs; objtool of this era does not read them, `orctool verify-patching` checks them):\n");
+        for (offset, pv_type, len) in &x.paravirt {
+            let op = orc_patch::choices::pv_op_name(*pv_type);
+            let op = if op.starts_with("pv_ops[") { op } else { format!("pv_ops.{op}") };
+            let _ = writeln!(out, "  +{offset:#x}: {len} bytes, {op}");
+        }
+    }
     if inspection.analysis.warnings.is_empty() {
         out.push_str("warnings: none\n");
     } else {

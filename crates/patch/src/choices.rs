@@ -316,8 +316,9 @@ pub fn jump_label_sites(file: &ElfFile<'_>, labels: &[JumpEntry<'_>]) -> Vec<Sit
 
 /// Names of the `pv_ops` slots of Debian's 6.1 (`CONFIG_PARAVIRT_XXL`, `CONFIG_X86_IOPL_IOPERM`,
 /// 5-level page tables), by slot number: `PARAVIRT_PATCH()` stores the pointer's index in
-/// `struct paravirt_patch_template` (cpu, irq, mmu ops in that order; the mmu ops' lazy-mode
-/// and later slots and the lock ops are not named). Checked against the native alternatives
+/// `struct paravirt_patch_template` (cpu, irq, mmu, lock ops in that order). Checked against
+/// Debian's 6.1 image for the lock ops: 79 is the slow-path call of `_raw_spin_lock_irqsave`,
+/// 80 the unlock of `_raw_spin_unlock`. Checked against the native alternatives
 /// at the same sites in the 6.1 corpus: 21 wbinvd (`wbinvd`), 30 save_fl (`pushf`), 31
 /// irq_disable (`cli`), 32 irq_enable (`sti`), 44 read_cr3 (`mov %cr3,%rax`), 62 pte_val, 63
 /// make_pte, 64 pgd_val, 69 pud_val, 72 p4d_val (`mov %rdi,%rax`).
@@ -397,6 +398,15 @@ pub const PV_OPS_6_1: &[&str] = &[
     "mmu.p4d_val",
     "mmu.make_p4d",
     "mmu.set_pgd",
+    "mmu.lazy_mode.enter",
+    "mmu.lazy_mode.leave",
+    "mmu.lazy_mode.flush",
+    "mmu.set_fixmap",
+    "lock.queued_spin_lock_slowpath",
+    "lock.queued_spin_unlock",
+    "lock.wait",
+    "lock.kick",
+    "lock.vcpu_is_preempted",
 ];
 
 /// `irq.save_fl` or `pv_ops[N]`.

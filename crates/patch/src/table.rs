@@ -84,6 +84,9 @@ pub struct Names<'data> {
     sections: HashMap<usize, &'data str>,
     /// Function symbols per section, sorted by value: (value, size, name).
     functions: HashMap<usize, Vec<(u64, u64, &'data str)>>,
+    /// Code symbols with a size (functions, and the `NOTYPE` symbols of assembly code such as
+    /// `__x86_return_thunk`) per section, sorted: (value, size).
+    code: HashMap<usize, Vec<(u64, u64)>>,
 }
 
 impl<'data> Names<'data> {
@@ -94,18 +97,24 @@ impl<'data> Names<'data> {
         // Symbol values are addresses in a linked file, offsets in a relocatable one (whose
         // sections are at address 0).
         let map = AddressMap::new(file);
+        let mut code: HashMap<usize, Vec<(u64, u64)>> = HashMap::new();
         for sym in file.symbols().flatten() {
-            if sym.kind == SymbolKind::Func && sym.size > 0 {
-                if let Some(section) = sym.section {
-                    let offset = sym.value.wrapping_sub(map.section_address(section));
-                    functions.entry(section).or_default().push((offset, sym.size, sym.name));
-                }
+            let (Some(section), true) = (sym.section, sym.size > 0) else { continue };
+            let offset = sym.value.wrapping_sub(map.section_address(section));
+            if sym.kind == SymbolKind::Func {
+                functions.entry(section).or_default().push((offset, sym.size, sym.name));
+            }
+            if matches!(sym.kind, SymbolKind::Func | SymbolKind::NoType) {
+                code.entry(section).or_default().push((offset, sym.size));
             }
         }
         for v in functions.values_mut() {
             v.sort_unstable();
         }
-        Names { sections, functions }
+        for v in code.values_mut() {
+            v.sort_unstable();
+        }
+        Names { sections, functions, code }
     }
 
     /// The section's name.
@@ -124,6 +133,15 @@ impl<'data> Names<'data> {
         let n = funcs.partition_point(|f| f.0 <= at.offset);
         let &(value, size, name) = funcs.get(n.checked_sub(1)?)?;
         (at.offset - value < size).then(|| format!("{name}+{:#x}", at.offset - value))
+    }
+
+    /// The start of the code symbol (function or sized assembly symbol) containing `at`, if
+    /// any: the last one starting at or before it.
+    pub fn code_start(&self, at: Location) -> Option<u64> {
+        let syms = self.code.get(&at.section)?;
+        let n = syms.partition_point(|f| f.0 <= at.offset);
+        let &(value, size) = syms.get(n.checked_sub(1)?)?;
+        (at.offset - value < size).then_some(value)
     }
 
     /// `function+0xoff (section+0xoff)`, or `section+0xoff` outside functions.

@@ -430,6 +430,12 @@ impl<'a, 'data> Walker<'a, 'data> {
                     }
                     match self.target(site, choice, &insn, off) {
                         Target::Inside(t) => work.push((t, state)),
+                        Target::Outside(loc) if self.linked.is_some() && self.tail_call(site.at, loc) => {
+                            // A linked file resolves what a relocatable one leaves to the
+                            // linker: a jump to another function's first byte (a tail call,
+                            // the return thunk) goes out of this code, as it does in a module.
+                            self.counts.exits_away += 1;
+                        }
                         Target::Outside(loc) => {
                             if !self.lookup.covers(loc.section) {
                                 self.counts.exits_uncovered += 1;
@@ -529,6 +535,12 @@ impl<'a, 'data> Walker<'a, 'data> {
                 }
             },
         }
+    }
+
+    /// `to` is the first byte of a code symbol other than the one holding `from`.
+    fn tail_call(&self, from: Location, to: Location) -> bool {
+        let target = self.names.code_start(to);
+        target == Some(to.offset) && (from.section != to.section || self.names.code_start(from) != target)
     }
 
     fn by_relocation(&mut self, site: &Site, len: i128, r: Relocation, tail: i128) -> Target {
