@@ -98,8 +98,10 @@ impl<'d> Symbols<'d> {
                 kind: s.kind,
             })
             .collect();
-        // At one address, functions first, then sized symbols.
-        sorted.sort_by_key(|s| (s.address, s.kind != SymbolKind::Func, s.size == 0));
+        // At one address, functions first, then sized symbols; the `__pi_` aliases of 6.17+
+        // (position-independent copies' names, `__pi___x86_return_thunk`) last, since
+        // objtool's rules key on the plain names.
+        sorted.sort_by_key(|s| (s.address, s.name.starts_with("__pi_"), s.kind != SymbolKind::Func, s.size == 0));
         Symbols { sorted }
     }
 
@@ -304,7 +306,7 @@ pub fn extract_function(
 
     // WARN()'s ud2 goes on: the `.discard.reachable` annotation objtool read is gone from
     // the image, `__bug_table` still says it. The annotation points just past the ud2.
-    for w in bug_table::read_bug_table(image)
+    for w in bug_table::read_bug_table(image, era)
         .map_err(|e| e.to_string())?
         .iter()
         .filter(|w| w.is_warning() && inside(&w.addr))

@@ -67,11 +67,14 @@ fn tables_of_the_linked_image_match_the_object() {
     let key = b[0].key.location().expect("key in a section");
     assert_eq!(exe.section(key.section).unwrap().name, ".data");
 
-    let a = bug_table::read_bug_table(&obj).unwrap();
-    let b = bug_table::read_bug_table(&exe).unwrap();
+    let a = bug_table::read_bug_table(&obj, KernelEra::V6_12).unwrap();
+    let b = bug_table::read_bug_table(&exe, KernelEra::V6_12).unwrap();
     assert_eq!((a.len(), b.len()), (1, 1));
     assert_eq!(named(&obj, a[0].addr), named(&exe, b[0].addr));
     assert!(b[0].is_warning());
+    // 7.x's entries are 16 bytes: the 12-byte table is read as a wrong era, not misread.
+    let e = bug_table::read_bug_table(&exe, KernelEra::new(7, 2)).unwrap_err().to_string();
+    assert!(e.contains("wrong kernel era?"), "{e}");
 }
 
 #[test]
