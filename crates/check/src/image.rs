@@ -134,10 +134,10 @@ pub fn extract_function(
         .filter(|s| s.name == name && s.section.is_some());
     let Some(sym) = candidates.find(|s| s.kind == SymbolKind::Func && s.size != 0) else {
         return Err(match image.symbols().flatten().find(|s| s.name == name) {
-            Some(s) => format!(
-                "{name} is not a function with a size (a {:?} symbol: code written in assembly without a function type, whose unwind hints the image no longer has)",
-                s.kind
+            Some(s) if s.kind == SymbolKind::NoType => format!(
+                "{name} is not a function with a size (a NOTYPE symbol: code written in assembly without a function type, whose unwind hints the image no longer has)"
             ),
+            Some(_) => format!("{name} is not a function (a data symbol)"),
             None => format!("no function called {name}"),
         });
     };
@@ -172,14 +172,44 @@ pub fn extract_function(
         .map(|s| (s.index, s.data))
         .collect();
     let mut b = Builder::new(sec.name, code, start, &symbols, &map, names, aux);
-    b.func_symbol(name, sym.size);
-    b.relocate_code(Part::Text, code, start)?;
-
-    // Patch sites whose first byte lies in the function, from orc-flow's linked-file mode.
-    let inside = |l: &Location| {
-        l.section == at.section && l.offset >= at.offset && l.offset < at.offset + sym.size
+    b.func_symbol(name, 0, sym.size);
+    // GCC's `foo.cold` part (in `.text.unlikely`, linked into `.text` elsewhere): objtool
+    // follows jumps into it as the same function, so it comes along, after the function.
+    let cold_name = format!("{name}.cold");
+    let cold = image
+        .symbols()
+        .flatten()
+        .find(|s| s.name == cold_name && s.kind == SymbolKind::Func && s.size != 0)
+        .and_then(|c| {
+            let l = map.locate(c.value).filter(|l| l.section == at.section)?;
+            let bytes = sec.data.get(l.offset as usize..(l.offset + c.size) as usize)?;
+            Some((c.value, c.size, bytes))
+        });
+    if let Some((address, size, bytes)) = cold {
+        let pad = (16 - code.len() % 16) % 16;
+        b.append(Part::Text, &vec![0xcc; pad]);
+        let off = b.append(Part::Text, bytes);
+        b.cold = Some((address, size, off));
+        b.func_symbol(&cold_name, off, size);
+    }
+    b.relocate_code(Part::Text, code, start, 0)?;
+    if let Some((address, _, bytes)) = cold {
+        let off = b.cold.map_or(0, |c| c.2);
+        b.relocate_code(Part::Text, bytes, address, off)?;
+    }
+    let text_ranges = (start, sym.size, b.cold);
+    let section_address = sec.address;
+    let text_offset = move |l: &Location| -> Option<u64> {
+        if l.section != at.section {
+            return None;
+        }
+        offset_in_text(text_ranges, section_address + l.offset)
     };
-    let rel = |l: &Location| l.offset - at.offset;
+
+    // Patch sites whose first byte lies in the function (or its cold part), from orc-flow's
+    // linked-file mode.
+    let inside = |l: &Location| text_offset(l).is_some();
+    let rel = |l: &Location| text_offset(l).unwrap_or(0);
     let alts = alternatives::read_alternatives_for(image, era).map_err(|e| e.to_string())?;
     let mut alt_count = 0;
     for a in alts.iter().filter(|a| inside(&a.orig)) {
@@ -341,6 +371,17 @@ fn describe(symbols: &Symbols<'_>, address: u64) -> String {
     }
 }
 
+/// Where `address` is in our text section: in the function (at its offset from the start) or
+/// in its cold part (after it).
+fn offset_in_text(ranges: (u64, u64, Option<(u64, u64, u64)>), address: u64) -> Option<u64> {
+    let (start, size, cold) = ranges;
+    if address >= start && address - start < size {
+        return Some(address - start);
+    }
+    let (c, csize, off) = cold?;
+    (address >= c && address - c < csize).then(|| off + address - c)
+}
+
 /// The sections of the object being built.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Part {
@@ -363,6 +404,8 @@ struct Builder<'a, 'd> {
     text_name: &'a str,
     /// The function: image address and size.
     func: (u64, u64),
+    /// The function's cold part: image address, size, offset in our text section.
+    cold: Option<(u64, u64, u64)>,
     /// Replacement bytes appended so far: (image address, offset in our section, length).
     replacements: Vec<(u64, u64, u64)>,
     symbols: &'a Symbols<'d>,
@@ -405,6 +448,7 @@ impl<'a, 'd> Builder<'a, 'd> {
             undefined: HashMap::new(),
             text_name,
             func: (address, code.len() as u64),
+            cold: None,
             replacements: Vec::new(),
             symbols,
             map,
@@ -436,11 +480,11 @@ impl<'a, 'd> Builder<'a, 'd> {
         id
     }
 
-    fn func_symbol(&mut self, name: &str, size: u64) {
+    fn func_symbol(&mut self, name: &str, value: u64, size: u64) {
         let section = self.section(Part::Text);
         self.obj.add_symbol(WSymbol {
             name: name.as_bytes().to_vec(),
-            value: 0,
+            value,
             size,
             kind: WKind::Text,
             scope: SymbolScope::Linkage,
@@ -515,14 +559,14 @@ impl<'a, 'd> Builder<'a, 'd> {
         let off = self.append(Part::Replacement, bytes);
         self.replacements.push((address, off, bytes.len() as u64));
         let copy = bytes.to_vec();
-        self.relocate_code(Part::Replacement, &copy, address)
+        self.relocate_code(Part::Replacement, &copy, address, off)
             .map(|()| off)
     }
 
     /// Puts relocations back into code copied from `address`: branches that leave the code
     /// copied, and RIP-relative operands pointing at a symbol.
-    fn relocate_code(&mut self, part: Part, code: &[u8], address: u64) -> Result<(), String> {
-        let base = self.data.get(&part).map_or(0, |d| d.len() as u64) - code.len() as u64;
+    /// `base`: where `code` sits in its section here.
+    fn relocate_code(&mut self, part: Part, code: &[u8], address: u64, base: u64) -> Result<(), String> {
         let mut decoder = SectionDecoder::new(code);
         let mut off = 0u64;
         while (off as usize) < code.len() {
@@ -540,9 +584,8 @@ impl<'a, 'd> Builder<'a, 'd> {
                     code.len() as u64 + 1
                 };
                 let leaves = branch.target >= limit;
-                let inside_func = part != Part::Text
-                    && target >= self.func.0
-                    && target < self.func.0 + self.func.1;
+                // Into the function or its cold part, from elsewhere in what is copied.
+                let in_text = offset_in_text((self.func.0, self.func.1, self.cold), target);
                 if leaves && branch.field.size == 4 {
                     let field = base + off + u64::from(branch.field.offset);
                     let tail = i64::from(insn.len) - i64::from(branch.field.offset);
@@ -551,14 +594,10 @@ impl<'a, 'd> Builder<'a, 'd> {
                     } else {
                         R_X86_64_PC32
                     };
-                    if inside_func {
-                        // A replacement jumping back into the function.
-                        self.reloc_to_text(
-                            part,
-                            field,
-                            (target - self.func.0) as i64 - tail,
-                            R_X86_64_PC32,
-                        );
+                    if let Some(t) = in_text {
+                        // A replacement, `.altinstr_aux` code or the cold part jumping into
+                        // the function (or the function into its cold part).
+                        self.reloc_to_text(part, field, t as i64 - tail, R_X86_64_PC32);
                     } else if let Some(aux) = self.aux_snippet(target)? {
                         // static_cpu_has()'s test before patching, which objtool follows.
                         self.reloc_to(part, field, Part::Aux, aux as i64 - tail, R_X86_64_PC32);
@@ -624,7 +663,7 @@ impl<'a, 'd> Builder<'a, 'd> {
         let code = rest[..len as usize].to_vec();
         let off = self.append(Part::Aux, &code);
         self.aux.push((target, off));
-        self.relocate_code(Part::Aux, &code, target)?;
+        self.relocate_code(Part::Aux, &code, target, off)?;
         Ok(Some(off))
     }
 

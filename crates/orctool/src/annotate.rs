@@ -158,7 +158,8 @@ fn annotate_image(out: &mut String, name: &str, image: &ElfFile<'_>, era: Kernel
     let object = ElfFile::parse(&x.object).map_err(|e| format!("the rebuilt object of {function}: {e}"))?;
     let options = Options { module: false, retpoline: false, ..module_options() };
     let inspection = inspect(&object, era, &options);
-    for f in inspection.functions.iter().filter(|f| f.name == *function) {
+    let cold = format!("{function}.cold");
+    for f in inspection.functions.iter().filter(|f| f.name == *function || f.name == cold) {
         self::function(out, f, era);
     }
     if !x.paravirt.is_empty() {
