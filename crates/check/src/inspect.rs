@@ -128,7 +128,9 @@ pub fn inspect(file: &ElfFile<'_>, era: KernelEra, opts: &Options) -> Inspection
 
 impl Checker<'_> {
     fn state_of(&self, id: InsnId) -> Option<String> {
-        self.insn_cfi[id as usize].map(|c| describe(self.cfi(c)))
+        // `get`: when the analysis gave up before sizing its arrays to the fake NOPs it had
+        // already added, those have no state.
+        self.insn_cfi.get(id as usize).copied().flatten().map(|c| describe(self.cfi(c)))
     }
 
     fn insn_view(&self, id: InsnId, site: Option<usize>) -> InsnView {

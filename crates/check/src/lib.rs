@@ -20,6 +20,7 @@ pub mod alternatives;
 pub mod edits;
 pub mod graph;
 pub mod ibt;
+pub mod image;
 pub mod inspect;
 pub mod jump_tables;
 pub mod lists;

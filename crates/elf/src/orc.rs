@@ -136,10 +136,13 @@ pub fn read_orc_table<'data>(file: &ElfFile<'data>, given: Option<Layout>) -> Re
     }
     let (layout, layout_source) = detect_layout(file, given)?;
 
+    // A linked file's slots are resolved (place-relative); the relocations a linker keeps
+    // with `--emit-relocs` (Debian's 6.1 vmlinux) describe the slots before `sorttable`
+    // sorted them, so they are not used.
     let rela_index = match file.section_by_name(".rela.orc_unwind_ip")? {
+        _ if file.kind() != FileKind::Relocatable => None,
         Some(s) => Some(s.index),
-        None if file.kind() == FileKind::Relocatable => file.relocation_section_for(ip.index),
-        None => None,
+        None => file.relocation_section_for(ip.index),
     };
     let addresses = match rela_index {
         Some(rela_index) => relocated_addresses(file, rela_index, count)?,

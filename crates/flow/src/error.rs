@@ -107,6 +107,14 @@ pub enum Problem {
         /// What the section's rule accepts.
         accepted: &'static str,
     },
+    /// A linked file's field holds an address that is in none of its sections.
+    #[error("the `{field}` field points to {address:#x}, which is in no section of the file")]
+    Unmapped {
+        /// Field name.
+        field: &'static str,
+        /// The address.
+        address: u64,
+    },
     /// The section does not fit the layout of the kernel era in use.
     #[error("{0}")]
     Layout(String),

@@ -57,4 +57,4 @@ pub mod special;
 pub use era::KernelEra;
 pub use error::{At, Problem, SpecialSectionError};
 pub use noreturn::{NoreturnVerdict, Noreturns};
-pub use special::{Counts, Location, ObjtoolOutputs, RelocTarget, SpecialSections};
+pub use special::{AddressMap, Counts, Location, ObjtoolOutputs, RelocTarget, SpecialSections};

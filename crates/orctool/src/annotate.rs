@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 use iced_x86::{Decoder, DecoderOptions, Formatter, GasFormatter};
 use orc_check::inspect::{inspect, FunctionView, InsnView, SiteView, StreamView};
+use orc_check::image::extract_function;
 use orc_check::Options;
-use orc_elf::ElfFile;
+use orc_elf::{ElfFile, FileKind};
 use orc_flow::KernelEra;
 use orc_format::{DumpAddress, DumpLine, Layout};
 
@@ -90,6 +91,9 @@ fn annotate(out: &mut String, name: &str, bytes: &[u8], args: &AnnotateArgs) -> 
         Some(k) => KernelEra::parse(k).ok_or_else(|| format!("--kernel {k}: not a kernel version"))?,
         None => KernelEra::from_file(&file).unwrap_or(KernelEra::V6_12),
     };
+    if file.kind() != FileKind::Relocatable {
+        return annotate_image(out, name, &file, era, args);
+    }
     let inspection = inspect(&file, era, &module_options());
     let mut shown = 0;
     for f in &inspection.functions {
@@ -119,6 +123,52 @@ fn annotate(out: &mut String, name: &str, bytes: &[u8], args: &AnnotateArgs) -> 
             }
         }
         (None, None) => out.push_str("ORC table: none\n"),
+    }
+    if inspection.analysis.warnings.is_empty() {
+        out.push_str("warnings: none\n");
+    } else {
+        out.push_str("warnings:\n");
+        for w in &inspection.analysis.warnings {
+            let _ = writeln!(out, "  {}", w.render(name));
+        }
+    }
+    Ok(())
+}
+
+/// A function of a linked kernel image: only that function is analysed, rebuilt as the
+/// object objtool would have seen (orc-check's `image`), with the image kernel's flags.
+fn annotate_image(out: &mut String, name: &str, image: &ElfFile<'_>, era: KernelEra, args: &AnnotateArgs) -> Result<(), String> {
+    let Some(function) = &args.function else {
+        return Err("a linked image: say which function with --function NAME (the whole image is not annotated)".into());
+    };
+    let x = extract_function(image, function, era)?;
+    let (alts, labels, para, extable) = x.sites;
+    let _ = writeln!(
+        out,
+        "{function} in {name} (Linux {era}): {:#x}, {}+{:#x}, {} bytes; {alts} alternative entries, {labels} jump labels, {para} paravirt sites, {extable} exception-table entries",
+        x.address, x.section, x.offset, x.size
+    );
+    for l in &x.left_out {
+        let _ = writeln!(out, "  left out: {l}");
+    }
+    out.push_str(
+        "  (offsets below are from the function's start; the source's unwind hints and .discard annotations,\n   \
+         retpoline-safe marks among them, are not in the image: --retpoline's check is off)\n\n",
+    );
+    let object = ElfFile::parse(&x.object).map_err(|e| format!("the rebuilt object of {function}: {e}"))?;
+    let options = Options { module: false, retpoline: false, ..module_options() };
+    let inspection = inspect(&object, era, &options);
+    let cold = format!("{function}.cold");
+    for f in inspection.functions.iter().filter(|f| f.name == *function || f.name == cold) {
+        self::function(out, f, era);
+    }
+    if !x.paravirt.is_empty() {
+        out.push_str("paravirt sites (.parainstructions: apply_paravirt() writes a direct call to the op, or NOPs; objtool of this era does not read them, `orctool verify-patching` checks them):\n");
+        for (offset, pv_type, len) in &x.paravirt {
+            let op = orc_patch::choices::pv_op_name(*pv_type);
+            let op = if op.starts_with("pv_ops[") { op } else { format!("pv_ops.{op}") };
+            let _ = writeln!(out, "  +{offset:#x}: {len} bytes, {op}");
+        }
     }
     if inspection.analysis.warnings.is_empty() {
         out.push_str("warnings: none\n");

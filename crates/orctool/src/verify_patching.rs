@@ -166,10 +166,11 @@ fn verify_path(path: &Path, walked: bool, options: &Options) -> Outcome {
 
 fn summary(c: &Counts) -> String {
     format!(
-        "{} sites ({} alternatives, {} jump labels, {} paravirt), {} choices ({} more without a state before the site), \
+        "{} sites ({} alternatives{}, {} jump labels, {} paravirt), {} choices ({} more without a state before the site), \
          checked {} boundaries, {} return addresses, {} exits ({} more not checkable), {} unmodelled, {} failures",
         c.sites(),
         c.alternative_sites,
+        if c.direct_call_sites > 0 { format!(" of which {} direct-call pv ops", c.direct_call_sites) } else { String::new() },
         c.jump_label_sites,
         c.paravirt_sites,
         c.choices,
@@ -249,6 +250,7 @@ fn squeeze(s: &str) -> String {
 struct JsonCounts {
     sites: usize,
     alternative_sites: usize,
+    direct_call_sites: usize,
     jump_label_sites: usize,
     paravirt_sites: usize,
     choices: usize,
@@ -259,6 +261,7 @@ struct JsonCounts {
     exits_away: usize,
     exits_uncovered: usize,
     exits_indirect: usize,
+    exits_stack_switch: usize,
     unmodelled: usize,
     failures: usize,
 }
@@ -268,6 +271,7 @@ impl From<&Counts> for JsonCounts {
         JsonCounts {
             sites: c.sites(),
             alternative_sites: c.alternative_sites,
+            direct_call_sites: c.direct_call_sites,
             jump_label_sites: c.jump_label_sites,
             paravirt_sites: c.paravirt_sites,
             choices: c.choices,
@@ -278,6 +282,7 @@ impl From<&Counts> for JsonCounts {
             exits_away: c.exits_away,
             exits_uncovered: c.exits_uncovered,
             exits_indirect: c.exits_indirect,
+            exits_stack_switch: c.exits_stack_switch,
             unmodelled: c.unmodelled,
             failures: c.failures,
         }

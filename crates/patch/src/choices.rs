@@ -90,6 +90,9 @@ pub struct Site {
     pub len: usize,
     /// The choices.
     pub choices: Vec<Choice>,
+    /// An alternative with an `ALT_FLAG_DIRECT_CALL` entry: a `pv_ops` call the kernel turns
+    /// into a direct call (6.8+; before, `.parainstructions` did that).
+    pub direct_call: bool,
 }
 
 /// A feature as a name: `XENPV`, `BUG_DIV0`, or `word*32+bit` when it is not in orc-flow's
@@ -169,7 +172,8 @@ pub fn alternative_sites(file: &ElfFile<'_>, rules: Era, alts: &[AltInstr]) -> V
                 choices.extend(replacement(file, rules, a, len_of(a)));
             }
             let len = choices.iter().map(|c| c.bytes.len()).max().unwrap_or(site_len);
-            Site { kind: SiteKind::Alternative, at, len, choices }
+            let direct_call = entries.iter().any(|a| a.flags.direct_call());
+            Site { kind: SiteKind::Alternative, at, len, choices, direct_call }
         })
         .collect()
 }
@@ -305,15 +309,16 @@ pub fn jump_label_sites(file: &ElfFile<'_>, labels: &[JumpEntry<'_>]) -> Vec<Sit
                 };
                 vec![nop, jmp]
             };
-            Site { kind: SiteKind::JumpLabel, at, len: len.max(1), choices }
+            Site { kind: SiteKind::JumpLabel, at, len: len.max(1), choices, direct_call: false }
         })
         .collect()
 }
 
 /// Names of the `pv_ops` slots of Debian's 6.1 (`CONFIG_PARAVIRT_XXL`, `CONFIG_X86_IOPL_IOPERM`,
 /// 5-level page tables), by slot number: `PARAVIRT_PATCH()` stores the pointer's index in
-/// `struct paravirt_patch_template` (cpu, irq, mmu ops in that order; the mmu ops' lazy-mode
-/// and later slots and the lock ops are not named). Checked against the native alternatives
+/// `struct paravirt_patch_template` (cpu, irq, mmu, lock ops in that order). Checked against
+/// Debian's 6.1 image for the lock ops: 79 is the slow-path call of `_raw_spin_lock_irqsave`,
+/// 80 the unlock of `_raw_spin_unlock`. Checked against the native alternatives
 /// at the same sites in the 6.1 corpus: 21 wbinvd (`wbinvd`), 30 save_fl (`pushf`), 31
 /// irq_disable (`cli`), 32 irq_enable (`sti`), 44 read_cr3 (`mov %cr3,%rax`), 62 pte_val, 63
 /// make_pte, 64 pgd_val, 69 pud_val, 72 p4d_val (`mov %rdi,%rax`).
@@ -393,6 +398,15 @@ pub const PV_OPS_6_1: &[&str] = &[
     "mmu.p4d_val",
     "mmu.make_p4d",
     "mmu.set_pgd",
+    "mmu.lazy_mode.enter",
+    "mmu.lazy_mode.leave",
+    "mmu.lazy_mode.flush",
+    "mmu.set_fixmap",
+    "lock.queued_spin_lock_slowpath",
+    "lock.queued_spin_unlock",
+    "lock.wait",
+    "lock.kick",
+    "lock.vcpu_is_preempted",
 ];
 
 /// `irq.save_fl` or `pv_ops[N]`.
@@ -440,7 +454,7 @@ pub fn paravirt_sites(sites: &[ParaSite]) -> Vec<Site> {
                     },
                 ]
             };
-            Site { kind: SiteKind::Paravirt, at: p.instr, len: len.max(1), choices }
+            Site { kind: SiteKind::Paravirt, at: p.instr, len: len.max(1), choices, direct_call: false }
         })
         .collect()
 }

@@ -158,6 +158,11 @@ fn apply(s: Entry, op: &StackOp) -> Result<Entry, Unmodelled> {
             }
         }
         (Src::And { .. }, Dest::Reg(X86::SP)) => return Err(Unmodelled::Realign),
+        // `mov %rbp,%rsp` under a CFA based on %rbp: the stack pointer takes the frame
+        // pointer's value; the CFA is still %rbp plus the same offset, and stays described
+        // so, as objtool keeps it ("restore the original stack pointer"; 7.2's FRED entry
+        // from KVM).
+        (Src::Reg(X86::BP), Dest::Reg(X86::SP)) if s.sp_reg == Reg::BP && !regs_frame => {}
         (_, Dest::Reg(X86::SP)) => return Err(Unmodelled::StackPointerWrite),
         // Writes to %rbp.
         (Src::Reg(X86::SP) | Src::Add { reg: X86::SP, .. }, Dest::Reg(X86::BP)) => {
@@ -291,6 +296,10 @@ mod tests {
         let fp = Entry { sp_reg: Reg::BP, sp_offset: 16, bp_reg: Reg::PREV_SP, bp_offset: -16, ..START };
         assert_eq!(after(fp, &[0x50]).unwrap(), fp);
         assert_eq!(after(fp, &[0x5d]), Err(Unmodelled::FramePointerWrite));
+        // mov %rbp,%rsp under a BP-based CFA: the same CFA, still from %rbp ...
+        assert_eq!(after(fp, &[0x48, 0x89, 0xec]).unwrap(), fp);
+        // ... but not under an SP-based one.
+        assert_eq!(after(START, &[0x48, 0x89, 0xec]), Err(Unmodelled::StackPointerWrite));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use orc_elf::orc::{OrcAddress, OrcTable};
 use orc_elf::{ElfFile, SymbolKind};
-use orc_flow::Location;
+use orc_flow::{AddressMap, Location};
 use orc_format::{Entry, EntryType, Layout};
 
 /// One entry of the sorted table.
@@ -31,13 +31,21 @@ impl Lookup {
     /// addresses of a linked file, relocations against undefined symbols) are left out.
     pub fn new(file: &ElfFile<'_>, table: &OrcTable<'_>) -> Lookup {
         let mut by_section: HashMap<usize, Vec<(Row, bool)>> = HashMap::new();
+        let map = AddressMap::new(file);
         for (address, raw) in table.iter() {
             let entry = table.layout.decode(raw);
             let located = match address {
                 OrcAddress::Relocated { section: Some(section), symbol_value, addend, .. } => {
                     u64::try_from(i128::from(symbol_value) + i128::from(addend)).ok().map(|o| (section, o))
                 }
-                OrcAddress::Absolute(addr) => absolute_location(file, addr),
+                // objtool ends every text section with an undefined entry at its end, which in
+                // a linked file is the next section's first address: that entry belongs to the
+                // section it ends (else vmlinux's `.altinstr_aux`, which has no entries, would
+                // seem covered by `.init.text`'s terminator).
+                OrcAddress::Absolute(addr) => match (entry.kind, map.ending_at(addr)) {
+                    (EntryType::Undefined, Some(l)) => Some((l.section, l.offset)),
+                    _ => map.locate(addr).map(|l| (l.section, l.offset)),
+                },
                 OrcAddress::Relocated { section: None, .. } => None,
             };
             if let Some((section, offset)) = located {
@@ -69,18 +77,16 @@ impl Lookup {
     }
 }
 
-/// A linked file's address as a section location (the allocated section containing it).
-fn absolute_location(file: &ElfFile<'_>, addr: u64) -> Option<(usize, u64)> {
-    file.sections().flatten().find_map(|s| {
-        (s.is_executable() && s.address <= addr && addr - s.address < s.size).then(|| (s.index, addr - s.address))
-    })
-}
+
 
 /// Names places: `function+0xoff` and `section+0xoff`.
 pub struct Names<'data> {
     sections: HashMap<usize, &'data str>,
     /// Function symbols per section, sorted by value: (value, size, name).
     functions: HashMap<usize, Vec<(u64, u64, &'data str)>>,
+    /// Code symbols with a size (functions, and the `NOTYPE` symbols of assembly code such as
+    /// `__x86_return_thunk`) per section, sorted: (value, size).
+    code: HashMap<usize, Vec<(u64, u64)>>,
 }
 
 impl<'data> Names<'data> {
@@ -88,17 +94,27 @@ impl<'data> Names<'data> {
     pub fn new(file: &ElfFile<'data>) -> Names<'data> {
         let sections = file.sections().flatten().map(|s| (s.index, s.name)).collect();
         let mut functions: HashMap<usize, Vec<(u64, u64, &'data str)>> = HashMap::new();
+        // Symbol values are addresses in a linked file, offsets in a relocatable one (whose
+        // sections are at address 0).
+        let map = AddressMap::new(file);
+        let mut code: HashMap<usize, Vec<(u64, u64)>> = HashMap::new();
         for sym in file.symbols().flatten() {
-            if sym.kind == SymbolKind::Func && sym.size > 0 {
-                if let Some(section) = sym.section {
-                    functions.entry(section).or_default().push((sym.value, sym.size, sym.name));
-                }
+            let (Some(section), true) = (sym.section, sym.size > 0) else { continue };
+            let offset = sym.value.wrapping_sub(map.section_address(section));
+            if sym.kind == SymbolKind::Func {
+                functions.entry(section).or_default().push((offset, sym.size, sym.name));
+            }
+            if matches!(sym.kind, SymbolKind::Func | SymbolKind::NoType) {
+                code.entry(section).or_default().push((offset, sym.size));
             }
         }
         for v in functions.values_mut() {
             v.sort_unstable();
         }
-        Names { sections, functions }
+        for v in code.values_mut() {
+            v.sort_unstable();
+        }
+        Names { sections, functions, code }
     }
 
     /// The section's name.
@@ -117,6 +133,15 @@ impl<'data> Names<'data> {
         let n = funcs.partition_point(|f| f.0 <= at.offset);
         let &(value, size, name) = funcs.get(n.checked_sub(1)?)?;
         (at.offset - value < size).then(|| format!("{name}+{:#x}", at.offset - value))
+    }
+
+    /// The start of the code symbol (function or sized assembly symbol) containing `at`, if
+    /// any: the last one starting at or before it.
+    pub fn code_start(&self, at: Location) -> Option<u64> {
+        let syms = self.code.get(&at.section)?;
+        let n = syms.partition_point(|f| f.0 <= at.offset);
+        let &(value, size) = syms.get(n.checked_sub(1)?)?;
+        (at.offset - value < size).then_some(value)
     }
 
     /// `function+0xoff (section+0xoff)`, or `section+0xoff` outside functions.

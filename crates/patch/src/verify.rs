@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use orc_decode::{decode_one, disassemble, InsnKind, Instruction};
 use orc_elf::{ElfFile, Relocation};
-use orc_flow::Location;
+use orc_flow::{AddressMap, Location};
 use orc_format::{Entry, EntryType};
 
 use crate::choices::{Choice, Origin, Site, SiteKind};
@@ -107,6 +107,8 @@ pub struct WithoutState {
 pub struct Counts {
     /// Alternative sites.
     pub alternative_sites: usize,
+    /// Of those, the sites with an `ALT_FLAG_DIRECT_CALL` entry (`pv_ops` calls, 6.8+).
+    pub direct_call_sites: usize,
     /// Jump-label sites.
     pub jump_label_sites: usize,
     /// Paravirt sites.
@@ -129,6 +131,11 @@ pub struct Counts {
     pub exits_uncovered: usize,
     /// Exits that could not be looked up: jumps through a register or memory.
     pub exits_indirect: usize,
+    /// Exits that could not be looked up: the site ends by loading `%rsp` from a register
+    /// (the entry code's `mov %rax,%rsp` onto the task stack). What the new stack holds is
+    /// not in the code: the kernel declares it with an unwind hint right after the site,
+    /// and the table's entry there is that declaration.
+    pub exits_stack_switch: usize,
     /// Choices whose walk met something unmodelled.
     pub unmodelled: usize,
     /// Failed lookups.
@@ -143,13 +150,14 @@ impl Counts {
 
     /// All exits that could not be looked up.
     pub fn exits_unchecked(&self) -> usize {
-        self.exits_away + self.exits_uncovered + self.exits_indirect
+        self.exits_away + self.exits_uncovered + self.exits_indirect + self.exits_stack_switch
     }
 }
 
 impl core::ops::AddAssign for Counts {
     fn add_assign(&mut self, o: Counts) {
         self.alternative_sites += o.alternative_sites;
+        self.direct_call_sites += o.direct_call_sites;
         self.jump_label_sites += o.jump_label_sites;
         self.paravirt_sites += o.paravirt_sites;
         self.choices += o.choices;
@@ -160,6 +168,7 @@ impl core::ops::AddAssign for Counts {
         self.exits_away += o.exits_away;
         self.exits_uncovered += o.exits_uncovered;
         self.exits_indirect += o.exits_indirect;
+        self.exits_stack_switch += o.exits_stack_switch;
         self.unmodelled += o.unmodelled;
         self.failures += o.failures;
     }
@@ -175,6 +184,18 @@ enum Target {
     Away,
 }
 
+/// `mov %reg,%rsp` (either encoding, 64-bit, any of the 16 registers): a switch to another
+/// stack, whose contents the code does not say.
+fn loads_rsp_from_register(b: &[u8]) -> bool {
+    match *b {
+        // 89 /r: mov r64 -> r/m64, r/m = rsp (REX.B clear).
+        [rex, 0x89, modrm] => rex & 0xf9 == 0x48 && modrm & 0xc7 == 0xc4,
+        // 8b /r: mov r/m64 -> r64, reg = rsp (REX.R clear), r/m a register.
+        [rex, 0x8b, modrm] => rex & 0xfc == 0x48 && modrm & 0xf8 == 0xe0,
+        _ => false,
+    }
+}
+
 /// The per-file context of the walks.
 pub struct Walker<'a, 'data> {
     file: &'a ElfFile<'data>,
@@ -182,6 +203,10 @@ pub struct Walker<'a, 'data> {
     names: &'a Names<'data>,
     relocations: HashMap<usize, HashMap<u64, Relocation>>,
     data: HashMap<usize, &'data [u8]>,
+    /// A linked file's sections by address: its branches hold resolved displacements, which
+    /// may reach into another section (`.text` to `.altinstr_aux`, `.altinstr_replacement`
+    /// back to `.text`). `None` for a relocatable file.
+    linked: Option<std::rc::Rc<AddressMap>>,
     /// Results.
     pub counts: Counts,
     /// Failures found.
@@ -203,6 +228,7 @@ impl<'a, 'data> Walker<'a, 'data> {
             names,
             relocations: HashMap::new(),
             data: HashMap::new(),
+            linked: (file.kind() != orc_elf::FileKind::Relocatable).then(|| std::rc::Rc::new(AddressMap::new(file))),
             counts: Counts::default(),
             failures: Vec::new(),
             unmodelled: Vec::new(),
@@ -230,7 +256,10 @@ impl<'a, 'data> Walker<'a, 'data> {
     /// Walks every choice of `site`.
     pub fn site(&mut self, site: &Site) {
         match site.kind {
-            SiteKind::Alternative => self.counts.alternative_sites += 1,
+            SiteKind::Alternative => {
+                self.counts.alternative_sites += 1;
+                self.counts.direct_call_sites += usize::from(site.direct_call);
+            }
             SiteKind::JumpLabel => self.counts.jump_label_sites += 1,
             SiteKind::Paravirt => self.counts.paravirt_sites += 1,
         }
@@ -401,6 +430,12 @@ impl<'a, 'data> Walker<'a, 'data> {
                     }
                     match self.target(site, choice, &insn, off) {
                         Target::Inside(t) => work.push((t, state)),
+                        Target::Outside(loc) if self.linked.is_some() && self.tail_call(site.at, loc) => {
+                            // A linked file resolves what a relocatable one leaves to the
+                            // linker: a jump to another function's first byte (a tail call,
+                            // the return thunk) goes out of this code, as it does in a module.
+                            self.counts.exits_away += 1;
+                        }
                         Target::Outside(loc) => {
                             if !self.lookup.covers(loc.section) {
                                 self.counts.exits_uncovered += 1;
@@ -418,6 +453,16 @@ impl<'a, 'data> Walker<'a, 'data> {
                 }
                 _ => match step(state, &insn) {
                     Ok(s) => work.push((next, s)),
+                    Err(Unmodelled::StackPointerWrite)
+                        if next == len
+                            && loads_rsp_from_register(&code[off as usize..next as usize])
+                            && self
+                                .lookup
+                                .find(Location::new(at.section, at.offset + len))
+                                .is_some_and(|r| r.offset == at.offset + len) =>
+                    {
+                        self.counts.exits_stack_switch += 1;
+                    }
                     Err(why) => {
                         if !stopped {
                             stopped = true;
@@ -437,14 +482,29 @@ impl<'a, 'data> Walker<'a, 'data> {
         let origin = choice.origins.get(field_at as usize).copied().unwrap_or(Origin::Site(site.at.offset + field_at));
         // The literal displacement, relative to the patched code.
         let literal = i128::from(branch.target as i64);
+        let linked = self.linked.clone();
+        // A place `t` bytes from `base`: by address in a linked file (it may be in another
+        // section), else in `base`'s section.
+        let from = |base: Location, t: i128| -> Target {
+            match linked.as_deref() {
+                Some(map) => {
+                    let address = i128::from(map.address(base)) + t;
+                    match u64::try_from(address).ok().and_then(|a| map.locate(a)) {
+                        Some(loc) => Target::Outside(loc),
+                        None => Target::Away,
+                    }
+                }
+                None => match u64::try_from(i128::from(base.offset) + t) {
+                    Ok(o) => Target::Outside(Location::new(base.section, o)),
+                    Err(_) => Target::Away,
+                },
+            }
+        };
         let inside_or_site = |t: i128| -> Target {
             if (0..=len).contains(&t) {
                 Target::Inside(t as u64)
             } else {
-                match u64::try_from(i128::from(site.at.offset) + t) {
-                    Ok(o) => Target::Outside(Location::new(site.at.section, o)),
-                    Err(_) => Target::Away,
-                }
+                from(site.at, t)
             }
         };
         // From the end of the displacement field to the end of the instruction.
@@ -464,16 +524,23 @@ impl<'a, 'data> Walker<'a, 'data> {
                     if (0..=repl_len as i128).contains(&literal) {
                         Target::Inside(literal as u64)
                     } else {
-                        // Out of the replacement: the kernel keeps the absolute target, which
-                        // is somewhere else in the replacement section.
-                        match u64::try_from(i128::from(start.offset) + literal) {
-                            Ok(o) => Target::Outside(Location::new(start.section, o)),
-                            Err(_) => Target::Away,
+                        // Out of the replacement: the kernel keeps the absolute target (in a
+                        // relocatable file, somewhere else in the replacement section; in a
+                        // linked one, wherever the address is).
+                        match from(start, literal) {
+                            Target::Outside(loc) => self.place(site, len, loc),
+                            other => other,
                         }
                     }
                 }
             },
         }
+    }
+
+    /// `to` is the first byte of a code symbol other than the one holding `from`.
+    fn tail_call(&self, from: Location, to: Location) -> bool {
+        let target = self.names.code_start(to);
+        target == Some(to.offset) && (from.section != to.section || self.names.code_start(from) != target)
     }
 
     fn by_relocation(&mut self, site: &Site, len: i128, r: Relocation, tail: i128) -> Target {

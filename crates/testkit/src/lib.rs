@@ -139,3 +139,139 @@ impl Rng {
         }
     }
 }
+
+/// A small kernel image for the linked-file tests: the seed's paravirt site (`f`, from
+/// `pv_save_fl.S`, with its ORC table) plus a function `g` with a jump label, a
+/// `static_cpu_has()`-style alternative whose original jumps into `.altinstr_aux` and whose
+/// replacement jumps back into `.text`, and a `WARN()` (`ud2` with a `__bug_table` entry), a
+/// `Linux version` banner, and `__jump_table` placed inside `.data` between
+/// `__start___jump_table` and `__stop___jump_table` the way vmlinux's linker script does.
+/// `g_table` is the ORC table of `g` (rows as `.long ADDR - .` and 6-byte v3 entries).
+pub fn linked_image_source(g_table: &str) -> String {
+    let defs = "\
+\t.section .rodata, \"a\"
+\t.asciz \"Linux version 6.12.0-orctool-test (test@fixture) #1 SMP\"
+\t.data
+\t.globl pv_irq_ops
+pv_irq_ops: .quad 0, 0
+\t.balign 8
+\t.globl static_key
+static_key: .quad 0
+\t.section .text.other, \"ax\"\t/* another object's code: reached by rel32 branches */
+\t.globl xen_save_fl
+\t.type xen_save_fl, @function
+xen_save_fl: pushfq; pop %rax; jmp __x86_return_thunk
+\t.size xen_save_fl, .-xen_save_fl
+\t.globl __x86_return_thunk
+\t.type __x86_return_thunk, @function
+__x86_return_thunk: ret; int3
+\t.size __x86_return_thunk, .-__x86_return_thunk
+\t.text
+\t.globl g
+\t.type g, @function
+g:
+\tpush %rbx
+10:\t.byte 0xe9; .long 20f - . - 4\t/* jump label: jmp 20f, 5 bytes */
+11:\t.byte 0xe9; .long 30f - . - 4\t/* static_cpu_has(): jmp into .altinstr_aux */
+12:\tpop %rbx
+\t.byte 0xe9; .long __x86_return_thunk - . - 4\t/* RET, as a return-thunk build spells it */
+20:\tud2\t\t\t\t/* WARN() */
+21:\tjmp 12b
+\t.size g, .-g
+\t.section .altinstr_aux, \"ax\"
+30:\ttestb $1, static_key(%rip)
+\tjmp 12b
+\t.section .altinstr_replacement, \"ax\"
+40:\t.byte 0xe9; .long 12b - . - 4\t/* back into .text */
+41:
+\t.section .altinstructions, \"a\"
+\t.long 11b - .
+\t.long 40b - .
+\t.4byte (3*32 + 21)
+\t.byte 12b - 11b
+\t.byte 41b - 40b
+\t.section __jump_table, \"aw\"
+\t.balign 8
+\t.long 10b - .
+\t.long 20b - .
+\t.quad static_key + 1 - .
+\t.section __bug_table, \"aw\"
+\t.long 20b - .
+\t.long 0
+\t.short 0, 1
+";
+    format!(
+        "{}{}{defs}{g_table}",
+        seed_source("pv_save_fl"),
+        seed_table("pv_save_fl")
+    )
+}
+
+/// The linker script of [`linked_image_source`]: vmlinux's addresses and section order in
+/// miniature.
+pub const LINKED_IMAGE_SCRIPT: &str = "\
+ENTRY(g)
+SECTIONS {
+  . = 0xffffffff81000000;
+  .text : { *(.text) *(.text.*) }
+  . = ALIGN(16);
+  .altinstr_aux : { *(.altinstr_aux) }
+  .rodata : { *(.rodata) }
+  .data : { *(.data) . = ALIGN(8); __start___jump_table = .; *(__jump_table) __stop___jump_table = .; }
+  __bug_table : { *(__bug_table) }
+  .altinstructions : { *(.altinstructions) }
+  .altinstr_replacement : { *(.altinstr_replacement) }
+  .orc_header : { *(.orc_header) }
+  .orc_unwind_ip : { *(.orc_unwind_ip) }
+  .orc_unwind : { *(.orc_unwind) }
+  /DISCARD/ : { *(.discard.*) *(.note.GNU-stack) }
+}
+";
+
+/// Assembles `source` into `dir/name.o` and links it with `ld -T script` into `dir/name`
+/// (an `ET_EXEC`, as vmlinux is); returns both paths.
+///
+/// # Panics
+/// If `as` or `ld` fails.
+pub fn link_in(dir: &Path, name: &str, source: &str, script: &str) -> (PathBuf, PathBuf) {
+    let obj = assemble_in(dir, name, source);
+    let lds = dir.join(format!("{name}.lds"));
+    std::fs::write(&lds, script).expect("write linker script");
+    let exe = dir.join(name);
+    let out = Command::new("ld")
+        .arg("-T")
+        .arg(&lds)
+        .arg("-o")
+        .arg(&exe)
+        .arg(&obj)
+        .output()
+        .expect("run GNU ld (binutils must be installed)");
+    assert!(
+        out.status.success(),
+        "ld failed on fixture {name}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (obj, exe)
+}
+
+/// The ORC table of `g` in [`linked_image_source`]: call frames `sp+8` at entry, `sp+16`
+/// after `push %rbx`, `sp+8` after the `pop`, `sp+16` at the `ud2`, and the end of `.text`.
+/// With `wrong_after_push`, the row after the push says `sp+24`.
+pub fn linked_image_g_table(wrong_after_push: bool) -> String {
+    let after_push = if wrong_after_push { 24 } else { 16 };
+    format!(
+        "\t.section .orc_unwind_ip,\"a\"\n\t.long g - .\n\t.long g+1 - .\n\t.long 12b+1 - .\n\t.long 20b - .\n\t.long 21b+2 - .\n\
+         \t.section .orc_unwind,\"a\"\n\t.short 8, 0\n\t.byte 0x05, 0x02\n\t.short {after_push}, 0\n\t.byte 0x05, 0x02\n\
+         \t.short 8, 0\n\t.byte 0x05, 0x02\n\t.short 16, 0\n\t.byte 0x05, 0x02\n\t.short 0, 0\n\t.byte 0x00, 0x00\n"
+    )
+}
+
+/// [`link_in`] in a temporary directory: the object's and the linked file's bytes.
+pub fn link(source: &str, script: &str) -> (Vec<u8>, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (obj, exe) = link_in(dir.path(), "fixture", source, script);
+    (
+        std::fs::read(obj).expect("read object"),
+        std::fs::read(exe).expect("read linked file"),
+    )
+}

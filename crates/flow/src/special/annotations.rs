@@ -217,6 +217,7 @@ fn open_relocations<'data, 'file>(
                 rela: Some(r.section.index),
                 by_offset: Default::default(),
                 relocations,
+                linked: None,
             })
         })
         .transpose()

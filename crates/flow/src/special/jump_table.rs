@@ -17,7 +17,11 @@ use orc_elf::ElfFile;
 
 use crate::era::KernelEra;
 use crate::error::SpecialSectionError;
-use crate::special::reloc::{remove_extable_bias, Location, RelocTarget, Table};
+use crate::special::reloc::{remove_extable_bias, Field, Location, RelocTarget, Table};
+
+/// The flag bits of the key field (`JUMP_TYPE_TRUE`, `JUMP_TYPE_LINKED`): static keys are
+/// aligned, and the kernel keeps these in the low bits of the pointer.
+const KEY_FLAGS: u64 = 3;
 
 /// The section name.
 pub const SECTION: &str = "__jump_table";
@@ -132,12 +136,19 @@ pub fn read_jump_table<'data>(
     };
     table.require_relocations()?;
     let (code_at, target_at, key_at) = layout.offsets();
+    // In a linked file the fields are resolved: relative in the 16-byte layout, absolute
+    // in the old one; the key's two low bits are the flags either way.
+    let encoding = match layout {
+        JumpLayout::Relative16 => Field::Relative32,
+        JumpLayout::Absolute24 => Field::Absolute64,
+    };
     let mut out = Vec::with_capacity(count);
     for i in 0..count {
         let base = i * size;
-        let code = table.field_location(i, base + code_at, "code")?;
-        let (target, target_biased) = remove_extable_bias(table.field_location(i, base + target_at, "target")?);
-        let key = table.field_target(i, base + key_at, "key")?;
+        let code = table.field_location_as(i, base + code_at, "code", encoding)?;
+        let (target, target_biased) =
+            remove_extable_bias(table.field_location_as(i, base + target_at, "target", encoding)?);
+        let key = table.field_target_with_flags(i, base + key_at, "key", encoding, KEY_FLAGS)?;
         out.push(JumpEntry { index: i, code, target, target_biased, key });
     }
     Ok(out)

@@ -9,12 +9,14 @@
 //! | [`hints`] | `.discard.unwind_hints` |
 //! | [`annotations`] | `.discard.reachable`, `.discard.intra_function_calls`, ... and `.discard.annotate_insn` |
 //! | [`paravirt`] | `.parainstructions` |
+//! | [`bug_table`] | `__bug_table` (not read by objtool: the linked-image view rebuilds `.discard.reachable` from it) |
 //! | [`sites`] | objtool's outputs: `.static_call_sites`, `.retpoline_sites`, `.return_sites`, `.call_sites`, `.ibt_endbr_seal`, ... |
 //!
 //! [`SpecialSections::read`] reads them all for one file and one [`KernelEra`].
 
 pub mod alternatives;
 pub mod annotations;
+pub mod bug_table;
 pub mod cpufeatures;
 pub mod extable;
 pub mod hints;
@@ -34,7 +36,7 @@ pub use hints::{HintBase, HintKind, HintLayout, HintTypes, UnwindHint};
 pub use jump_table::{JumpEntry, JumpLayout};
 pub use paravirt::ParaSite;
 pub use reloc::{
-    remove_extable_bias, Location, RelocTarget, R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_PC32, R_X86_64_PC64,
+    remove_extable_bias, AddressMap, Location, RelocTarget, R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_PC32, R_X86_64_PC64,
     STB_GLOBAL, STB_LOCAL, STB_WEAK,
 };
 pub use sites::StaticCallSite;

@@ -10,7 +10,7 @@
 use orc_elf::ElfFile;
 
 use crate::error::SpecialSectionError;
-use crate::special::reloc::{Location, Table};
+use crate::special::reloc::{Field, Location, Table};
 
 /// The section name.
 pub const SECTION: &str = ".parainstructions";
@@ -45,7 +45,7 @@ pub fn read_parainstructions(file: &ElfFile<'_>) -> Result<Vec<ParaSite>, Specia
         let base = i * ENTRY_SIZE;
         out.push(ParaSite {
             index: i,
-            instr: table.field_location(i, base, "instr")?,
+            instr: table.field_location_as(i, base, "instr", Field::Absolute64)?,
             pv_type: table.u8_at(base + 8),
             len: table.u8_at(base + 9),
             clobbers: table.u16_at(base + 10),

@@ -20,7 +20,7 @@
 use orc_elf::ElfFile;
 
 use crate::error::SpecialSectionError;
-use crate::special::reloc::{Location, RelocTarget, Table};
+use crate::special::reloc::{Field, Location, RelocTarget, Table};
 
 /// The 4-byte site tables objtool writes, by name.
 pub const SITE_SECTIONS: [&str; 5] =
@@ -41,7 +41,8 @@ fn read_locations(file: &ElfFile<'_>, name: &str, width: usize) -> Result<Option
     };
     let count = table.entries(width)?;
     table.require_relocations()?;
-    (0..count).map(|i| table.field_location(i, i * width, "site")).collect::<Result<Vec<_>, _>>().map(Some)
+    let encoding = if width == 8 { Field::Absolute64 } else { Field::Relative32 };
+    (0..count).map(|i| table.field_location_as(i, i * width, "site", encoding)).collect::<Result<Vec<_>, _>>().map(Some)
 }
 
 /// Reads one of the 4-byte site tables ([`SITE_SECTIONS`]); `None` if the file has none.
@@ -91,7 +92,7 @@ pub fn read_static_call_sites<'data>(
     let mut out = Vec::with_capacity(count);
     for i in 0..count {
         let addr = table.field_location(i, i * 8, "addr")?;
-        let key = table.field_target(i, i * 8 + 4, "key")?;
+        let key = table.field_target_with_flags(i, i * 8 + 4, "key", Field::Relative32, 3)?;
         out.push(StaticCallSite { index: i, addr, key });
     }
     Ok(Some(out))
