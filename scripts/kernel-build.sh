@@ -21,8 +21,9 @@
 #            every invocation's arguments, wall time, peak memory, input and output object are saved in
 #            small/objtool/capture; the bzImage, vmlinux and modules in small/objtool/image
 #   orctool  the same tree built again with objtool=<capture wrapper around `orctool check`> (a wrapper path per
-#            orctool binary, so kbuild sees a new command line and reruns exactly the objtool steps and what
-#            depends on them); results in small/orctool-<sha>/
+#            orctool binary, so kbuild sees a new command line and reruns the objtool steps and what depends on
+#            them: the module links, vmlinux.o and the final links, and the single-file modules, whose compile
+#            command includes the objtool call); results in small/orctool-<sha>/
 #   compare  every object both tools processed: inputs byte-identical, outputs as whole objects
 #            (`orctool compare-objects`, or `orctool dump` + section and symbol lists while it does not exist);
 #            `orctool dump` of both vmlinux images
@@ -82,6 +83,11 @@ src=$kroot/src
 bdir=$kroot/$CONFIG_NAME
 obj=$bdir/obj
 mkdir -p "$bdir"
+# One run at a time per build tree (two makes in one tree would corrupt it).
+if [[ $list_only -eq 0 ]]; then
+    exec 9> "$bdir/.lock"
+    flock -n 9 || die "another kernel-build.sh is running on $bdir"
+fi
 
 as_root() {
     if [[ $(id -u) -eq 0 ]]; then "$@"
@@ -353,10 +359,13 @@ if [[ $list_only -eq 0 ]] && wanted compare; then
         stage_begin compare
         rm -rf "$out"; mkdir -p "$out/objects"
         a=$objtool_run/capture b=$orc_run/capture
+        # The comparison: orctool compare-objects when this orctool has it; else scripts/lib/elf-compare.py and
+        # `orctool dump`. elf-compare.py also runs as a second opinion next to compare-objects.
         if "$orc" compare-objects --help > /dev/null 2>&1; then
-            method="orctool compare-objects"; compare_objects() { "$orc" compare-objects "$1" "$2"; }
+            method="orctool compare-objects (second opinion: scripts/lib/elf-compare.py)"
+            compare_objects() { "$orc" compare-objects "$1" "$2"; }
         else
-            method="fallback: scripts/lib/elf-compare.py (sections' bytes, relocations by symbol name, symbols as a set) and orctool dump (orctool has no compare-objects yet)"
+            method="FALLBACK, this orctool has no compare-objects: scripts/lib/elf-compare.py (sections' bytes, relocations by symbol name, symbols as a set) and orctool dump"
             compare_objects() {
                 local rc=0
                 python3 "$here/lib/elf-compare.py" "$1" "$2" || rc=$?
@@ -365,11 +374,11 @@ if [[ $list_only -eq 0 ]] && wanted compare; then
                 return $rc
             }
         fi
-        n=0 in_same=0 out_same=0 only_a=0 only_b=0
+        n=0 in_same=0 out_same=0 only_a=0 only_b=0 agree=0
         : > "$out/objects.tsv"
         while IFS=$'\t' read -r rel _; do
             n=$((n + 1))
-            if [[ ! -f $b/out/$rel ]]; then only_a=$((only_a + 1)); printf '%s\tonly-objtool\t-\n' "$rel" >> "$out/objects.tsv"; continue; fi
+            if [[ ! -f $b/out/$rel ]]; then only_a=$((only_a + 1)); printf '%s\tonly-objtool\t-\t-\n' "$rel" >> "$out/objects.tsv"; continue; fi
             ins=identical; cmp -s "$a/in/$rel" "$b/in/$rel" || ins=DIFFERENT
             [[ $ins == identical ]] && in_same=$((in_same + 1))
             mkdir -p "$out/objects/$(dirname "$rel")"
@@ -377,13 +386,18 @@ if [[ $list_only -eq 0 ]] && wanted compare; then
             elif compare_objects "$a/out/$rel" "$b/out/$rel" > "$out/objects/$rel.txt" 2>&1 < /dev/null; then res=equal
             else res=differ; fi
             [[ $res == differ ]] || out_same=$((out_same + 1))
-            printf '%s\tinput-%s\t%s\n' "$rel" "$ins" "$res" >> "$out/objects.tsv"
-            printf '%-48s input %-9s output %s\n' "$rel" "$ins" "$res" >&2
+            second=equal
+            python3 "$here/lib/elf-compare.py" "$a/out/$rel" "$b/out/$rel" > "$out/objects/$rel.elf-compare.txt" 2>&1 < /dev/null || second=differ
+            { [[ $second == differ && $res == differ ]] || [[ $second != differ && $res != differ ]]; } && agree=$((agree + 1))
+            printf '%s\tinput-%s\t%s\telf-compare-%s\n' "$rel" "$ins" "$res" "$second" >> "$out/objects.tsv"
+            printf '%-48s input %-9s output %-15s (elf-compare.py: %s)\n' "$rel" "$ins" "$res" "$second" >&2
         done < "$a/calls.tsv"
         only_b=$(cut -f1 "$b/calls.tsv" | grep -cvxFf <(cut -f1 "$a/calls.tsv") || true)
-        # What differs, over all objects: the first word(s) of each difference line, counted.
-        find "$out/objects" -name '*.txt' -exec cat {} + | grep -vE '^(equal|byte-identical|differ: |orctool dump: identical)' \
-            | sed -E 's/^(section|relocations|group) ([^:]+):.*/\1 \2/; s/^(symbols|sections only in [AB]).*/\1/' \
+        # What differs, over all objects: one line per kind of difference (section name, symbols, relocations).
+        find "$out/objects" -name '*.txt' ! -name '*.elf-compare.txt' -exec cat {} + \
+            | grep -vE '^(equal|byte-identical|identical: |different: |differ: |orctool dump: identical|\.\.\. )' \
+            | sed -E 's/^(section|relocations|group) ([^: ]+):.*/\1 \2/; s/^symbol .*: only in the (first|second).*/symbols only in the \1 (objtool = first)/;
+                     s/^(symbols|sections only in [AB]).*/\1/; s/^(.{60}).*/\1.../' \
             | sort | uniq -c | sort -rn > "$out/differences"
         # The final images' ORC.
         "$orc" dump "$objtool_run/image/vmlinux" > "$out/vmlinux.objtool.dump" 2>&1 || true
@@ -394,7 +408,7 @@ if [[ $list_only -eq 0 ]] && wanted compare; then
         {
             printf 'compare: %d objects objtool processed; inputs identical %d/%d; outputs identical as whole objects %d/%d; only objtool %d, only orctool %d\n' \
                 "$n" "$in_same" $((n - only_a)) "$out_same" $((n - only_a)) "$only_a" "$only_b"
-            printf 'compare: method: %s\n' "$method"
+            printf 'compare: method: %s; elf-compare.py agrees on %d of %d\n' "$method" "$agree" $((n - only_a))
             printf 'compare: orctool dump of the two vmlinux: %s\n' "$vml"
             [[ ! -s $out/differences ]] || { echo "compare: what differs (objects):"; sed 's/^/  /' "$out/differences" | head -n 20; }
             if [[ $n -gt 0 && $only_a -eq 0 && $only_b -eq 0 && $in_same -eq $n && $out_same -eq $n && $vml == identical* ]]

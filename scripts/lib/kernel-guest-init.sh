@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/busybox sh
 # /init of the initramfs scripts/kernel-build.sh boots (busybox-static). It makes the kernel's own ORC
 # unwinder walk many stacks and prints what it found between markers for scripts/lib/kernel-console.py:
 #   ORCTEST <phase> ...        a marker (phase begin/end, counts, results)
@@ -39,8 +39,11 @@ summarize() {
     traces=$(grep -c '<stack trace>' $T/trace)
     entries=$(grep -c '^ => ' $T/trace)
     unresolved=$(grep -c '^ => 0x' $T/trace)
-    grep '^ => ' $T/trace | sed 's/^ => //; s/ .*//' | sort | uniq -c | while read -r n f; do echo "ORCFN $1 $f $n"; done
-    say "$1" traces=$traces entries=$entries unresolved=$unresolved
+    grep '^ => ' $T/trace | sed 's/^ => //; s/ .*//' | grep -v '^0x' | sort | uniq -c | while read -r n f; do echo "ORCFN $1 $f $n"; done
+    # An unresolved entry (an address kallsyms does not know): the trace line and the entries before it.
+    grep -B3 '^ => 0x' $T/trace | head -n 12 | sed "s/^/ORCTEST $1-unresolved-context /"
+    written=$(sed -n 's/^# entries-in-buffer\/entries-written: [0-9]*\/\([0-9]*\).*/\1/p' $T/trace)
+    say "$1" traces=$traces entries=$entries unresolved=$unresolved written=$written
 }
 
 # Modules the checks load (dependencies first), listed by the host in /lib/modules/load.list.
@@ -86,10 +89,11 @@ if [ -d $T/events ]; then
     echo 1 > $T/tracing_on
     workload
     echo 0 > $T/tracing_on
+    # Read the buffer first: removing the kprobe events or changing the tracer empties it.
+    summarize events
     echo 0 > $T/options/stacktrace
     echo 0 > $T/events/enable
     echo > $T/kprobe_events
-    summarize events
     echo > $T/trace
 
     # 4. The function tracer with a stack trace at each traced function's entry (from the ftrace
@@ -105,10 +109,10 @@ if [ -d $T/events ]; then
     echo 1 > $T/tracing_on
     workload
     echo 0 > $T/tracing_on
+    summarize function
     echo 0 > $T/options/func_stack_trace
     echo nop > $T/current_tracer
     echo > $T/set_ftrace_filter
-    summarize function
     echo > $T/trace
 
     # 5. The stack tracer: the deepest stack seen while it runs, unwound at every traced function.
