@@ -83,8 +83,8 @@ src=$kroot/src
 bdir=$kroot/$CONFIG_NAME
 obj=$bdir/obj
 mkdir -p "$bdir"
-# One run at a time per build tree (two makes in one tree would corrupt it).
-if [[ $list_only -eq 0 ]]; then
+# One run at a time per build tree (two makes in one tree would corrupt it); compare and boot only read it.
+if [[ $list_only -eq 0 ]] && { wanted source || wanted config || wanted objtool || wanted orctool; }; then
     exec 9> "$bdir/.lock"
     flock -n 9 || die "another kernel-build.sh is running on $bdir"
 fi

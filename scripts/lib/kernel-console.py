@@ -5,14 +5,18 @@ usage: kernel-console.py check NAME CONSOLE_LOG FUNCTIONS_JSON
          one summary line; writes the function names per source to FUNCTIONS_JSON;
          exit 0 if the boot passed, 1 if not
        kernel-console.py compare NAME_A A.json NAME_B B.json
-         one line per source and a last line; exit 0 if every source names the same functions
+         one line per source, where the traces ended, and a last line; exit 0 if the sources that do not
+         depend on timing (the sleeping tasks' /proc/<pid>/stack, the stack tracer) name the same functions
 
 A boot passes when: /init was reached and finished (`ORCTEST done`); no unwinder complaint (the ORC
 unwinder's `WARNING: ...` messages, the `unwind stack type:` dumps `unwind_debug` adds); no kernel error
 (BUG, Oops, WARNING: CPU, panic, jump_label fatal); the sysrq-t call traces, /proc/<pid>/stack, the
 stack traces of trace events and of the function tracer are all there, and none of the function
 tracer's stack entries is an unresolved address (the trace events' may end in a kprobe instruction slot); the livepatch transitions (which need reliable stack traces of every
-task) both finish and /proc/cmdline is patched while the patch is on.
+task) both finish and /proc/cmdline is patched while the patch is on; and every trace (console call
+traces, trace events, function tracer) ends at the bottom of its stack: syscall or user-mode interrupt
+entry, a kthread's ret_from_fork, an idle task's startup code (a trace that ends elsewhere was cut short),
+except in the retpoline thunks, which the kernel marks UNWIND_HINT_UNDEFINED on purpose.
 
 Function names come from: `calltrace` (the reliable entries of the printk'ed call traces: sysrq-t,
 sysrq-l), `calltrace?` (the `? ` entries: stack words the unwinder did not walk through),
@@ -29,6 +33,20 @@ RE_STACKTRACER = re.compile(r"^\s*\d+\)\s+\d+\s+\d+\s+([A-Za-z_.$][\w.$]*)\+0x[0
 RE_MARK = re.compile(r"ORCTEST (\S+)(?: (.*))?$")
 RE_FN = re.compile(r"ORCFN (\S+) (\S+) (\d+)\s*$")
 RE_TIME = re.compile(r"^\[\s*(\d+\.\d+)\]")
+RE_LAST = re.compile(r"ORCLAST (\S+) (\S+) (\d+)\s*$")
+# Where a complete kernel stack trace ends: the entry code of a syscall or of an interrupt or exception taken
+# in user mode, a kthread's first frame, an idle task's startup code. A trace that ends anywhere else was
+# cut short by the unwinder. ("(unresolved)": a kprobe's instruction slot, see the events source.)
+RE_BOTTOM = re.compile(r"^(entry_SYSCALL_64(_after_hwframe)?|entry_SYSENTER_compat\w*|entry_SYSCALL_compat\w*|"
+                       r"entry_INT80_compat|ret_from_fork(_asm)?|asm_\w+|common_startup_64|secondary_startup_64\w*|"
+                       r"x86_64_start_\w+|start_kernel|xen_start_kernel|startup_64|\(unresolved\))$")
+# Code the kernel marks UNWIND_HINT_UNDEFINED on purpose (arch/x86/lib/retpoline.S: the retpoline thunks'
+# bodies): an interrupt taken there unwinds to it and stops, on any kernel. Counted apart, not a failure.
+RE_UNDEFINED_BY_DESIGN = re.compile(r"^__x86_indirect_(call_|jump_)?thunk_\w+$")
+# Sources whose function sets do not depend on timing: the sleeping tasks' stacks and the deepest stack.
+# The others sample whatever the CPU was doing when an interrupt or an event came, and differ between two
+# boots of the same kernel (docs/kernel-build.md): for them the comparison reports the overlap.
+STABLE_SOURCES = ("proc-stack", "stack-tracer")
 UNWINDER = [
     re.compile(p) for p in (
         r"WARNING: (can't access|stack going in the wrong direction|bad lookup|Bad or missing \.orc_unwind|"
@@ -56,6 +74,8 @@ def check(name, log_path, json_path):
     calltraces = unreliable = 0
     init_time = None
     section = None
+    bottoms = {}          # source -> {last entry: count}
+    trace_last = None     # last reliable entry of the console call trace being read
     with open(log_path, "rb") as f:
         lines = f.read().decode("utf-8", "replace").replace("\r", "").split("\n")
     for line in lines:
@@ -69,6 +89,11 @@ def check(name, log_path, json_path):
                 section = "proc-stack"
             elif key == "proc-stacks":
                 section = None
+            continue
+        m = RE_LAST.search(line)
+        if m:
+            b = bottoms.setdefault(m.group(1), {})
+            b[m.group(2)] = b.get(m.group(2), 0) + int(m.group(3))
             continue
         m = RE_FN.search(line)
         if m:
@@ -85,6 +110,11 @@ def check(name, log_path, json_path):
             errors.append(line.strip())
         if "Call Trace:" in line:
             calltraces += 1
+            trace_last = ""
+        if trace_last is not None and "</TASK>" in line:
+            b = bottoms.setdefault("calltrace", {})
+            b[trace_last or "(empty)"] = b.get(trace_last or "(empty)", 0) + 1
+            trace_last = None
         if section == "proc-stack":
             m = RE_PROC.match(line)
             if m:
@@ -102,6 +132,8 @@ def check(name, log_path, json_path):
                 sources.setdefault("calltrace?", set()).add(m.group(2))
             else:
                 sources.setdefault("calltrace", set()).add(m.group(2))
+                if trace_last is not None:
+                    trace_last = m.group(2)
 
     def mark_kv(key):
         """The key=value pairs of the last marker KEY."""
@@ -145,6 +177,13 @@ def check(name, log_path, json_path):
                 problems.append("livepatch: /proc/cmdline not patched")
     else:
         lp = {}
+    truncated = {src: sum(n for f, n in b.items() if not RE_BOTTOM.match(f)) for src, b in bottoms.items()}
+    by_design = sum(n for b in bottoms.values() for f, n in b.items() if RE_UNDEFINED_BY_DESIGN.match(f))
+    for src, b in sorted(bottoms.items()):
+        cut = {f: n for f, n in b.items() if not RE_BOTTOM.match(f) and not RE_UNDEFINED_BY_DESIGN.match(f)}
+        if cut:
+            problems.append("%s: %d traces end before the stack's bottom (at %s)" % (
+                src, sum(cut.values()), ", ".join("%s %d" % kv for kv in sorted(cut.items(), key=lambda kv: -kv[1])[:5])))
 
     ev, fu = mark_kv("events"), mark_kv("function")
     wait = lambda s: re.search(r"waited_ms=(\d+)", lp.get(s, "")).group(1) if re.search(r"waited_ms=(\d+)", lp.get(s, "")) else "?"
@@ -152,17 +191,19 @@ def check(name, log_path, json_path):
     summary = (
         "boot %s: %s: init %s, %d unwinder warnings, %d kernel errors, %d call traces (%d '?' entries), "
         "%d /proc stacks, events %s traces (%s unresolved), function %s traces (%s unresolved), "
-        "stack tracer %d functions, livepatch enable %s ms / disable %s ms, %d function names"
+        "stack tracer %d functions, livepatch enable %s ms / disable %s ms, %d function names, %d traces checked to their bottom (%d stopped early: %d in retpoline thunks, undefined by design)"
         % (name, "FAIL" if problems else "PASS",
            ("at %.2f s" % init_time) if init_time and init_time >= 0 else ("reached" if "init" in marks else "NOT reached"),
            len(unwinder), len(errors), calltraces, unreliable, len(marks.get("proc-stack", [])),
            ev.get("traces", "0"), ev.get("unresolved", "-"), fu.get("traces", "0"), fu.get("unresolved", "-"),
-           len(sources.get("stack-tracer", ())), wait("enable"), wait("disable"), len(allnames)))
+           len(sources.get("stack-tracer", ())), wait("enable"), wait("disable"), len(allnames),
+           sum(sum(b.values()) for b in bottoms.values()), sum(truncated.values()), by_design))
     print(summary)
     for p in problems:
         print("  problem: %s" % p)
     with open(json_path + ".tmp", "w") as f:
-        json.dump({k: sorted(v) for k, v in sorted(sources.items())}, f, indent=0)
+        json.dump({"functions": {k: sorted(v) for k, v in sorted(sources.items())},
+                   "bottoms": {k: dict(sorted(v.items())) for k, v in sorted(bottoms.items())}}, f, indent=0)
     import os
     os.replace(json_path + ".tmp", json_path)
     return 1 if problems else 0
@@ -170,25 +211,37 @@ def check(name, log_path, json_path):
 
 def compare(name_a, path_a, name_b, path_b):
     with open(path_a) as f:
-        a = {k: set(v) for k, v in json.load(f).items()}
+        ja = json.load(f)
     with open(path_b) as f:
-        b = {k: set(v) for k, v in json.load(f).items()}
-    differ = 0
+        jb = json.load(f)
+    a = {k: set(v) for k, v in ja["functions"].items()}
+    b = {k: set(v) for k, v in jb["functions"].items()}
+    differ = []
     for src in sorted(set(a) | set(b)):
         x, y = a.get(src, set()), b.get(src, set())
         only_a, only_b = sorted(x - y), sorted(y - x)
-        state = "same" if not only_a and not only_b else "DIFFERENT"
-        if state != "same" and src != "calltrace?":
-            differ += 1
-        print("  %-13s %s %d, %s %d, common %d%s%s" % (
-            src, name_a, len(x), name_b, len(y), len(x & y),
-            ("; only %s: %s" % (name_a, " ".join(only_a[:8]) + (" ..." if len(only_a) > 8 else ""))) if only_a else "",
-            ("; only %s: %s" % (name_b, " ".join(only_b[:8]) + (" ..." if len(only_b) > 8 else ""))) if only_b else ""))
-    ua = set().union(*(v for k, v in a.items() if k != "calltrace?")) if a else set()
-    ub = set().union(*(v for k, v in b.items() if k != "calltrace?")) if b else set()
-    print("boot compare %s vs %s: %s: %d vs %d function names, %d common, %d sources differ ('calltrace?' not counted)" % (
-        name_a, name_b, "same functions" if differ == 0 else "DIFFERENT", len(ua), len(ub), len(ua & ub), differ))
-    return 0 if differ == 0 else 1
+        stable = src in STABLE_SOURCES
+        if stable and (only_a or only_b):
+            differ.append(src)
+        print("  %-13s %-8s %s %d, %s %d, common %d (%.0f%%)%s%s" % (
+            src, "compared" if stable else "sampled", name_a, len(x), name_b, len(y), len(x & y),
+            100.0 * len(x & y) / max(1, len(x | y)),
+            ("; only %s: %s" % (name_a, " ".join(only_a[:6]) + (" ..." if len(only_a) > 6 else ""))) if only_a else "",
+            ("; only %s: %s" % (name_b, " ".join(only_b[:6]) + (" ..." if len(only_b) > 6 else ""))) if only_b else ""))
+    # Where the traces ended: the same kinds of stack bottom in both (counts vary with timing).
+    ba = {k: set(v) for k, v in ja.get("bottoms", {}).items()}
+    bb = {k: set(v) for k, v in jb.get("bottoms", {}).items()}
+    for src in sorted(set(ba) | set(bb)):
+        x, y = ba.get(src, set()), bb.get(src, set())
+        print("  bottoms %-6s %s: %s%s" % (src, "same" if x == y else "differ", " ".join(sorted(x | y)[:8]),
+              ("; only %s: %s; only %s: %s" % (name_a, " ".join(sorted(x - y)), name_b, " ".join(sorted(y - x))))
+              if x != y else ""))
+    ua = set().union(*a.values()) if a else set()
+    ub = set().union(*b.values()) if b else set()
+    print("boot compare %s vs %s: %s: %d vs %d function names (%d common); stable sources (%s) %s" % (
+        name_a, name_b, "same functions" if not differ else "DIFFERENT", len(ua), len(ub), len(ua & ub),
+        ", ".join(STABLE_SOURCES), "identical" if not differ else "differ: " + ", ".join(differ)))
+    return 0 if not differ else 1
 
 
 def main():

@@ -3,6 +3,7 @@
 # unwinder walk many stacks and prints what it found between markers for scripts/lib/kernel-console.py:
 #   ORCTEST <phase> ...        a marker (phase begin/end, counts, results)
 #   ORCFN <source> <name> <n>  a function name seen <n> times in the stack traces of <source>
+#   ORCLAST <source> <name> <n> <n> traces of <source> ended at <name> (where the unwinder stopped)
 # Kernel output (sysrq call traces, unwinder warnings) reaches the same console through printk.
 # Every phase runs whatever the previous one did; the last line is `ORCTEST done`, then power off.
 export PATH=/bin:/sbin
@@ -40,6 +41,12 @@ summarize() {
     entries=$(grep -c '^ => ' $T/trace)
     unresolved=$(grep -c '^ => 0x' $T/trace)
     grep '^ => ' $T/trace | sed 's/^ => //; s/ .*//' | grep -v '^0x' | sort | uniq -c | while read -r n f; do echo "ORCFN $1 $f $n"; done
+    # The last entry of each trace: where the unwinder stopped (a stack's bottom, or where it gave up).
+    awk '/<stack trace>/ { if (last != "") print last; last = ""; in_trace = 1; next }
+         /^ => / { if (in_trace) last = $2; next }
+         { if (last != "") print last; last = ""; in_trace = 0 }
+         END { if (last != "") print last }' $T/trace | sed 's/^0x.*/(unresolved)/' | sort | uniq -c |
+        while read -r n f; do echo "ORCLAST $1 $f $n"; done
     # An unresolved entry (an address kallsyms does not know): the trace line and the entries before it.
     grep -B3 '^ => 0x' $T/trace | head -n 12 | sed "s/^/ORCTEST $1-unresolved-context /"
     written=$(sed -n 's/^# entries-in-buffer\/entries-written: [0-9]*\/\([0-9]*\).*/\1/p' $T/trace)
