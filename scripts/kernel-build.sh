@@ -398,20 +398,28 @@ if [[ $list_only -eq 0 ]] && wanted compare; then
             | grep -vE '^(equal|byte-identical|identical: |different: |differ: |orctool dump: identical|\.\.\. )' \
             | sed -E 's/^(section|relocations|group) ([^: ]+):.*/\1 \2/; s/^symbol .*: only in the (first|second).*/symbols only in the \1 (objtool = first)/;
                      s/^(symbols|sections only in [AB]).*/\1/; s/^(.{60}).*/\1.../' \
-            | sort | uniq -c | sort -rn > "$out/differences"
+            | sort | uniq -c | sort -rn > "$out/differences" || true   # grep -v selects nothing when all are equal
         # The final images' ORC.
         "$orc" dump "$objtool_run/image/vmlinux" > "$out/vmlinux.objtool.dump" 2>&1 || true
         "$orc" dump "$orc_run/image/vmlinux" > "$out/vmlinux.orctool.dump" 2>&1 || true
         lines=$(wc -l < "$out/vmlinux.objtool.dump")
         if cmp -s "$out/vmlinux.objtool.dump" "$out/vmlinux.orctool.dump"; then vml="identical ($lines lines)"
         else vml="DIFFERENT ($(diff "$out/vmlinux.objtool.dump" "$out/vmlinux.orctool.dump" | grep -c '^[<>]') of $lines lines differ)"; fi
+        # The final images as whole files: only the build-id note (a hash over the whole file, symbol table
+        # order included) may differ.
+        python3 "$here/lib/elf-compare.py" "$objtool_run/image/vmlinux" "$orc_run/image/vmlinux" > "$out/vmlinux.elf-compare" 2>&1 < /dev/null || true
+        if grep -qx equal "$out/vmlinux.elf-compare"; then vmlinux_whole=identical
+        elif ! grep -vE '^(section \.notes: |differ: 1 aspects)' "$out/vmlinux.elf-compare" | grep -q .; then
+            vmlinux_whole="identical but for .notes (the build-id: a hash of the whole file, symbol order included)"
+        else vmlinux_whole="DIFFERENT: $(grep -v '^differ: ' "$out/vmlinux.elf-compare" | head -n 3 | tr '\n' ';')"; fi
         {
             printf 'compare: %d objects objtool processed; inputs identical %d/%d; outputs identical as whole objects %d/%d; only objtool %d, only orctool %d\n' \
                 "$n" "$in_same" $((n - only_a)) "$out_same" $((n - only_a)) "$only_a" "$only_b"
             printf 'compare: method: %s; elf-compare.py agrees on %d of %d\n' "$method" "$agree" $((n - only_a))
             printf 'compare: orctool dump of the two vmlinux: %s\n' "$vml"
+            printf 'compare: the two vmlinux as whole objects (sections, symbols, relocations): %s\n' "$vmlinux_whole"
             [[ ! -s $out/differences ]] || { echo "compare: what differs (objects):"; sed 's/^/  /' "$out/differences" | head -n 20; }
-            if [[ $n -gt 0 && $only_a -eq 0 && $only_b -eq 0 && $in_same -eq $n && $out_same -eq $n && $vml == identical* ]]
+            if [[ $n -gt 0 && $only_a -eq 0 && $only_b -eq 0 && $in_same -eq $n && $out_same -eq $n && $vml == identical* && $vmlinux_whole == identical* ]]
             then echo "compare: result PASS"; else echo "compare: result FAIL"; fi
         } > "$out/summary"
         cat "$out/summary" >&2

@@ -105,7 +105,9 @@ class Elf:
         return out
 
     def relocations(self, s):
-        names = [x[0] for x in self.syms]
+        if not hasattr(self, "sym_names"):
+            self.sym_names = [x[0] for x in self.syms]
+        names = self.sym_names
         out = []
         if s["type"] == SHT_RELA:
             for off, info, addend in struct.iter_unpack("<QQq", self.data(s)):

@@ -171,7 +171,8 @@ def check(name, log_path, json_path):
             problems.append("livepatch not loaded")
         else:
             for step in ("enable", "disable"):
-                if "transition=0" not in lp.get(step, ""):
+                # transition=gone: the disabled patch was freed, which happens only after its transition
+                if not re.search(r"transition=(0|gone) ", lp.get(step, "")):
                     problems.append("livepatch %s transition did not finish (%s)" % (step, lp.get(step, "missing")))
             if "live patched" not in lp.get("cmdline", ""):
                 problems.append("livepatch: /proc/cmdline not patched")

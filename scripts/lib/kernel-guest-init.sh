@@ -141,7 +141,9 @@ lp=/sys/kernel/livepatch/livepatch_sample
 wait_transition() {
     i=0
     while [ "$(cat $lp/transition 2> /dev/null)" = 1 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
-    echo "transition=$(cat $lp/transition 2> /dev/null) waited_ms=$((i * 100))"
+    # A disabled patch is freed once its transition is over: its directory goes away.
+    if [ -d $lp ]; then t=$(cat $lp/transition 2> /dev/null); else t=gone; fi
+    echo "transition=$t waited_ms=$((i * 100))"
 }
 insmod /lib/modules/livepatch-sample.ko 2> /dev/null && say insmod livepatch-sample.ko ok || say insmod livepatch-sample.ko FAILED
 if [ -d $lp ]; then
