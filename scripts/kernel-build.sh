@@ -404,7 +404,7 @@ if [[ $list_only -eq 0 ]] && wanted compare; then
         "$orc" dump "$orc_run/image/vmlinux" > "$out/vmlinux.orctool.dump" 2>&1 || true
         lines=$(wc -l < "$out/vmlinux.objtool.dump")
         if cmp -s "$out/vmlinux.objtool.dump" "$out/vmlinux.orctool.dump"; then vml="identical ($lines lines)"
-        else vml="DIFFERENT ($(diff "$out/vmlinux.objtool.dump" "$out/vmlinux.orctool.dump" | grep -c '^[<>]') of $lines lines differ)"; fi
+        else vml="DIFFERENT ($(diff "$out/vmlinux.objtool.dump" "$out/vmlinux.orctool.dump" | grep -c '^[<>]' || true) of $lines lines differ)"; fi
         # The final images as whole files: only the build-id note (a hash over the whole file, symbol table
         # order included) may differ.
         python3 "$here/lib/elf-compare.py" "$objtool_run/image/vmlinux" "$orc_run/image/vmlinux" > "$out/vmlinux.elf-compare" 2>&1 < /dev/null || true
@@ -469,7 +469,7 @@ boot_kernel() {
     local name=$1 run=$2 key t0 rc
     local bd=$run/boot
     key=$( (sha256sum < "$run/image/bzImage"; sha256sum < "$here/lib/kernel-guest-init.sh"; sha256sum < "$here/lib/kernel-console.py"
-            echo "$GUEST_MODULES $QEMU_APPEND $timeout") | sha256sum | cut -c1-16)
+            echo "$GUEST_MODULES $QEMU_APPEND") | sha256sum | cut -c1-16)
     if stage_done "boot-$name" "$key" && [[ -f $bd/summary ]]; then
         stage_skip "boot-$name" "$bd"; cat "$bd/summary" >&2
     else
