@@ -11,7 +11,9 @@
 #      and the two outputs must be the same object to a linker (99%: `compare-objects`);
 #   5. `orctool verify-patching` over every 6.12 module: Debian's shipped tables must be right
 #      at every patch site (the 6.1 corpus has one known hazard, docs/findings.md); and, when
-#      scripts/build-gold.sh has built the gold set, whole objects against objtool on it;
+#      scripts/build-gold.sh has built the gold set, whole objects against objtool on it; with
+#      ORCTOOL_KERNEL=1 (CI), a small 6.12 kernel built with orctool as its objtool, compared
+#      object by object with objtool's and booted under QEMU (scripts/kernel-build.sh);
 #   6. user space: `orctool unwind --pid` against gdb's backtrace on every C test program
 #      (scripts/compare-gdb.sh, must match frame for frame), and the analysis of linked code
 #      against the converted .eh_frame over /usr/bin (scripts/cfi-compare.sh: a report; it
@@ -100,6 +102,19 @@ if [ "$corpus" = 1 ]; then
         fi
     else
         echo "gold set not built (scripts/build-gold.sh): compat-gold skipped"
+    fi
+    # A kernel built with orctool as its objtool: every object compared with objtool's, both
+    # kernels booted under QEMU with in-guest unwinder checks (docs/kernel-build.md). About 20
+    # minutes on a fresh machine (cached afterwards: a new orctool binary reruns the objtool steps,
+    # the links and the boots); .ci/run sets ORCTOOL_KERNEL=1.
+    if [ "${ORCTOOL_KERNEL:-0}" = 1 ]; then
+        if bash scripts/kernel-build.sh --orctool "$orctool"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+        fi
+    else
+        echo "kernel build skipped (ORCTOOL_KERNEL=1 runs it)"
     fi
 else
     echo "corpus checks skipped (ORCTOOL_SKIP_CORPUS=1)"
