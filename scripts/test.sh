@@ -35,6 +35,12 @@ if [ "$corpus" = 1 ]; then
     bash scripts/fetch-corpus.sh all
     ORCTOOL_REAL_MODULES=$(bash scripts/lib/corpus.sh modules 6.12)
     export ORCTOOL_REAL_MODULES
+    # Debian's 6.12 and 6.1 kernel images (-dbg packages, ~1.9 GB of download, cached; the .deb
+    # is deleted): the image tests of orc-patch and orctool read them (they skip, and say so,
+    # only when ORCTOOL_SKIP_IMAGES=1 left them out).
+    if [ "${ORCTOOL_SKIP_IMAGES:-0}" != 1 ]; then
+        bash scripts/fetch-images.sh 6.12 && bash scripts/fetch-images.sh 6.1
+    fi
 fi
 
 cargo build --release --workspace --all-targets
