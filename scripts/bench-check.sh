@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Speed and memory of `orctool check` against the real objtool on the stripped 6.12 corpus.
+# Speed and memory of `orctool check` against the real objtool on a stripped corpus (6.12 by
+# default; `--kernel 7.2` runs objtool 7.2 as the corpus runs it, through sid's ld.so).
 #
-# Usage: scripts/bench-check.sh [--sample N] [--orctool PATH]
+# Usage: scripts/bench-check.sh [--kernel 6.12|7.2] [--sample N] [--orctool PATH]
 #
-# 1. Makes (once) a copy of every shipped 6.12 module with objtool's seven output sections
-#    removed: $ORCTOOL_CACHE/corpus/6.12/stripped/.
+# 1. Makes (once) a copy of every shipped module of the corpus with objtool's seven output sections
+#    removed: $ORCTOOL_CACHE/corpus/<kernel>/stripped/.
 # 2. Times, over the same modules, each on a fresh copy written in place:
 #      objtool            one process per module (objtool checks one file per run)
 #      orctool -j1        one process per module, one thread
@@ -18,19 +19,21 @@ cd "$(dirname "$0")/.."
 
 sample=0
 orctool=""
+kernel=6.12
 while [ $# -gt 0 ]; do
     case "$1" in
         --sample) sample=$2; shift 2 ;;
+        --kernel) kernel=$2; shift 2 ;;
         --orctool) orctool=$2; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "bench-check: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 
-modules=$(bash scripts/lib/corpus.sh modules 6.12)
-objtool=$(bash scripts/lib/corpus.sh objtool 6.12)
-list=$(bash scripts/lib/corpus.sh list 6.12)
-stripped="$(bash scripts/lib/corpus.sh dir 6.12)/stripped"
+modules=$(bash scripts/lib/corpus.sh modules "$kernel")
+objtool=$(bash scripts/lib/corpus.sh objtool "$kernel")
+list=$(bash scripts/lib/corpus.sh list "$kernel")
+stripped="$(bash scripts/lib/corpus.sh dir "$kernel")/stripped"
 if [ -z "$orctool" ]; then
     cargo build --release -p orctool >&2
     orctool="${CARGO_TARGET_DIR:-target}/release/orctool"
@@ -98,7 +101,7 @@ read -r m_ours s_ours < <(rss "$orctool" check -j1 "${flags[@]}" "$work/a2.ko")
 
 ratio() { echo "scale=2; $1 / $2" | bc; }
 echo
-echo "| run ($n modules, stripped 6.12) | wall (s) | objtool ÷ this |"
+echo "| run ($n modules, stripped $kernel) | wall (s) | objtool ÷ this |"
 echo "|---|---:|---:|"
 printf '| (copying the inputs, before each row, not timed) | %.1f | |\n' "$t_copy"
 printf '| objtool, one process per module | %.1f | 1.00 |\n' "$t_objtool"
