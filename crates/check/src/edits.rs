@@ -23,7 +23,7 @@ use orc_decode::InsnKind;
 
 pub use orc_elf::write::{InsnPatch, NewSymbol};
 
-use crate::program::InsnId;
+use crate::program::{InsnId, SymId};
 use crate::Checker;
 
 /// Everything objtool changes in the object, in the order it makes the changes.
@@ -132,20 +132,7 @@ impl Checker<'_> {
                         continue;
                     }
                     found = self.p.find_insn(si, func_off - prefix);
-                    prev = None;
-                    let sym = &self.p.symbols[s as usize];
-                    self.edits.symbols.push(NewSymbol {
-                        name: format!("__pfx_{}", sym.name),
-                        section: self.p.sections[si].index,
-                        value: func_off - prefix,
-                        size: prefix,
-                        info: (sym.bind << 4) | STT_FUNC,
-                    });
-                    if let (Some(first), Some(cfi)) = (found, self.insn_cfi[insn as usize]) {
-                        for id in first..insn {
-                            self.insn_cfi[id as usize] = Some(cfi);
-                        }
-                    }
+                    self.add_prefix_symbol(si, s, prefix, found, insn);
                     continue;
                 }
                 while let Some(p) = prev {
@@ -163,23 +150,33 @@ impl Checker<'_> {
                     }
                     prev = self.p.prev_in_sec(p);
                 }
-                let Some(first) = found else { continue };
-                let sym = &self.p.symbols[s as usize];
-                self.edits.symbols.push(NewSymbol {
-                    name: format!("__pfx_{}", sym.name),
-                    section: self.p.sections[si].index,
-                    value: func_off - prefix,
-                    size: prefix,
-                    info: (sym.bind << 4) | STT_FUNC,
-                });
-                if let Some(cfi) = self.insn_cfi[insn as usize] {
-                    for id in first..insn {
-                        self.insn_cfi[id as usize] = Some(cfi);
-                    }
+                if found.is_some() {
+                    self.add_prefix_symbol(si, s, prefix, found, insn);
                 }
             }
         }
         Ok(())
+    }
+}
+
+impl Checker<'_> {
+    /// Records `__pfx_<name>` over the `prefix` bytes before function `s` of section `si`
+    /// (binding and type copied from the function), and gives the instructions from `first` up
+    /// to the function's first one, `insn`, the function's entry state.
+    fn add_prefix_symbol(&mut self, si: usize, s: SymId, prefix: u64, first: Option<InsnId>, insn: InsnId) {
+        let sym = &self.p.symbols[s as usize];
+        self.edits.symbols.push(NewSymbol {
+            name: format!("__pfx_{}", sym.name),
+            section: self.p.sections[si].index,
+            value: sym.offset - prefix,
+            size: prefix,
+            info: (sym.bind << 4) | STT_FUNC,
+        });
+        if let (Some(first), Some(cfi)) = (first, self.insn_cfi[insn as usize]) {
+            for id in first..insn {
+                self.insn_cfi[id as usize] = Some(cfi);
+            }
+        }
     }
 }
 
