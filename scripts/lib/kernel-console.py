@@ -239,10 +239,15 @@ def compare(name_a, path_a, name_b, path_b):
               if x != y else ""))
     ua = set().union(*a.values()) if a else set()
     ub = set().union(*b.values()) if b else set()
-    print("boot compare %s vs %s: %s: %d vs %d function names (%d common); stable sources (%s) %s" % (
-        name_a, name_b, "same functions" if not differ else "DIFFERENT", len(ua), len(ub), len(ua & ub),
+    # Reported, never failed: which functions a sample of stacks names depends on timing. Even
+    # /proc/*/stack, the steadiest source, differed between two boots (rcu_gp_kthread caught in
+    # rcu_gp_fqs_loop in one, not the other), and two boots of one kernel share only ~60% of the
+    # sampled names. What fails a kernel are its own checks (boot, 0 unwinder warnings, 0 kernel
+    # errors, every trace to its stack's bottom, the livepatch transition).
+    print("boot compare %s vs %s (reported, not a pass/fail check): %d vs %d function names (%d common); steadiest sources (%s) %s" % (
+        name_a, name_b, len(ua), len(ub), len(ua & ub),
         ", ".join(STABLE_SOURCES), "identical" if not differ else "differ: " + ", ".join(differ)))
-    return 0 if not differ else 1
+    return 0
 
 
 def main():
