@@ -332,22 +332,16 @@ pub fn compare_objects(first: &ElfFile<'_>, second: &ElfFile<'_>, limit: usize) 
     let mut rb = relocations_by_target(second, &b, &b_names)?;
     cmp.relocations = ra.values().flat_map(|m| m.values()).map(|&n| n as usize).sum();
     let mut reloc_diffs = Vec::new();
-    for (target, items) in ra {
+    let targets: std::collections::BTreeSet<String> = ra.keys().chain(rb.keys()).cloned().collect();
+    let mut ra = ra;
+    for target in targets {
+        let mine = ra.remove(&target).unwrap_or_default();
         let other = rb.remove(&target).unwrap_or_default();
-        for ((offset, kind, sym, addend), surplus) in multiset_difference(items, other) {
+        for ((offset, kind, sym, addend), surplus) in multiset_difference(mine, other) {
             reloc_diffs.push(Difference::Relocation {
                 section: target.clone(),
                 relocation: format!("{offset:#x} type {kind} {sym}{addend:+#x}"),
                 surplus,
-            });
-        }
-    }
-    for (target, items) in rb {
-        for ((offset, kind, sym, addend), n) in items {
-            reloc_diffs.push(Difference::Relocation {
-                section: target.clone(),
-                relocation: format!("{offset:#x} type {kind} {sym}{addend:+#x}"),
-                surplus: -n,
             });
         }
     }

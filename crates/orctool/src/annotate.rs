@@ -124,14 +124,7 @@ fn annotate(out: &mut String, name: &str, bytes: &[u8], args: &AnnotateArgs) -> 
         }
         (None, None) => out.push_str("ORC table: none\n"),
     }
-    if inspection.analysis.warnings.is_empty() {
-        out.push_str("warnings: none\n");
-    } else {
-        out.push_str("warnings:\n");
-        for w in &inspection.analysis.warnings {
-            let _ = writeln!(out, "  {}", w.render(name));
-        }
-    }
+    warnings(out, &inspection.analysis.warnings, name);
     Ok(())
 }
 
@@ -170,15 +163,20 @@ fn annotate_image(out: &mut String, name: &str, image: &ElfFile<'_>, era: Kernel
             let _ = writeln!(out, "  +{offset:#x}: {len} bytes, {op}");
         }
     }
-    if inspection.analysis.warnings.is_empty() {
+    warnings(out, &inspection.analysis.warnings, name);
+    Ok(())
+}
+
+/// The analysis's warnings, in objtool's shape, or that there are none.
+fn warnings(out: &mut String, warnings: &[orc_check::Warning], name: &str) {
+    if warnings.is_empty() {
         out.push_str("warnings: none\n");
     } else {
         out.push_str("warnings:\n");
-        for w in &inspection.analysis.warnings {
+        for w in warnings {
             let _ = writeln!(out, "  {}", w.render(name));
         }
     }
-    Ok(())
 }
 
 /// `call *0x0`, from the bytes, GAS syntax, with the relocation target appended.
