@@ -32,8 +32,8 @@ for c in "$ROOT"/crates/testkit/programs/*.c; do
 done
 cat > "$PROGS/run-all.sh" <<RUN
 #!/bin/sh
-for i in \$(seq 60); do
-  "$PROGS/recursion" 2000 >/dev/null; "$PROGS/switch" 200000 >/dev/null; "$PROGS/tailcall" 50000 >/dev/null
+for i in \$(seq 20); do
+  "$PROGS/recursion" 200 >/dev/null; "$PROGS/switch" 10000000 >/dev/null; "$PROGS/tailcall" 2000000 >/dev/null
   "$PROGS/alloca_drap" 4000 >/dev/null; "$PROGS/noreturn" 30000 >/dev/null; "$PROGS/setjmp" 5000 >/dev/null
   "$PROGS/threads" 4 64 >/dev/null; "$PROGS/signal_leaf" 3 >/dev/null
 done
