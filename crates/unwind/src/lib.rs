@@ -62,7 +62,7 @@ pub use rule::{
     UnwindRule,
 };
 pub use table::{
-    block_index_len, build_block_index, is_weak, pack_entries, sort_entries, sort_key, Index, IndexError, ModuleTables,
-    OrcLookup, OrcTable,
+    block_index_len, build_block_index, build_direct_index, is_weak, pack_entries, sort_entries, sort_key, Index, IndexError, ModuleTables,
+    OrcLookup, OrcTable, DIRECT_MISS,
 };
 pub use unwinder::{Config, End, Frame, RegsAt, Trace, Unreliable, UnwindError, UnwindState, Unwinder};
