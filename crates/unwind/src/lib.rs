@@ -56,7 +56,7 @@ mod unwinder;
 pub use cache::CachedLookup;
 pub use memory::{Memory, Snapshots, StackRange, StackSnapshot};
 #[cfg(feature = "alloc")]
-pub use owned::{IndexKind, OwnedTable, DEFAULT_BLOCK_ORDER, KERNEL_BLOCK_ORDER};
+pub use owned::{IndexKind, OwnedTable, DEFAULT_BLOCK_ORDER, DEFAULT_DIRECT_ORDER, KERNEL_BLOCK_ORDER};
 pub use rule::{
     pt_regs, sigcontext, BpRule, Decision, FrameRule, PackedEntry, RegsField, RegsLayout, RuleError, SpIndirect, SpRule,
     UnwindRule,
