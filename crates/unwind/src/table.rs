@@ -127,6 +127,11 @@ impl<'a> OrcTable<'a> {
         OrcTable { packed: Some(packed), ..self }
     }
 
+    /// The same table with direct slots over its block index (see [`build_direct_index`]).
+    pub fn with_direct(self, order: u8, counts: &'a [u32], slots: &'a [PackedEntry]) -> Self {
+        OrcTable { index: Index::Direct { order, counts, slots }, ..self }
+    }
+
     /// The same table searched through a block index (see [`build_block_index`]).
     pub fn with_blocks(self, order: u8, counts: &'a [u32]) -> Self {
         OrcTable { index: Index::Blocks { order, counts }, ..self }
