@@ -367,3 +367,32 @@ fn user_lines(space: &AddressSpace, symbols: &mut HashMap<String, Rc<PerfSymbols
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(start: u64, end: u64, offset: u64, name: &str) -> Mapping {
+        Mapping { start, end, offset, executable: true, path: Some(PathBuf::from(name)), label: String::new() }
+    }
+
+    #[test]
+    fn a_new_mapping_replaces_what_it_covers() {
+        let mut p = Process::default();
+        p.map(m(0x1000, 0x9000, 0, "/lib/a.so"));
+        p.map(m(0x3000, 0x5000, 0x10000, "/lib/b.so"));
+        let got: Vec<_> = p.mappings.iter().map(|x| (x.start, x.end, x.offset)).collect();
+        assert_eq!(got, [(0x1000, 0x3000, 0), (0x3000, 0x5000, 0x10000), (0x5000, 0x9000, 0x4000)]);
+        p.map(m(0, 0x10000, 0, "/lib/c.so"));
+        assert_eq!(p.mappings.len(), 1);
+    }
+
+    #[test]
+    fn kernel_symbols_from_kallsyms_text() {
+        let kernel = KernelSymbols::default();
+        assert_eq!(kernel.find(0xffff_ffff_8100_0000), None);
+        let k = KernelSymbols::parse("ffffffff81000000 T _stext\nffffffff81000100 t foo [mod]\n0000000000000000 A zero\n");
+        assert_eq!(k.find(0xffff_ffff_8100_0010), Some(("_stext", 0xffff_ffff_8100_0000, "[kernel.kallsyms]")));
+        assert_eq!(k.find(0xffff_ffff_8100_0180), Some(("foo", 0xffff_ffff_8100_0100, "[mod]")));
+    }
+}

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use object::elf;
-use object::read::elf::{FileHeader as _, Sym as _};
+use object::read::elf::{FileHeader as _, SectionHeader as _, Sym as _};
 use object::LittleEndian as LE;
 
 /// One symbol perf would keep.
@@ -38,17 +38,35 @@ impl PerfSymbols {
     /// The symbols of the ELF file `data` (at `path`, with `build_id`): from its separate
     /// debug file if there is one, else its own tables.
     pub fn load(data: &[u8], build_id: Option<&str>) -> PerfSymbols {
-        if let Some(id) = build_id.filter(|id| id.len() > 2) {
+        let from_debug = build_id.filter(|id| id.len() > 2).and_then(|id| {
             let debug = format!("/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..]);
-            if let Ok(bytes) = std::fs::read(Path::new(&debug)) {
-                if let Some(s) = PerfSymbols::from_table(&bytes, elf::SHT_SYMTAB) {
-                    return s;
-                }
+            let bytes = std::fs::read(Path::new(&debug)).ok()?;
+            PerfSymbols::from_table(&bytes, elf::SHT_SYMTAB)
+        });
+        let mut symbols = from_debug
+            .or_else(|| PerfSymbols::from_table(data, elf::SHT_SYMTAB))
+            .or_else(|| PerfSymbols::from_table(data, elf::SHT_DYNSYM))
+            .unwrap_or_default();
+        symbols.add_plt(data);
+        symbols
+    }
+
+    /// perf's names for PLT entries, `name@plt`: the i-th relocation of `.rela.plt` belongs
+    /// to the i-th 16-byte entry of `.plt.sec` if there is one, else of `.plt` after its
+    /// 16-byte header.
+    fn add_plt(&mut self, data: &[u8]) {
+        let Some(plt) = plt_symbols(data) else { return };
+        if plt.is_empty() {
+            return;
+        }
+        self.chosen.extend(plt);
+        self.chosen.sort_by_key(|s| s.start);
+        // A label before the PLT (`_init`) reached up to the next symbol: now the first entry.
+        for i in 0..self.chosen.len() {
+            if self.chosen[i].size == 0 {
+                self.chosen[i].end = self.chosen.get(i + 1).map_or(self.chosen[i].start + 1, |n| n.start);
             }
         }
-        PerfSymbols::from_table(data, elf::SHT_SYMTAB)
-            .or_else(|| PerfSymbols::from_table(data, elf::SHT_DYNSYM))
-            .unwrap_or_default()
     }
 
     fn from_table(data: &[u8], kind: elf::SectionType) -> Option<PerfSymbols> {
@@ -119,6 +137,32 @@ impl PerfSymbols {
     }
 }
 
+fn plt_symbols(data: &[u8]) -> Option<Vec<Symbol>> {
+    const ENTRY: u64 = 16;
+    let header = elf::FileHeader64::<LE>::parse(data).ok()?;
+    let sections = header.sections(LE, data).ok()?;
+    let (_, rela_plt) = sections.section_by_name(LE, b".rela.plt")?;
+    let (relas, link) = rela_plt.rela(LE, data).ok()??;
+    let symbols = sections.symbol_table_by_index(LE, data, link).ok()?;
+    let start = match sections.section_by_name(LE, b".plt.sec") {
+        Some((_, sec)) => sec.sh_addr.get(LE),
+        None => sections.section_by_name(LE, b".plt")?.1.sh_addr.get(LE) + ENTRY,
+    };
+    let mut out = Vec::with_capacity(relas.len());
+    for (i, rela) in relas.iter().enumerate() {
+        let index = rela.r_sym(LE, false);
+        let name = symbols
+            .symbol(object::SymbolIndex(index as usize))
+            .ok()
+            .and_then(|sym| symbols.symbol_name(LE, sym).ok())
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .unwrap_or("");
+        let at = start + i as u64 * ENTRY;
+        out.push(Symbol { start: at, end: at + ENTRY, size: ENTRY, binding: elf::STB_GLOBAL, name: format!("{name}@plt") });
+    }
+    Some(out)
+}
+
 /// perf's preference between two symbols at one address: whether `new` beats `old`.
 fn prefer(new: &Symbol, old: &Symbol) -> bool {
     let sized = |s: &Symbol| s.size > 0;
@@ -138,4 +182,26 @@ fn prefer(new: &Symbol, old: &Symbol) -> bool {
         return underscores(new) < underscores(old);
     }
     new.name.len() > old.name.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(name: &str, size: u64, binding: elf::SymbolBind) -> Symbol {
+        Symbol { start: 0x1000, end: 0x1000 + size, size, binding, name: name.to_string() }
+    }
+
+    #[test]
+    fn aliases_are_chosen_as_perf_chooses() {
+        let local = elf::STB_LOCAL;
+        // Sized beats a label; not weak beats weak; global beats local.
+        assert!(prefer(&sym("b", 8, local), &sym("a", 0, local)));
+        assert!(prefer(&sym("read", 8, elf::STB_GLOBAL), &sym("__read", 8, elf::STB_WEAK)));
+        assert!(prefer(&sym("read", 8, elf::STB_GLOBAL), &sym("__libc_read", 8, local)));
+        // Then fewer leading underscores, then the longer name.
+        assert!(prefer(&sym("_x", 8, local), &sym("__x", 8, local)));
+        assert!(prefer(&sym("__GI___open64_nocancel", 8, local), &sym("__open64_nocancel", 8, local)));
+        assert!(!prefer(&sym("__open64_nocancel", 8, local), &sym("__GI___open64_nocancel", 8, local)));
+    }
 }
