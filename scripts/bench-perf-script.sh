@@ -73,4 +73,20 @@ for name in programs gzip python3; do
     echo "== $name: frames, perf script vs orctool perf-script"
     python3 "$ROOT/scripts/perf-script-compare.py" "$DIR/$name.perf.txt" "$DIR/$name.orctool.txt" || true
 done
+# Ground truth for the code every profile starts in (ld.so's start-up, libc's locale and
+# open paths): verify-exec single-steps `env` and compares an ORC unwind at every instruction
+# with the shadow stack of calls it executed. Every disagreement, by function and reason:
+echo "== ground truth: orctool verify-exec --json -- /usr/bin/env LANG=C.UTF-8 true"
+[ -s "$DIR/verify-exec-env.json" ] || "$ORCTOOL" verify-exec --json -- /usr/bin/env LANG=C.UTF-8 true >"$DIR/verify-exec-env.json"
+python3 - "$DIR/verify-exec-env.json" <<'PY'
+import collections, json, re, sys
+d = json.load(open(sys.argv[1]))
+print(f"steps checked {d['checked']}, ORC agrees with the shadow stack at {d['agree']}, disagrees at {d['disagree']}")
+by = collections.Counter()
+for x in d["disagreements"]:
+    why = re.sub(r"0x[0-9a-f]+", "ADDR", x["mismatch"].get("why", x["mismatch"]["kind"]))
+    by[(x["module"].rsplit("/", 1)[-1], x["function"].split("+")[0], why)] += x["count"]
+for (module, fn, why), n in by.most_common(12):
+    print(f"  {n:7}  {module} {fn}: {why}")
+PY
 echo "bench-perf-script: $(( $(date +%s) - start )) s"
