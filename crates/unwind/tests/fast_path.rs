@@ -85,8 +85,8 @@ proptest! {
         layout in layout(),
         order in 2u8..7,
         words in proptest::collection::vec(prop_oneof![
-            4 => (TEXT.start..TEXT.end + 0x10),
-            2 => (0x8000u64..0x8400),
+            4 => TEXT.start..TEXT.end + 0x10,
+            2 => 0x8000u64..0x8400,
             1 => any::<u64>(),
         ], 1..64),
         ip in TEXT.start..TEXT.end,
