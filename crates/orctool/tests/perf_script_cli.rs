@@ -1,6 +1,6 @@
 //! `orctool perf-script`: a profile of a C test program (switch) recorded with
-//! `perf record --call-graph dwarf` gives, wherever perf's own unwind reaches `_start`, the
-//! same frames as `perf script` (both parsed by perf script's grammar); a foreign or cut-short
+//! `perf record --call-graph dwarf` gives, wherever perf's own unwind reaches the program's
+//! `_start`, the same frames as `perf script` (both parsed by perf script's grammar); a foreign or cut-short
 //! perf.data gets one error line and exit 2. Needs perf (Debian's linux-perf); says SKIP
 //! without it.
 
@@ -68,7 +68,7 @@ fn foreign_file_is_one_error_line() {
 }
 
 #[test]
-fn frames_equal_perf_script_where_perf_reaches_start() {
+fn frames_equal_perf_script_where_perf_reaches_the_programs_start() {
     if !perf_works() {
         eprintln!("SKIP: perf is not installed (Debian's linux-perf)");
         return;
@@ -94,11 +94,14 @@ fn frames_equal_perf_script_where_perf_reaches_start() {
     assert!(ours.status.success(), "orctool perf-script: {}", String::from_utf8_lossy(&ours.stderr));
     let (perf, ours) = (parse(&String::from_utf8_lossy(&perf.stdout)), parse(&String::from_utf8_lossy(&ours.stdout)));
     assert_eq!(perf.len(), ours.len(), "one sample for each of perf's");
+    let exe_name = format!("/{}", exe.file_name().unwrap().to_string_lossy());
     let mut reached = 0;
     let mut in_program = 0;
     for (p, o) in perf.iter().zip(&ours) {
         assert_eq!(p.0, o.0, "the same header");
-        if p.1.last().is_some_and(|f| f.1 == "_start") {
+        // The program's own `_start`: samples in ld.so's start-up are left out, where perf's
+        // DWARF unwind is known to drop `_dl_start` (docs/perf-script.md).
+        if p.1.last().is_some_and(|f| f.1 == "_start" && f.2.ends_with(&exe_name)) {
             reached += 1;
             assert_eq!(p.1, o.1, "perf unwound {} to _start: the same frames", p.0);
         }
@@ -106,7 +109,7 @@ fn frames_equal_perf_script_where_perf_reaches_start() {
             in_program += 1;
         }
     }
-    assert!(reached > 0, "perf unwound some sample to _start");
+    assert!(reached > 0, "perf unwound some sample to the program's _start");
     assert!(in_program > 0, "some sample is in the program's dispatch, unwound to main");
     // Cut short: one error line.
     let bytes = std::fs::read(&data).unwrap();
