@@ -8,6 +8,7 @@ mod check_linked;
 mod compare_objects;
 mod dump;
 mod input;
+mod perf_script;
 mod progress;
 mod unwind;
 mod verify_exec;
@@ -46,6 +47,9 @@ enum Command {
     /// Compare two objects as a linker sees them: sections' bytes, symbols as a set,
     /// relocations by symbol name (layout aside). Exit 0 if the same, 1 if not.
     CompareObjects(compare_objects::CompareObjectsArgs),
+    /// A perf.data from `perf record --call-graph dwarf`, its user stacks unwound with ORC,
+    /// printed as `perf script` prints it.
+    PerfScript(perf_script::PerfScriptArgs),
 }
 
 /// objtool is run as `objtool --dump=orc FILE` (5.18+); accept that spelling so orctool can
@@ -72,6 +76,7 @@ fn main() {
         Command::VerifyExec(args) => verify_exec::run(&args),
         Command::CfiCompare(args) => cfi_compare::run(&args),
         Command::CompareObjects(args) => compare_objects::run(&args),
+        Command::PerfScript(args) => perf_script::run(&args),
     };
     std::process::exit(code);
 }
