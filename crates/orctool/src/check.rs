@@ -136,6 +136,11 @@ pub struct CheckArgs {
     /// the table cache) instead of into the file.
     #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true)]
     pub sidecar: Option<Option<PathBuf>>,
+    /// Executables and shared libraries: write SFrame v3 instead of ORC: a loaded `.sframe`
+    /// section with `PT_GNU_SFRAME` in a copy of the file (or in the file itself), or with
+    /// `--sidecar` the section alone in `DIR/<build-id>.sframe`.
+    #[arg(long)]
+    pub sframe: bool,
 }
 
 /// The walker follows branches recursively, as objtool does; give it room.
