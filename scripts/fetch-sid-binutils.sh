@@ -21,6 +21,7 @@ opts=(-o "Dir::Etc::SourceList=$sid/sources.list" -o Dir::Etc::SourceParts=/dev/
       -o "Dir::State::Lists=$sid/lists" -o "Dir::Cache=$sid/cache" -o Dir::State::status=/dev/null)
 compgen -G "$sid/lists/*_Packages*" >/dev/null || apt-get -qq "${opts[@]}" update >&2
 pkgs="binutils-x86-64-linux-gnu libbinutils binutils-common libsframe3 libctf0 libctf-nobfd0 libjansson4 libzstd1 zlib1g libc6"
+mkdir -p "$cache/sframe"
 stage=$(mktemp -d "$cache/sframe/.sid-binutils.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/debs"
