@@ -4,7 +4,8 @@
 Usage: sframe_dumps.py OBJDUMP_OUTPUT ORCTOOL_OUTPUT
 Parses the grammar (function lines, rows as whitespace-separated fields), not the spacing, and
 prints `same N_FDES N_FRES` or the first difference; exit 0 if the same, 1 if not, 2 if a dump
-does not parse. objdump prints the default return-address rule of a flexible row that has
+does not parse. objdump writes a negative CFA offset of a default row as `sp+-8`, read as
+`sp-8`; it prints the default return-address rule of a flexible row that has
 a frame-pointer rule as `U` and elsewhere as `f` (both: at the CFA's fixed -8), so `U` reads as
 `f`.
 """
@@ -31,7 +32,7 @@ def parse(path):
                 continue
             m = ROW.match(line)
             if m and funcs:
-                fields = m.group(2).split()
+                fields = m.group(2).replace("+-", "-").split()
                 if fields == ["RA", "undefined"]:
                     fields = ["outermost"]
                 elif len(fields) == 3:

@@ -18,6 +18,7 @@ mod check;
 mod insn;
 mod memory;
 mod report;
+mod sframe_walk;
 mod shadow;
 mod stacks;
 mod sys;

@@ -200,8 +200,118 @@ struct Merged {
 /// Makes the SFrame table of an executable or shared library.
 pub fn generate(elf: &ElfFile<'_>) -> Result<SframeTable, LinkedError> {
     let orc = crate::generate(elf, Source::Combined)?;
-    let cfi = cfi_spans(elf)?;
+    let mut cfi = cfi_spans(elf)?;
+    let image = crate::image::Image::new(elf)?;
+    stack_switch_tails(&orc, &mut cfi, |addr| image.bytes_from(addr));
     Ok(from_parts(&orc, &cfi))
+}
+
+/// The DWARF number of a 64-bit general register of iced-x86.
+fn dwarf_of(r: iced_x86::Register) -> Option<u8> {
+    use iced_x86::Register::*;
+    Some(match r.full_register() {
+        RAX => dwarf::RAX,
+        RDX => dwarf::RDX,
+        RCX => dwarf::RCX,
+        RBX => dwarf::RBX,
+        RSI => dwarf::RSI,
+        RDI => dwarf::RDI,
+        RBP => dwarf::RBP,
+        RSP => dwarf::RSP,
+        R8 => 8,
+        R9 => 9,
+        R10 => 10,
+        R11 => 11,
+        R12 => 12,
+        R13 => 13,
+        R14 => 14,
+        R15 => 15,
+        _ => return Option::None,
+    })
+}
+
+/// The longest tail this looks at, in instructions.
+const TAIL_LIMIT: usize = 24;
+
+/// A stack switch ending a function: `mov %rA,%rsp` and, a few instructions later,
+/// `jmp *%rD`, with no other change to `%rsp` or `%rD` between them (glibc's `__longjmp`: the
+/// target's `%rsp`, `%rbp` and `%rip` were loaded into `%r8`, `%r9`, `%rdx` and demangled).
+/// From the instruction after the `mov` on, the "caller" is the jump's target: CFA = `%rsp`,
+/// return address in `%rD`, frame pointer in `%rB` until a `mov %rB,%rbp` has run. Before the
+/// `mov`, the frame is still the function's own, as at the gap's start.
+///
+/// Applied where the ORC table is UNDEFINED and a CFI row says the return address is in a
+/// register (the CFI describes the target from an earlier point, where the stack still holds
+/// the function's own frame): those spans are replaced by the rows the machine code gives.
+fn stack_switch_tails<'d>(orc: &LinkedTable, cfi: &mut Vec<CfiSpan>, bytes_at: impl Fn(u64) -> Option<&'d [u8]>) {
+    use iced_x86::{Code, Decoder, DecoderOptions, OpKind, Register};
+    let mut added = Vec::new();
+    for s in cfi.iter_mut() {
+        let Some(Rule::Frame { ra: Saved::Reg { .. }, .. }) = s.rule else { continue };
+        // The rule in force just before the span, from the ORC table.
+        let i = orc.ips.partition_point(|&a| a <= s.start);
+        if i == 0 || orc.ips[i - 1] != s.start {
+            continue;
+        }
+        let before = i.checked_sub(2).and_then(|k| orc.entries.get(k)).map(|&raw| Layout::V3.decode(raw)).and_then(|e| rule_of_entry(&e));
+        let Some(before) = before else { continue };
+        let Some(code) = bytes_at(s.start) else { continue };
+        let code = &code[..code.len().min((s.end - s.start) as usize)];
+        let mut dec = Decoder::with_ip(64, code, s.start, DecoderOptions::NONE);
+        let mut rows = vec![(s.start, before)];
+        // After the switch: the frame pointer's register, once `mov %rB,%rbp` is seen.
+        let mut switched: Option<Option<u8>> = None;
+        let mut ok = false;
+        for insn in dec.iter().take(TAIL_LIMIT) {
+            let next = insn.next_ip();
+            let writes_rsp = insn.op0_kind() == OpKind::Register && insn.op0_register().full_register() == Register::RSP;
+            match (switched, insn.code()) {
+                (None, Code::Mov_r64_rm64 | Code::Mov_rm64_r64) if writes_rsp && insn.op1_kind() == OpKind::Register => {
+                    switched = Some(None);
+                    rows.push((next, Rule::Frame { cfa: Cfa::sp(0), ra: Saved::Default, fp: Saved::Default }));
+                }
+                (None, _) if writes_rsp || insn.is_stack_instruction() || insn.flow_control() != iced_x86::FlowControl::Next => break,
+                (Some(None), Code::Mov_r64_rm64 | Code::Mov_rm64_r64)
+                    if insn.op0_kind() == OpKind::Register && insn.op0_register() == Register::RBP && insn.op1_kind() == OpKind::Register =>
+                {
+                    switched = Some(dwarf_of(insn.op1_register()));
+                    rows.push((next, Rule::Frame { cfa: Cfa::sp(0), ra: Saved::Default, fp: Saved::Default }));
+                }
+                (Some(_), Code::Jmp_rm64) if insn.op0_kind() == OpKind::Register => {
+                    let Some(d) = dwarf_of(insn.op0_register()) else { break };
+                    // Fill in the return-address register now that it is known, and the frame
+                    // pointer's register for the rows before `mov %rB,%rbp`.
+                    let fp_reg = switched.flatten();
+                    let n = rows.len();
+                    for (k, row) in rows.iter_mut().enumerate().skip(1) {
+                        let fp = match (k, fp_reg) {
+                            (1, Some(b)) if n > 2 => Saved::Reg { reg: b, offset: 0 },
+                            _ => Saved::Default,
+                        };
+                        row.1 = Rule::Frame { cfa: Cfa::sp(0), ra: Saved::Reg { reg: d, offset: 0 }, fp };
+                    }
+                    ok = true;
+                    break;
+                }
+                (Some(_), _) if writes_rsp || insn.is_stack_instruction() || insn.flow_control() != iced_x86::FlowControl::Next => break,
+                (Some(_), _) => {}
+                (None, _) => {}
+            }
+        }
+        if ok {
+            let end = s.end;
+            s.rule = None;
+            s.end = s.start;
+            let starts: Vec<u64> = rows.iter().map(|r| r.0).collect();
+            for (k, (at, rule)) in rows.into_iter().enumerate() {
+                let until = starts.get(k + 1).copied().unwrap_or(end);
+                added.push(CfiSpan { start: at, end: until, rule: Some(rule) });
+            }
+        }
+    }
+    cfi.retain(|s| s.start < s.end);
+    cfi.extend(added);
+    cfi.sort_by_key(|s| s.start);
 }
 
 fn from_parts(orc: &LinkedTable, cfi: &[CfiSpan]) -> SframeTable {

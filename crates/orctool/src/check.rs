@@ -371,7 +371,14 @@ pub fn write_checked<'p>(args: &'p CheckArgs, path: &'p Path, bytes: &[u8]) -> R
         orig.push(".orig");
         std::fs::copy(path, &orig).map_err(|e| FileError::new(path, format!("cannot keep a backup: {e}")))?;
     }
+    let fresh = !target.exists();
     write_atomically(target, bytes)?;
+    if fresh {
+        // A new output file gets the input's mode: a rewritten program stays executable.
+        if let Ok(meta) = std::fs::metadata(path) {
+            let _ = std::fs::set_permissions(target, meta.permissions());
+        }
+    }
     Ok(target)
 }
 

@@ -69,6 +69,11 @@ pub struct VerifyExecArgs {
     /// Only single-step the program and report the bare rate (the peer of a checked run).
     #[arg(long)]
     pub raw: bool,
+    /// Prove the SFrame v3 tables instead of ORC: each file's section as `orctool check
+    /// --sframe` writes it (cached as `<build-id>.g<N>.sframe`), read back and walked with
+    /// orctool's SFrame reader.
+    #[arg(long)]
+    pub sframe: bool,
     /// The program and its arguments (after `--`).
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
@@ -104,6 +109,7 @@ pub fn run(args: &VerifyExecArgs) -> i32 {
         // steps is not repeated to see the rest.
         max_disagreements: args.max_shown.max(DETAILED_DISAGREEMENTS),
         progress: if show_progress { Some(&mut progress) } else { None },
+        sframe: args.sframe,
     };
     let report = match orc_exec::run(&args.command, &cache, options) {
         Ok(r) => r,

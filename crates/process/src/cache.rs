@@ -152,6 +152,8 @@ pub struct FileTable {
     dir: Option<PathBuf>,
     source: Source,
     orc: OnceLock<Result<(OwnedTable, Origin), String>>,
+    /// The SFrame v3 section (at address 0, link-time addresses) and where it came from.
+    sframe: OnceLock<Result<(Vec<u8>, Origin), String>>,
     /// The function symbols, and whether they are the separate debug file's.
     symbols: OnceLock<(Vec<FuncSym>, bool)>,
     debug: OnceLock<Option<Bytes>>,
@@ -181,6 +183,7 @@ impl FileTable {
             dir,
             source,
             orc: OnceLock::new(),
+            sframe: OnceLock::new(),
             symbols: OnceLock::new(),
             debug: OnceLock::new(),
             lines: Mutex::new(None),
@@ -283,6 +286,36 @@ impl FileTable {
         }
         OwnedTable::build(rows.ips.into_iter().zip(rows.entries), Layout::V3, text, IndexKind::default())
             .map_err(|e| format!("cannot index the table: {e:?}"))
+    }
+
+    /// The file's SFrame v3 table: the bytes of the section `orctool check --sframe` writes,
+    /// placed at address 0 (so its addresses are link-time ones), read from the cache
+    /// directory (`<build-id>.g<generator>.sframe`) or generated and stored on first call.
+    /// The unwinder reads these bytes with `orc-sframe`'s reader: what it proves is what a
+    /// file gets.
+    pub fn sframe(&self) -> Result<&[u8], ProcessError> {
+        match self.sframe.get_or_init(|| self.load_sframe()) {
+            Ok((b, _)) => Ok(b),
+            Err(m) => Err(ProcessError::Table { path: self.path.clone(), message: m.clone() }),
+        }
+    }
+
+    fn sframe_path(&self) -> Option<PathBuf> {
+        Some(self.dir.as_ref()?.join(format!("{}.g{}.sframe", self.build_id_hex()?, orc_linked::GENERATOR)))
+    }
+
+    fn load_sframe(&self) -> Result<(Vec<u8>, Origin), String> {
+        let path = self.sframe_path();
+        if let Some(bytes) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
+            if orc_sframe::read::Section::parse(&bytes, 0).and_then(|s| s.validate()).is_ok() {
+                return Ok((bytes, Origin::Cache));
+            }
+        }
+        let bytes = linked_api::generate_sframe(self.data())?;
+        if let Some(p) = &path {
+            let _ = store_atomically(p, &bytes);
+        }
+        Ok((bytes, Origin::Generated))
     }
 
     /// Whether loading the ORC table was tried and failed (no I/O).
