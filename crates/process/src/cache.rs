@@ -210,6 +210,11 @@ impl FileTable {
         self.info.build_id.as_deref()
     }
 
+    /// The link-time address of its build-id's bytes (in its note segment).
+    pub fn build_id_vaddr(&self) -> Option<u64> {
+        self.info.build_id_vaddr
+    }
+
     /// Its build-id in hex.
     pub fn build_id_hex(&self) -> Option<String> {
         self.build_id().map(hex)
