@@ -87,8 +87,10 @@ pub fn run(args: &VerifyExecArgs) -> i32 {
     if args.raw {
         return run_raw(args, program);
     }
-    let dir = args.cache_dir.clone().unwrap_or_else(TableCache::default_dir);
-    let cache = TableCache::new(dir, args.source.into());
+    let cache = match args.cache_dir.clone() {
+        Some(dir) => TableCache::new(dir, args.source.into()),
+        None => TableCache::with_default_dir(args.source.into()),
+    };
     let mut last = Instant::now();
     let mut progress = |r: &Report| {
         if last.elapsed().as_secs_f64() >= 2.0 {

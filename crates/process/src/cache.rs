@@ -56,19 +56,30 @@ impl TableCache {
         TableCache { dir: None, source, loaded: Mutex::new(HashMap::new()) }
     }
 
-    /// `$ORCTOOL_CACHE`, else `$XDG_CACHE_HOME/orctool/orc`, else `~/.cache/orctool/orc`
-    /// (`/tmp/orctool-cache/orc` without a home).
-    pub fn default_dir() -> PathBuf {
+    /// `$ORCTOOL_CACHE`, else `$XDG_CACHE_HOME/orctool/orc`, else `~/.cache/orctool/orc`;
+    /// without a home, a directory of this user's own under the temporary directory
+    /// (`orctool-<uid>`, mode 0700, checked to be ours and private), never one shared by all
+    /// users (another user could plant tables there). `None` when even that cannot be had:
+    /// then tables are kept in memory only ([`TableCache::in_memory`]).
+    pub fn default_dir() -> Option<PathBuf> {
         let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         if let Some(dir) = env("ORCTOOL_CACHE") {
-            return dir;
+            return Some(dir);
         }
         if let Some(xdg) = env("XDG_CACHE_HOME") {
-            return xdg.join("orctool").join("orc");
+            return Some(xdg.join("orctool").join("orc"));
         }
         match env("HOME") {
-            Some(home) => home.join(".cache").join("orctool").join("orc"),
-            None => PathBuf::from("/tmp/orctool-cache/orc"),
+            Some(home) => Some(home.join(".cache").join("orctool").join("orc")),
+            None => private_temp_dir(),
+        }
+    }
+
+    /// A cache in [`TableCache::default_dir`], or in memory when there is none.
+    pub fn with_default_dir(source: Source) -> TableCache {
+        match TableCache::default_dir() {
+            Some(dir) => TableCache::new(dir, source),
+            None => TableCache::in_memory(source),
         }
     }
 
@@ -109,6 +120,18 @@ impl TableCache {
     pub fn table_for_image(&self, name: &str, image: Vec<u8>) -> Result<Arc<FileTable>, ProcessError> {
         Ok(Arc::new(FileTable::new(PathBuf::from(name), Bytes::Owned(image), None, self.source)?))
     }
+}
+
+/// `$TMPDIR/orctool-<uid>/orc`, if `orctool-<uid>` is (or could be made) a directory owned by
+/// this user that no one else may enter.
+fn private_temp_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    // Our effective uid, without a libc call: /proc/self belongs to it.
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let dir = std::env::temp_dir().join(format!("orctool-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    (meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0).then(|| dir.join("orc"))
 }
 
 fn poisoned(path: &Path) -> ProcessError {
