@@ -3,7 +3,7 @@
 # libraries and run through sid's own ld.so, as the 7.2 corpus runs sid's objtool. The SFrame tests
 # and scripts/sframe-compare.sh use it as the oracle for the SFrame v3 orctool writes.
 #
-#   bash scripts/fetch-sid-binutils.sh        prints the directory of the wrappers (objdump, as, readelf)
+#   bash scripts/fetch-sid-binutils.sh        prints the directory of the wrappers (objdump, as, readelf, ld)
 #
 # Cached in $ORCTOOL_CACHE/sframe/sid-binutils (default ~/.cache/orctool); idempotent; the private apt
 # configuration is the corpus's ($ORCTOOL_CACHE/apt-sid), never the system's sources or dpkg status.
@@ -11,7 +11,7 @@ set -euo pipefail
 cache=${ORCTOOL_CACHE:-$HOME/.cache/orctool}
 sid=$cache/apt-sid
 out=$cache/sframe/sid-binutils
-if [[ -x $out/bin/objdump && -f $out/VERSIONS ]]; then echo "$out/bin"; exit 0; fi
+if [[ -x $out/bin/objdump && -x $out/bin/ld && -f $out/VERSIONS ]]; then echo "$out/bin"; exit 0; fi
 start=$SECONDS
 SID_MIRROR=${SID_MIRROR:-http://deb.debian.org/debian}
 mkdir -p "$sid/lists/partial" "$sid/cache/archives/partial"
@@ -31,7 +31,7 @@ for d in "$stage"/debs/*.deb; do
     basename "$d" >> "$stage/VERSIONS"
 done
 mkdir -p "$stage/bin"
-for tool in objdump as readelf; do
+for tool in objdump as readelf ld; do
     cat > "$stage/bin/$tool" <<EOS
 #!/bin/sh
 # sid's $tool, run with sid's ld.so and libraries (written by scripts/fetch-sid-binutils.sh).

@@ -21,23 +21,11 @@ if [[ -z $orctool ]]; then
     orctool="${CARGO_TARGET_DIR:-$here/target}/release/orctool"
 fi
 bin=${SID_BIN:-$(bash "$here/scripts/fetch-sid-binutils.sh")}
-export ORCTOOL_BIN=$orctool SID_OBJDUMP=$bin/objdump COMPARE_PY=$here/scripts/lib/sframe_dumps.py
+export ORCTOOL_BIN=$orctool SID_OBJDUMP=$bin/objdump COMPARE_PY=$here/scripts/lib/sframe_dumps.py SECTION_BYTES_PY=$here/scripts/lib/section_bytes.py
 start=$SECONDS
 mkdir -p "$cache/sframe/compare"
-# section_bytes FILE NAME...: the total size of the named sections of an ELF64 file (0 if unreadable).
-section_bytes() {
-    python3 - "$@" <<'PY' 2>/dev/null || echo 0
-import struct, sys
-b = open(sys.argv[1], "rb").read()
-want = {n.encode() for n in sys.argv[2:]}
-shoff, = struct.unpack_from("<Q", b, 0x28)
-n, ix = struct.unpack_from("<HH", b, 0x3c)
-hdr = lambda i: struct.unpack_from("<IIQQQQIIQQ", b, shoff + 64 * i)
-names = hdr(ix)[4]
-name = lambda o: b[names + o:b.index(b"\0", names + o)]
-print(sum(h[5] for h in map(hdr, range(n)) if name(h[0]) in want))
-PY
-}
+# section_bytes FILE NAME...: the total size of the named sections.
+section_bytes() { python3 "$SECTION_BYTES_PY" "$@"; }
 export -f section_bytes
 one() {
     local f=$1 tmp r fdes=0 fres=0 bytes=0 eh detail
