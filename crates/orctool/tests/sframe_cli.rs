@@ -24,7 +24,7 @@ fn program(name: &str) -> PathBuf {
 
 /// sid's objdump wrapper, if fetched: `$ORCTOOL_SID_BINUTILS/objdump` (scripts/test.sh sets it), else the cache's.
 fn sid_objdump() -> Option<PathBuf> {
-    let dir = std::env::var_os("ORCTOOL_SID_BINUTILS").map(PathBuf::from).or_else(|| {
+    let dir = std::env::var_os("ORCTOOL_SID_BINUTILS").filter(|v| !v.is_empty()).map(PathBuf::from).or_else(|| {
         let cache = std::env::var_os("ORCTOOL_CACHE").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/orctool")))?;
         Some(cache.join("sframe/sid-binutils/bin"))
     })?;
