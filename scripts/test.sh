@@ -18,7 +18,8 @@
 #      (scripts/compare-gdb.sh, must match frame for frame), and the analysis of linked code
 #      against the converted .eh_frame over /usr/bin (scripts/cfi-compare.sh: a report; it
 #      fails only if orctool cannot read a file). verify-exec on the test programs is part of
-#      step 2 (crates/orctool/tests/verify_exec_cli.rs).
+#      step 2 (crates/orctool/tests/verify_exec_cli.rs), and so is SFrame v3 against sid's
+#      objdump --sframe on them (crates/orctool/tests/sframe_cli.rs, docs/sframe.md).
 # Set ORCTOOL_SKIP_CORPUS=1 to skip steps 1 and 3 (no network); the real-module tests then say
 # they were skipped. Ends with one line, `tests: N passed, M failed (...)`, counting every test of
 # every test binary of step 2 (a binary that crashed counts as one failure) and each script
@@ -41,6 +42,10 @@ if [ "$corpus" = 1 ]; then
     if [ "${ORCTOOL_SKIP_IMAGES:-0}" != 1 ]; then
         bash scripts/fetch-images.sh 6.12 && bash scripts/fetch-images.sh 6.1
     fi
+    # Debian unstable's binutils (objdump --sframe, about 7 MB, cached): the SFrame tests compare
+    # orctool's SFrame v3 with it (they say SKIP for that part without it).
+    ORCTOOL_SID_BINUTILS=$(bash scripts/fetch-sid-binutils.sh) || ORCTOOL_SID_BINUTILS=
+    export ORCTOOL_SID_BINUTILS
 fi
 
 cargo build --release --workspace --all-targets

@@ -10,6 +10,7 @@ mod dump;
 mod input;
 mod perf_script;
 mod progress;
+mod sframe_dump;
 mod unwind;
 mod verify_exec;
 mod verify_patching;
@@ -50,6 +51,9 @@ enum Command {
     /// A perf.data from `perf record --call-graph dwarf`, its user stacks unwound with ORC,
     /// printed as `perf script` prints it.
     PerfScript(perf_script::PerfScriptArgs),
+    /// Print the SFrame v3 section of a file (as `objdump --sframe` lays it out), read with
+    /// orctool's own reader.
+    SframeDump(sframe_dump::SframeDumpArgs),
 }
 
 /// objtool is run as `objtool --dump=orc FILE` (5.18+); accept that spelling so orctool can
@@ -77,6 +81,7 @@ fn main() {
         Command::CfiCompare(args) => cfi_compare::run(&args),
         Command::CompareObjects(args) => compare_objects::run(&args),
         Command::PerfScript(args) => perf_script::run(&args),
+        Command::SframeDump(args) => sframe_dump::run(&args),
     };
     std::process::exit(code);
 }
