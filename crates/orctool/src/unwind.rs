@@ -20,6 +20,10 @@
 mod process;
 #[path = "unwind_vmcore.rs"]
 mod vmcore;
+/// Opening a dump and its image, shared with `verify-patching --vmcore`.
+pub(crate) mod vmcore_input {
+    pub(crate) use super::vmcore::{error, open};
+}
 
 use std::path::{Path, PathBuf};
 

@@ -116,11 +116,11 @@ impl<'d> Vmcore<'d> {
             let file_size = ph.p_filesz(endian);
             let end = offset.checked_add(file_size).ok_or_else(|| not_vmcore(format!("segment {i}: size out of range")))?;
             if end > data.len() as u64 {
-                return Err(VmcoreError::Truncated(format!(
-                    "segment {i} (physical {:#x}) ends at byte {end}, the file has {}",
-                    ph.p_paddr(endian),
-                    data.len()
-                )));
+                let what = match ph.p_type(endian) {
+                    elf::PT_NOTE => "the notes".to_string(),
+                    _ => format!("memory at physical {:#x}", ph.p_paddr(endian)),
+                };
+                return Err(VmcoreError::Truncated(format!("segment {i} ({what}) ends at byte {end}, the file has {}", data.len())));
             }
             match ph.p_type(endian) {
                 elf::PT_LOAD => loads.push(Load {

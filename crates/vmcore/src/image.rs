@@ -81,6 +81,9 @@ impl<'d> Image<'d> {
     /// Indexes a linked kernel image.
     pub fn parse(data: &'d [u8]) -> Result<Image<'d>, VmcoreError> {
         let file = ElfFile::parse(data).map_err(|e| VmcoreError::Image(e.to_string()))?;
+        if file.kind() != orc_elf::FileKind::Executable {
+            return Err(VmcoreError::Image("not a linked kernel image (vmlinux)".into()));
+        }
         let percpu_section = file.section_by_name(".data..percpu").ok().flatten().map(|s| s.index);
         let mut symbols: HashMap<&'d str, Sym> = HashMap::new();
         let mut funcs = Vec::new();

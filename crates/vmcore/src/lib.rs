@@ -4,7 +4,8 @@
 //! indexes the `vmlinux` it ran (symbols, ORC table, build ID); [`Kernel`] joins them: KASLR
 //! from `KERNELOFFSET`, virtual memory through the page tables from `init_top_pgt`, structure
 //! layouts from the image's DWARF ([`dwarf`]), the task list, per-CPU data and stacks;
-//! [`walk`] unwinds each task with `orc-unwind`. See docs/vmcore.md.
+//! [`walk`] unwinds each task with `orc-unwind`; [`patching`] matches the running code at
+//! every patch site against `orc-patch`'s choices. See docs/vmcore.md.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -13,6 +14,7 @@ pub mod dump;
 pub mod dwarf;
 pub mod image;
 pub mod kernel;
+pub mod patching;
 pub mod vmcoreinfo;
 pub mod walk;
 
