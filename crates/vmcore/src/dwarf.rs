@@ -222,3 +222,31 @@ fn type_info(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, mut t: Unit
     }
     Ok((None, None))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(name: Option<&str>, offset: u64, size: u64, layout: Option<Layout>) -> Member {
+        Member { name: name.map(str::to_string), offset, size: Some(size), layout: layout.map(Box::new) }
+    }
+
+    #[test]
+    fn member_paths_through_embedded_and_anonymous_members() {
+        // struct task { int a; struct { long b; union { long c; int d; }; }; struct thread { long x; long sp; } thread; }
+        let inner_union = Layout { size: 8, members: vec![m(Some("c"), 0, 8, None), m(Some("d"), 0, 4, None)] };
+        let anon = Layout { size: 16, members: vec![m(Some("b"), 0, 8, None), m(None, 8, 8, Some(inner_union))] };
+        let thread = Layout { size: 16, members: vec![m(Some("x"), 0, 8, None), m(Some("sp"), 8, 8, None)] };
+        let task = Layout {
+            size: 48,
+            members: vec![m(Some("a"), 0, 4, None), m(None, 8, 16, Some(anon)), m(Some("thread"), 24, 16, Some(thread))],
+        };
+        assert_eq!(task.offset("task", "a").unwrap(), 0);
+        assert_eq!(task.offset("task", "b").unwrap(), 8);
+        assert_eq!(task.offset("task", "d").unwrap(), 16);
+        assert_eq!(task.offset("task", "thread.sp").unwrap(), 32);
+        assert_eq!(task.member("thread.sp").unwrap().1.size, Some(8));
+        assert!(matches!(task.offset("task", "thread.bp"), Err(VmcoreError::Debug(m)) if m.contains("thread.bp")));
+        assert!(task.member("nothing").is_none());
+    }
+}

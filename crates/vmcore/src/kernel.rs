@@ -202,30 +202,15 @@ impl<'a, 'd> Kernel<'a, 'd> {
             VmcoreError::NotVmcore("no VMCOREINFO note: not a kernel crash dump (QEMU needs -device vmcoreinfo)".into())
         })?;
         let info = VmcoreInfo::parse(text);
+        // Before the (slower) debug info: a dump of another kernel is told at once.
+        check_identity(&info, image)?;
         let types = read_types(&image.file, REQUIRED_TYPES, OPTIONAL_TYPES)?;
         Kernel::with_types(dump, image, info, types)
     }
 
     /// As [`Kernel::new`], with layouts given (tests build them by hand).
     pub fn with_types(dump: &'a Vmcore<'d>, image: &'a Image<'a>, info: VmcoreInfo, types: Types) -> Result<Kernel<'a, 'd>, VmcoreError> {
-        match (info.build_id(), &image.build_id) {
-            (Some(dump_id), Some(id)) if !dump_id.eq_ignore_ascii_case(&hex(id)) => {
-                return Err(VmcoreError::Mismatch(format!(
-                    "the dump is of kernel {} (build ID {dump_id}), the image is {} (build ID {})",
-                    info.osrelease().unwrap_or("?"),
-                    image.release.as_deref().unwrap_or("?"),
-                    hex(id)
-                )))
-            }
-            (Some(_), Some(_)) => {}
-            _ => {
-                if let (Some(a), Some(b)) = (info.osrelease(), image.release.as_deref()) {
-                    if a != b {
-                        return Err(VmcoreError::Mismatch(format!("the dump is of kernel {a}, the image is {b}")));
-                    }
-                }
-            }
-        }
+        check_identity(&info, image)?;
         let kaslr = info.kernel_offset()?;
         let phys_base = info.phys_base()?;
         let top = match info.symbol("init_top_pgt") {
@@ -246,26 +231,9 @@ impl<'a, 'd> Kernel<'a, 'd> {
         Ok(kernel)
     }
 
-    /// Physical address of a virtual one, by the page tables (4 or 5 levels, 1 GiB and 2 MiB
-    /// pages).
+    /// Physical address of a virtual one, by the page tables.
     pub fn translate(&self, va: u64) -> Option<u64> {
-        const ADDR: u64 = 0x000f_ffff_ffff_f000;
-        let mut table = self.root & ADDR;
-        let mut shift = if self.levels == 5 { 48 } else { 39 };
-        loop {
-            let index = (va >> shift) & 0x1ff;
-            let entry = self.dump.phys_u64(table + index * 8)?;
-            if entry & 1 == 0 {
-                return None;
-            }
-            // PS: a 1 GiB page at level 3 (shift 30), a 2 MiB page at level 2 (shift 21).
-            if shift == 12 || ((shift == 30 || shift == 21) && entry & 0x80 != 0) {
-                let mask = (1u64 << shift) - 1;
-                return Some((entry & ADDR & !mask) | (va & mask));
-            }
-            table = entry & ADDR;
-            shift -= 9;
-        }
+        translate(self.dump, self.root, self.levels, va)
     }
 
     /// Copies kernel virtual memory; false if some page is not mapped or not in the dump.
@@ -468,6 +436,52 @@ impl<'a, 'd> Kernel<'a, 'd> {
         DumpMemory { kernel: self, page: Cell::new((u64::MAX, 0)) }
     }
 
+}
+
+/// The dump must be of this image: the same GNU build ID, else (a dump or image without one)
+/// the same release.
+pub fn check_identity(info: &VmcoreInfo, image: &Image<'_>) -> Result<(), VmcoreError> {
+        match (info.build_id(), &image.build_id) {
+        (Some(dump_id), Some(id)) if !dump_id.eq_ignore_ascii_case(&hex(id)) => {
+            return Err(VmcoreError::Mismatch(format!(
+                "the dump is of kernel {} (build ID {dump_id}), the image is {} (build ID {})",
+                info.osrelease().unwrap_or("?"),
+                image.release.as_deref().unwrap_or("?"),
+                hex(id)
+            )))
+        }
+        (Some(_), Some(_)) => {}
+        _ => {
+            if let (Some(a), Some(b)) = (info.osrelease(), image.release.as_deref()) {
+                if a != b {
+                return Err(VmcoreError::Mismatch(format!("the dump is of kernel {a}, the image is {b}")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Physical address of virtual `va` by the page tables at physical `root` (4 or 5 levels;
+/// 1 GiB and 2 MiB pages); `None` when some level is not present or not in the dump.
+pub fn translate(dump: &Vmcore<'_>, root: u64, levels: u32, va: u64) -> Option<u64> {
+    const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    let mut table = root & ADDR;
+    let mut shift = if levels == 5 { 48 } else { 39 };
+    loop {
+        let index = (va >> shift) & 0x1ff;
+        let entry = dump.phys_u64(table + index * 8)?;
+        if entry & 1 == 0 {
+            return None;
+        }
+        // PS: a 1 GiB page at level 3 (shift 30), a 2 MiB page at level 2 (shift 21).
+        if shift == 12 || ((shift == 30 || shift == 21) && entry & 0x80 != 0) {
+            let mask = (1u64 << shift) - 1;
+            return Some((entry & ADDR & !mask) | (va & mask));
+        }
+        table = entry & ADDR;
+        shift -= 9;
+    }
 }
 
 fn running(cpu: usize, regs: &CpuRegs) -> Start {
