@@ -11,7 +11,7 @@
 #   --redo         make the dump again even if a cached one matches
 #
 # The guest (scripts/lib/vmcore-guest-init.sh) leaves tasks sleeping, spinning in user space, blocked
-# in pipes and a FIFO, and inside system calls, then prints `VMCORE ready`; scripts/lib/qemu-dump.py
+# in pipes and a FIFO, inside system calls, and blocked in a module's code (evdev), then prints `VMCORE ready`; scripts/lib/qemu-dump.py
 # stops it and runs QMP `dump-guest-memory` (QEMU's `-device vmcoreinfo` passes the guest's VMCOREINFO
 # into the dump, as kdump does; KASLR stays on).
 #
@@ -58,7 +58,7 @@ mkdir -p "$out"
 exec 9> "$out/.lock"
 flock -n 9 || die "another make-vmcore.sh is running on $out"
 # The dump depends on the kernel, the guest's script, the modules it loads and the machine.
-GUEST_MODULES="drivers/firmware/qemu_fw_cfg.ko drivers/block/null_blk/null_blk.ko"
+GUEST_MODULES="drivers/firmware/qemu_fw_cfg.ko drivers/block/null_blk/null_blk.ko drivers/input/evdev.ko"
 key=$( { sha256sum "$bzimage" "$here/lib/vmcore-guest-init.sh"; echo "$GUEST_MODULES mem=$mem smp=$smp"; } | sha256sum | cut -c1-16)
 if [[ $redo -eq 0 && -f $out/vmcore.env && -f $out/vmcore ]] && grep -qx "KEY=$key" "$out/vmcore.env"; then
     note "cached: $out/vmcore ($(grep '^SUMMARY=' "$out/vmcore.env" | cut -d= -f2-))"

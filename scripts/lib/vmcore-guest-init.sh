@@ -6,6 +6,7 @@
 #   blocked in pipes  cat reading an empty pipe; yes writing a full one
 #   in a system call  dd from /dev/zero to /dev/null (mostly kernel time), and cat /dev/urandom
 #   blocked on a fifo a shell opening a FIFO nobody writes
+#   in a module       cat reading the keyboard's evdev node: blocked in evdev_read (evdev.ko)
 export PATH=/bin:/sbin
 /bin/busybox mkdir -p /proc /sys /dev /tmp /sbin
 /bin/busybox --install -s /bin
@@ -27,6 +28,7 @@ dd if=/dev/zero of=/dev/null bs=64k 2> /dev/null &
 cat /dev/urandom > /dev/null &
 mkfifo /tmp/fifo
 sh -c 'read x < /tmp/fifo' &
+for e in /dev/input/event*; do [ -c "$e" ] && { cat "$e" > /dev/null & break; }; done
 sleep 2
 say tasks "$(ls -d /proc/[0-9]* | wc -l)"
 say ready

@@ -89,15 +89,18 @@ fn start_name(s: &Start) -> &'static str {
     }
 }
 
-fn frame_name(kernel: &Kernel<'_, '_>, f: &Frame) -> Option<String> {
+fn frame_name(kernel: &Kernel<'_, '_>, tables: &Tables, f: &Frame) -> Option<String> {
     if f.user_mode && f.ip < 0xffff_8000_0000_0000 {
         return None;
     }
     // A return address may point just past a call to a noreturn function: the function is
     // found at ip - 1; the offset printed is of ip itself, as the kernel prints it.
     let at = if f.signal { f.ip } else { f.ip.wrapping_sub(1) };
-    let (func, off) = kernel.image.function_at(at.wrapping_sub(kernel.kaslr))?;
-    Some(format!("{}+{:#x}/{:#x}", func.name, off + (f.ip - at), func.size))
+    if let Some((func, off)) = kernel.image.function_at(at.wrapping_sub(kernel.kaslr)) {
+        return Some(format!("{}+{:#x}/{:#x}", func.name, off + (f.ip - at), func.size));
+    }
+    let (module, func, off, size) = tables.module_function(at)?;
+    Some(format!("{func}+{:#x}/{size:#x} [{module}]", off + (f.ip - at)))
 }
 
 /// Runs `unwind --vmcore`.
@@ -133,25 +136,26 @@ pub(crate) fn run(args: &UnwindArgs, vmcore: &Path) -> Result<i32, FileError> {
             failed += 1;
         }
         if args.json {
-            out += &serde_json::to_string(&json_task(&kernel, &trace)).expect("plain data serializes");
+            out += &serde_json::to_string(&json_task(&kernel, &tables, &trace)).expect("plain data serializes");
             out.push('\n');
         } else {
-            text_task(&kernel, &trace, &mut out);
+            text_task(&kernel, &tables, &trace, &mut out);
         }
     }
     if !args.json {
         out += &format!(
-            "{} tasks, {frames_total} frames, {failed} walks ended in an error (kernel {}, KASLR offset {:#x})\n",
+            "{} tasks, {frames_total} frames, {failed} walks ended in an error (kernel {}, KASLR offset {:#x}, {} modules)\n",
             tasks.len(),
             image.release.as_deref().unwrap_or("?"),
-            kernel.kaslr
+            kernel.kaslr,
+            tables.modules.len()
         );
     }
     emit(&out);
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
-fn json_task(kernel: &Kernel<'_, '_>, t: &TaskTrace) -> JsonTask {
+fn json_task(kernel: &Kernel<'_, '_>, tables: &Tables, t: &TaskTrace) -> JsonTask {
     JsonTask {
         pid: t.task.pid,
         tgid: t.task.tgid,
@@ -168,7 +172,7 @@ fn json_task(kernel: &Kernel<'_, '_>, t: &TaskTrace) -> JsonTask {
                 sp: format!("{:#x}", f.sp),
                 exact: f.signal,
                 user: f.user_mode,
-                symbol: frame_name(kernel, f),
+                symbol: frame_name(kernel, tables, f),
             })
             .collect(),
         end: end_text(&t.end),
@@ -177,11 +181,11 @@ fn json_task(kernel: &Kernel<'_, '_>, t: &TaskTrace) -> JsonTask {
     }
 }
 
-fn text_task(kernel: &Kernel<'_, '_>, t: &TaskTrace, out: &mut String) {
+fn text_task(kernel: &Kernel<'_, '_>, tables: &Tables, t: &TaskTrace, out: &mut String) {
     let cpu = t.task.cpu.map(|c| format!(" on CPU {c}")).unwrap_or_default();
     *out += &format!("task {} ({}) {} {:#x}{cpu}, {}\n", t.task.pid, t.task.comm, state_letter(t.task.state), t.task.address, start_name(&t.start));
     for (i, f) in t.frames.iter().enumerate() {
-        let name = frame_name(kernel, f).unwrap_or_else(|| if f.user_mode { "(user)".into() } else { "?".into() });
+        let name = frame_name(kernel, tables, f).unwrap_or_else(|| if f.user_mode { "(user)".into() } else { "?".into() });
         *out += &format!("  #{i:<3} {:#018x} {name}{}\n", f.ip, if f.signal && i > 0 { " (exact)" } else { "" });
     }
     *out += &format!("  end: {}; {}\n\n", end_text(&t.end), match &t.unreliable {

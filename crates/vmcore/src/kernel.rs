@@ -18,7 +18,8 @@ pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 /// Structures the task list and stacks are read through.
 const REQUIRED_TYPES: &[&str] = &["task_struct", "signal_struct", "inactive_task_frame"];
 /// Read when met (the per-CPU data changed shape between versions).
-const OPTIONAL_TYPES: &[&str] = &["thread_union", "pcpu_hot", "cea_exception_stacks", "tss_struct", "entry_stack", "module", "mod_arch_specific"];
+const OPTIONAL_TYPES: &[&str] =
+    &["thread_union", "pcpu_hot", "cea_exception_stacks", "tss_struct", "entry_stack", "module", "module_memory", "mod_kallsyms"];
 
 /// Member offsets, resolved once from the DWARF layouts.
 #[derive(Clone, Debug)]

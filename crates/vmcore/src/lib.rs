@@ -14,6 +14,7 @@ pub mod dump;
 pub mod dwarf;
 pub mod image;
 pub mod kernel;
+pub mod modules;
 pub mod patching;
 pub mod vmcoreinfo;
 pub mod walk;
@@ -21,6 +22,7 @@ pub mod walk;
 pub use dump::{CpuRegs, Load, Vmcore};
 pub use image::Image;
 pub use kernel::{Kernel, StackKind, Start, Task};
+pub use modules::Module;
 pub use vmcoreinfo::VmcoreInfo;
 pub use walk::{unwind_task, TaskTrace, Tables};
 

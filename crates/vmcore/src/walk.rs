@@ -4,15 +4,18 @@
 use orc_unwind::{Config, End, Frame, IndexKind, ModuleTables, OwnedTable, StackRange, Unreliable, Unwinder};
 
 use crate::kernel::{Kernel, Start, Task};
+use crate::modules::Module;
 use crate::VmcoreError;
 
-/// The unwind tables of a dump: the image's, at runtime addresses.
+/// The unwind tables of a dump: the image's, at runtime addresses, and each loaded module's.
 pub struct Tables {
     owned: Vec<OwnedTable>,
+    /// The modules found in the dump.
+    pub modules: Vec<Module>,
 }
 
 impl Tables {
-    /// The image's table moved by the KASLR offset.
+    /// The image's table moved by the KASLR offset, and the tables of the modules in the dump.
     pub fn new(kernel: &Kernel<'_, '_>) -> Result<Tables, VmcoreError> {
         let (mut pairs, layout) = kernel.image.orc_pairs()?;
         for p in &mut pairs {
@@ -22,7 +25,27 @@ impl Tables {
         let hi = pairs.iter().map(|p| p.0).max().unwrap_or(0).saturating_add(1);
         let table = OwnedTable::build(pairs, layout, lo..hi, IndexKind::default())
             .map_err(|e| VmcoreError::Image(format!("cannot index the ORC table: {e:?}")))?;
-        Ok(Tables { owned: vec![table] })
+        let mut owned = vec![table];
+        let modules = kernel.modules()?;
+        for m in &modules {
+            if m.orc.is_empty() || m.text.start >= m.text.end {
+                continue;
+            }
+            // A module whose table does not index (garbage in the dump) is left without one.
+            if let Ok(t) = OwnedTable::build(m.orc.clone(), layout, m.text.clone(), IndexKind::default()) {
+                owned.push(t);
+            }
+        }
+        owned.sort_by_key(|t| t.table().text.start);
+        Ok(Tables { owned, modules })
+    }
+
+    /// The function of a runtime address in a module: (module, function, offset, size).
+    pub fn module_function(&self, addr: u64) -> Option<(&str, &str, u64, u64)> {
+        let m = self.modules.iter().find(|m| m.text.contains(&addr))?;
+        let i = m.functions.partition_point(|f| f.0 <= addr);
+        let f = m.functions[..i].iter().rev().find(|f| addr < f.0.saturating_add(f.1.max(1)))?;
+        Some((&m.name, &f.2, addr - f.0, f.1))
     }
 }
 
