@@ -460,7 +460,7 @@ make_initramfs() {
 boot_kernel() {
     local name=$1 run=$2 key t0 rc
     local bd=$run/boot
-    key=$( (sha256sum < "$run/image/bzImage"; sha256sum < "$here/lib/kernel-guest-init.sh"; sha256sum < "$here/lib/kernel-console.py"
+    key=$( (sha256sum < "$run/image/bzImage"; sha256sum < "$here/lib/kernel-guest-init.sh"; sha256sum < "$here/lib/guest-setup.sh"; sha256sum < "$here/lib/kernel-console.py"
             echo "$GUEST_MODULES $QEMU_APPEND") | sha256sum | cut -c1-16)
     if stage_done "boot-$name" "$key" && [[ -f $bd/summary ]]; then
         stage_skip "boot-$name" "$bd"; cat "$bd/summary" >&2

@@ -59,7 +59,7 @@ exec 9> "$out/.lock"
 flock -n 9 || die "another make-vmcore.sh is running on $out"
 # The dump depends on the kernel, the guest's script, the modules it loads and the machine.
 GUEST_MODULES="drivers/firmware/qemu_fw_cfg.ko drivers/block/null_blk/null_blk.ko drivers/input/evdev.ko"
-key=$( { sha256sum "$bzimage" "$here/lib/vmcore-guest-init.sh"; echo "$GUEST_MODULES mem=$mem smp=$smp"; } | sha256sum | cut -c1-16)
+key=$( { sha256sum "$bzimage" "$here/lib/vmcore-guest-init.sh" "$here/lib/guest-setup.sh"; echo "$GUEST_MODULES mem=$mem smp=$smp"; } | sha256sum | cut -c1-16)
 if [[ $redo -eq 0 && -f $out/vmcore.env && -f $out/vmcore ]] && grep -qx "KEY=$key" "$out/vmcore.env"; then
     note "cached: $out/vmcore ($(grep '^SUMMARY=' "$out/vmcore.env" | cut -d= -f2-))"
     printf '%s\n' "$out/vmcore"

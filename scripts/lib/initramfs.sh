@@ -2,7 +2,8 @@
 # A busybox-static initramfs for booting a kernel under QEMU: shared by scripts/kernel-build.sh
 # and scripts/make-vmcore.sh. Source it.
 #
-#   initramfs_root DIR INIT          a root under DIR: busybox as /bin/busybox, INIT as /init, the usual
+#   initramfs_root DIR INIT          a root under DIR: busybox as /bin/busybox, INIT as /init, the setup
+#                                    every /init sources (/lib/guest-setup.sh: PATH, mounts), the usual
 #                                    empty mount points and an empty /lib/modules/load.list
 #   initramfs_add_module DIR KO      append KO (a .ko, or .ko.xz, decompressed) to DIR/lib/modules and
 #                                    to load.list, which the /init scripts load in order
@@ -13,6 +14,7 @@ initramfs_root() {
     mkdir -p "$1/bin" "$1/lib/modules" "$1/proc" "$1/sys" "$1/dev" "$1/tmp"
     cp /bin/busybox "$1/bin/busybox"
     cp "$2" "$1/init"; chmod +x "$1/init"
+    cp "$(dirname "${BASH_SOURCE[0]}")/guest-setup.sh" "$1/lib/guest-setup.sh"
     : > "$1/lib/modules/load.list"
 }
 

@@ -7,13 +7,7 @@
 #   in a system call  dd from /dev/zero to /dev/null (mostly kernel time), and cat /dev/urandom
 #   blocked on a fifo a shell opening a FIFO nobody writes
 #   in a module       cat reading the keyboard's evdev node: blocked in evdev_read (evdev.ko)
-export PATH=/bin:/sbin
-/bin/busybox mkdir -p /proc /sys /dev /tmp /sbin
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mount -t tmpfs tmpfs /tmp
+. /lib/guest-setup.sh
 say() { echo "VMCORE $*"; }
 say init "$(uname -r)"
 # Modules the host put in the initramfs (qemu_fw_cfg first: it tells QEMU where VMCOREINFO is).

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use orc_unwind::{End, Frame};
-use orc_vmcore::{unwind_task, Image, Kernel, Start, TaskTrace, Tables, Vmcore};
+use orc_vmcore::{unwind_task, Image, Kernel, Start, Tables, TaskTrace, Vmcore};
 use serde::Serialize;
 
 use super::{emit, UnwindArgs};
@@ -18,7 +18,9 @@ pub(crate) struct Opened {
 
 /// Maps both files (errors name the file at fault).
 pub(crate) fn open(vmcore: &Path, vmlinux: Option<&Path>) -> Result<Opened, FileError> {
-    let vmlinux = vmlinux.ok_or_else(|| FileError::new(vmcore, "--vmcore needs --vmlinux (the -dbg image the dump's kernel was built as)"))?;
+    let vmlinux = vmlinux.ok_or_else(|| {
+        FileError::new(vmcore, "--vmcore needs --vmlinux (the -dbg image the dump's kernel was built as)")
+    })?;
     Ok(Opened { dump_bytes: read_input(vmcore)?, image_bytes: read_input(vmlinux)? })
 }
 
@@ -183,13 +185,25 @@ fn json_task(kernel: &Kernel<'_, '_>, tables: &Tables, t: &TaskTrace) -> JsonTas
 
 fn text_task(kernel: &Kernel<'_, '_>, tables: &Tables, t: &TaskTrace, out: &mut String) {
     let cpu = t.task.cpu.map(|c| format!(" on CPU {c}")).unwrap_or_default();
-    *out += &format!("task {} ({}) {} {:#x}{cpu}, {}\n", t.task.pid, t.task.comm, state_letter(t.task.state), t.task.address, start_name(&t.start));
+    *out += &format!(
+        "task {} ({}) {} {:#x}{cpu}, {}\n",
+        t.task.pid,
+        t.task.comm,
+        state_letter(t.task.state),
+        t.task.address,
+        start_name(&t.start)
+    );
     for (i, f) in t.frames.iter().enumerate() {
-        let name = frame_name(kernel, tables, f).unwrap_or_else(|| if f.user_mode { "(user)".into() } else { "?".into() });
+        let name =
+            frame_name(kernel, tables, f).unwrap_or_else(|| if f.user_mode { "(user)".into() } else { "?".into() });
         *out += &format!("  #{i:<3} {:#018x} {name}{}\n", f.ip, if f.signal && i > 0 { " (exact)" } else { "" });
     }
-    *out += &format!("  end: {}; {}\n\n", end_text(&t.end), match &t.unreliable {
-        None => "reliable".to_string(),
-        Some(u) => format!("unreliable ({u:?})"),
-    });
+    *out += &format!(
+        "  end: {}; {}\n\n",
+        end_text(&t.end),
+        match &t.unreliable {
+            None => "reliable".to_string(),
+            Some(u) => format!("unreliable ({u:?})"),
+        }
+    );
 }

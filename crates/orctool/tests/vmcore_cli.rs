@@ -67,7 +67,7 @@ fn bad_dumps_get_one_error_line() {
     for cmd in [&["unwind"][..], &["verify-patching"][..]] {
         let run = |dump: &Path| {
             let mut a: Vec<&std::ffi::OsStr> = cmd.iter().map(|s| s.as_ref()).collect();
-            a.extend([ "--vmcore".as_ref(), dump.as_os_str(), "--vmlinux".as_ref(), image.as_os_str()]);
+            a.extend(["--vmcore".as_ref(), dump.as_os_str(), "--vmlinux".as_ref(), image.as_os_str()]);
             orctool(&a)
         };
         one_error_line(&run(&text), &text, "not a vmcore");
@@ -76,7 +76,8 @@ fn bad_dumps_get_one_error_line() {
     // A whole core, but the image is not a kernel.
     let whole = dir.path().join("whole.vmcore");
     std::fs::write(&whole, &core).unwrap();
-    let out = orctool(&["unwind".as_ref(), "--vmcore".as_ref(), whole.as_os_str(), "--vmlinux".as_ref(), image.as_os_str()]);
+    let out =
+        orctool(&["unwind".as_ref(), "--vmcore".as_ref(), whole.as_os_str(), "--vmlinux".as_ref(), image.as_os_str()]);
     one_error_line(&out, &image, "");
     // --vmcore without --vmlinux.
     let out = orctool(&["unwind".as_ref(), "--vmcore".as_ref(), whole.as_os_str()]);
@@ -90,24 +91,42 @@ fn real(kernel: &str) -> Option<(PathBuf, PathBuf)> {
     let cache = std::env::var_os("ORCTOOL_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/orctool"));
-    let image = std::env::var_os(format!("ORCTOOL_IMAGE_{key}")).map(PathBuf::from).unwrap_or(cache.join(format!("images/{kernel}/vmlinux")));
+    let image = std::env::var_os(format!("ORCTOOL_IMAGE_{key}"))
+        .map(PathBuf::from)
+        .unwrap_or(cache.join(format!("images/{kernel}/vmlinux")));
     match dump {
         Some(d) if d.is_file() && image.is_file() => Some((d, image)),
         _ => {
-            eprintln!("SKIP: no {kernel} vmcore (scripts/make-vmcore.sh {kernel}; set ORCTOOL_VMCORE_{key}) or image ({})", image.display());
+            eprintln!(
+                "SKIP: no {kernel} vmcore (scripts/make-vmcore.sh {kernel}; set ORCTOOL_VMCORE_{key}) or image ({})",
+                image.display()
+            );
             None
         }
     }
 }
 
 fn json_tasks(dump: &Path, image: &Path) -> Vec<serde_json::Value> {
-    let out = orctool(&["unwind".as_ref(), "--vmcore".as_ref(), dump.as_os_str(), "--vmlinux".as_ref(), image.as_os_str(), "--json".as_ref()]);
+    let out = orctool(&[
+        "unwind".as_ref(),
+        "--vmcore".as_ref(),
+        dump.as_os_str(),
+        "--vmlinux".as_ref(),
+        image.as_os_str(),
+        "--json".as_ref(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn names(task: &serde_json::Value) -> Vec<String> {
-    task["frames"].as_array().unwrap().iter().filter_map(|f| f["symbol"].as_str()).map(|s| s.split('+').next().unwrap().to_string()).collect()
+    task["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["symbol"].as_str())
+        .map(|s| s.split('+').next().unwrap().to_string())
+        .collect()
 }
 
 /// The guest's tasks (scripts/lib/vmcore-guest-init.sh) are where they were left, and every
@@ -120,9 +139,8 @@ fn check_tasks(kernel: &str) {
         assert_eq!(t["reliable"], true, "{t}");
         assert!(["end of stack", "user-mode registers"].contains(&t["end"].as_str().unwrap()), "{t}");
     }
-    let find = |comm: &str, function: &str| {
-        tasks.iter().any(|t| t["comm"] == comm && names(t).iter().any(|n| n == function))
-    };
+    let find =
+        |comm: &str, function: &str| tasks.iter().any(|t| t["comm"] == comm && names(t).iter().any(|n| n == function));
     assert!(find("sleep", "do_nanosleep"), "a sleeping task");
     assert!(find("cat", "pipe_read"), "a task blocked reading a pipe");
     assert!(find("yes", "pipe_write"), "a task blocked writing a pipe");
@@ -136,10 +154,14 @@ fn check_tasks(kernel: &str) {
     // and names the frame from the module's kallsyms.
     assert!(
         tasks.iter().any(|t| t["comm"] == "cat"
-            && t["frames"].as_array().unwrap().iter().any(|f| f["symbol"].as_str().is_some_and(|s| s.starts_with("evdev_read+") && s.ends_with(" [evdev]")))),
+            && t["frames"].as_array().unwrap().iter().any(|f| f["symbol"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("evdev_read+") && s.ends_with(" [evdev]")))),
         "a task blocked in evdev_read"
     );
-    assert!(tasks.iter().any(|t| t["comm"] == "kthreadd" && names(t).last().is_some_and(|n| n.starts_with("ret_from_fork"))));
+    assert!(tasks
+        .iter()
+        .any(|t| t["comm"] == "kthreadd" && names(t).last().is_some_and(|n| n.starts_with("ret_from_fork"))));
     // Every CPU's idle task is there (swapper/N).
     assert!(tasks.iter().filter(|t| t["comm"].as_str().unwrap().starts_with("swapper/")).count() >= 2);
 }
@@ -157,7 +179,14 @@ fn real_dump_6_1_tasks() {
 #[test]
 fn real_dump_verify_patching() {
     if let Some((dump, image)) = real("6.12") {
-        let out = orctool(&["verify-patching".as_ref(), "--vmcore".as_ref(), dump.as_os_str(), "--vmlinux".as_ref(), image.as_os_str(), "--json".as_ref()]);
+        let out = orctool(&[
+            "verify-patching".as_ref(),
+            "--vmcore".as_ref(),
+            dump.as_os_str(),
+            "--vmlinux".as_ref(),
+            image.as_os_str(),
+            "--json".as_ref(),
+        ]);
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["findings"], 0);
@@ -168,7 +197,14 @@ fn real_dump_verify_patching() {
     if let Some((dump, image)) = real("6.1") {
         // 6.1's known hazard (docs/findings.md): __switch_to_asm's RSB-filling loop, and the
         // dump proves the CPU ran that choice.
-        let out = orctool(&["verify-patching".as_ref(), "--vmcore".as_ref(), dump.as_os_str(), "--vmlinux".as_ref(), image.as_os_str(), "--json".as_ref()]);
+        let out = orctool(&[
+            "verify-patching".as_ref(),
+            "--vmcore".as_ref(),
+            dump.as_os_str(),
+            "--vmlinux".as_ref(),
+            image.as_os_str(),
+            "--json".as_ref(),
+        ]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["findings"], 0, "{v}");
         for f in v["failures"].as_array().unwrap() {
@@ -182,13 +218,15 @@ fn real_dump_verify_patching() {
 #[test]
 fn real_dump_of_another_kernel_and_cut_short() {
     let (Some((dump, _)), Some((_, other))) = (real("6.12"), real("6.1")) else { return };
-    let out = orctool(&["unwind".as_ref(), "--vmcore".as_ref(), dump.as_os_str(), "--vmlinux".as_ref(), other.as_os_str()]);
+    let out =
+        orctool(&["unwind".as_ref(), "--vmcore".as_ref(), dump.as_os_str(), "--vmlinux".as_ref(), other.as_os_str()]);
     one_error_line(&out, &dump, "not the kernel of this vmlinux");
     let dir = tempfile::tempdir().unwrap();
     let cut = dir.path().join("cut.vmcore");
     let bytes = std::fs::read(&dump).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let image = real("6.12").unwrap().1;
-    let out = orctool(&["unwind".as_ref(), "--vmcore".as_ref(), cut.as_os_str(), "--vmlinux".as_ref(), image.as_os_str()]);
+    let out =
+        orctool(&["unwind".as_ref(), "--vmcore".as_ref(), cut.as_os_str(), "--vmlinux".as_ref(), image.as_os_str()]);
     one_error_line(&out, &cut, "truncated vmcore");
 }

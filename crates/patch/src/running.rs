@@ -42,12 +42,17 @@ fn displacement(bytes: &[u8]) -> Option<i64> {
     }
 }
 
-
 /// Whether `running` (the bytes at the site in the dead kernel) are `choice` as the kernel
 /// writes it there; `Some(call target)` when they are. `map` is the linked image's; `kaslr`
 /// how far the running image was moved (a RIP-relative reference to a per-CPU variable, which
 /// KASLR does not move, changes by it).
-pub fn matches(map: &AddressMap, site: &Site, choice: &Choice, running: &[u8], rules: &RunningRules) -> Option<Option<u64>> {
+pub fn matches(
+    map: &AddressMap,
+    site: &Site,
+    choice: &Choice,
+    running: &[u8],
+    rules: &RunningRules,
+) -> Option<Option<u64>> {
     let kaslr = rules.kaslr;
     if choice.problem.is_some() {
         return None;
@@ -65,8 +70,10 @@ pub fn matches(map: &AddressMap, site: &Site, choice: &Choice, running: &[u8], r
         // or a RIP-relative operand; its target relative to the patched code's first byte.
         let field = match (insn.branch, insn.disp_field) {
             (Some(b), _) => Some((b.field, b.target as i64)),
-            (None, Some(f)) if insn.rip_relative => displacement(choice.bytes.get(off + usize::from(f.offset)..off + usize::from(f.offset) + usize::from(f.size))?)
-                .map(|d| (f, end as i64 + d)),
+            (None, Some(f)) if insn.rip_relative => displacement(
+                choice.bytes.get(off + usize::from(f.offset)..off + usize::from(f.offset) + usize::from(f.size))?,
+            )
+            .map(|d| (f, end as i64 + d)),
             _ => None,
         };
         if let Some((f, literal)) = field {
@@ -77,7 +84,9 @@ pub fn matches(map: &AddressMap, site: &Site, choice: &Choice, running: &[u8], r
             }
             let wanted = match choice.origins.get(at).copied() {
                 Some(Origin::Replacement(_)) => match choice.replacement {
-                    Some((start, len)) if !(0..=len as i64).contains(&literal) => map.address(start).wrapping_add(literal as u64),
+                    Some((start, len)) if !(0..=len as i64).contains(&literal) => {
+                        map.address(start).wrapping_add(literal as u64)
+                    }
                     _ => site_address.wrapping_add(literal as u64),
                 },
                 Some(Origin::Branch(loc)) => map.address(loc),
@@ -92,7 +101,8 @@ pub fn matches(map: &AddressMap, site: &Site, choice: &Choice, running: &[u8], r
             };
             let aims = |t: u64| t == wanted || (map.locate(wanted).is_none() && t == wanted.wrapping_sub(kaslr));
             let opcode_at = off + usize::from(f.offset) - 1;
-            if choice.bytes[off] == 0xe9 && insn.len == 5 && Some(wanted) == rules.return_thunk && running[off] == 0xc3 {
+            if choice.bytes[off] == 0xe9 && insn.len == 5 && Some(wanted) == rules.return_thunk && running[off] == 0xc3
+            {
                 // `jmp __x86_return_thunk` that the kernel made a plain `ret` + int3 padding
                 // (apply_returns(), when the CPU needs no return thunk).
                 if running[off + 1..end].iter().any(|&b| b != 0xcc) {
@@ -102,7 +112,8 @@ pub fn matches(map: &AddressMap, site: &Site, choice: &Choice, running: &[u8], r
             } else if choice.bytes[off] == 0xe9 && insn.len == 5 && running[off] == 0xeb {
                 // A `jmp rel32` the kernel shortened to `jmp rel8` + int3 padding when the
                 // target is near (apply_relocation()).
-                let t = site_address.wrapping_add(off as u64 + 2).wrapping_add(i64::from(running[off + 1] as i8) as u64);
+                let t =
+                    site_address.wrapping_add(off as u64 + 2).wrapping_add(i64::from(running[off + 1] as i8) as u64);
                 // Padded with int3s (6.12) or with a NOP (6.1's recompute_jump()).
                 let pad = &running[off + 2..end];
                 if !aims(t) || !(pad.iter().all(|&b| b == 0xcc) || pad == crate::nops::NOPS[pad.len()]) {
@@ -111,7 +122,9 @@ pub fn matches(map: &AddressMap, site: &Site, choice: &Choice, running: &[u8], r
                 by_target[off..end].fill(true);
             } else {
                 let disp = displacement(&running[at..at + size])?;
-                if running[opcode_at] != choice.bytes[opcode_at] || !aims(site_address.wrapping_add(end as u64).wrapping_add(disp as u64)) {
+                if running[opcode_at] != choice.bytes[opcode_at]
+                    || !aims(site_address.wrapping_add(end as u64).wrapping_add(disp as u64))
+                {
                     return None;
                 }
                 by_target[at..at + size].fill(true);
@@ -125,10 +138,9 @@ pub fn matches(map: &AddressMap, site: &Site, choice: &Choice, running: &[u8], r
 
 /// The first of `site`'s choices that the running bytes are.
 pub fn running_choice(map: &AddressMap, site: &Site, running: &[u8], rules: &RunningRules) -> Option<RunningChoice> {
-    site.choices
-        .iter()
-        .enumerate()
-        .find_map(|(index, c)| matches(map, site, c, running, rules).map(|call_target| RunningChoice { index, call_target }))
+    site.choices.iter().enumerate().find_map(|(index, c)| {
+        matches(map, site, c, running, rules).map(|call_target| RunningChoice { index, call_target })
+    })
 }
 
 /// The running code as a choice of its own, for the walker: its bytes, every displacement

@@ -93,7 +93,10 @@ impl<'d> Vmcore<'d> {
         })?;
         let endian = LE;
         if header.e_type(endian) != elf::ET_CORE {
-            return Err(not_vmcore(format!("an ELF file of type {}, not a core dump (ET_CORE)", header.e_type(endian))));
+            return Err(not_vmcore(format!(
+                "an ELF file of type {}, not a core dump (ET_CORE)",
+                header.e_type(endian)
+            )));
         }
         if header.e_machine(endian) != elf::EM_X86_64 {
             return Err(not_vmcore(format!("a core dump of machine {}, not x86-64", header.e_machine(endian))));
@@ -114,13 +117,17 @@ impl<'d> Vmcore<'d> {
         for (i, ph) in headers.iter().enumerate() {
             let offset = ph.p_offset(endian);
             let file_size = ph.p_filesz(endian);
-            let end = offset.checked_add(file_size).ok_or_else(|| not_vmcore(format!("segment {i}: size out of range")))?;
+            let end =
+                offset.checked_add(file_size).ok_or_else(|| not_vmcore(format!("segment {i}: size out of range")))?;
             if end > data.len() as u64 {
                 let what = match ph.p_type(endian) {
                     elf::PT_NOTE => "the notes".to_string(),
                     _ => format!("memory at physical {:#x}", ph.p_paddr(endian)),
                 };
-                return Err(VmcoreError::Truncated(format!("segment {i} ({what}) ends at byte {end}, the file has {}", data.len())));
+                return Err(VmcoreError::Truncated(format!(
+                    "segment {i} ({what}) ends at byte {end}, the file has {}",
+                    data.len()
+                )));
             }
             match ph.p_type(endian) {
                 elf::PT_LOAD => loads.push(Load {
@@ -145,14 +152,18 @@ impl<'d> Vmcore<'d> {
                         } else if name == b"CORE" && note.n_type(endian) == elf::NT_PRSTATUS {
                             let need = prstatus::REG + prstatus::REG_WORDS * 8;
                             if desc.len() < need {
-                                return Err(not_vmcore(format!("NT_PRSTATUS of {} bytes, expected at least {need}", desc.len())));
+                                return Err(not_vmcore(format!(
+                                    "NT_PRSTATUS of {} bytes, expected at least {need}",
+                                    desc.len()
+                                )));
                             }
                             let word = |at: usize| u64::from_le_bytes(desc[at..at + 8].try_into().expect("8 bytes"));
                             let mut words = [0u64; prstatus::REG_WORDS];
                             for (k, w) in words.iter_mut().enumerate() {
                                 *w = word(prstatus::REG + 8 * k);
                             }
-                            let pid = u32::from_le_bytes(desc[prstatus::PID..prstatus::PID + 4].try_into().expect("4 bytes"));
+                            let pid =
+                                u32::from_le_bytes(desc[prstatus::PID..prstatus::PID + 4].try_into().expect("4 bytes"));
                             cpus.push(CpuRegs { pid, words });
                         }
                     }

@@ -68,7 +68,9 @@ impl Layout {
 
     /// The offset of a member path, or an error naming the structure.
     pub fn offset(&self, structure: &str, path: &str) -> Result<u64, VmcoreError> {
-        self.member(path).map(|(o, _)| o).ok_or_else(|| VmcoreError::Debug(format!("struct {structure} has no member {path}")))
+        self.member(path)
+            .map(|(o, _)| o)
+            .ok_or_else(|| VmcoreError::Debug(format!("struct {structure} has no member {path}")))
     }
 }
 
@@ -124,10 +126,14 @@ pub fn read_types(file: &ElfFile<'_>, required: &[&str], optional: &[&str]) -> R
         let mut children = root.children();
         while let Some(child) = children.next().map_err(dw)? {
             let e = child.entry();
-            if !matches!(e.tag(), gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type) || e.has_attr(gimli::DW_AT_declaration) {
+            if !matches!(e.tag(), gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type)
+                || e.has_attr(gimli::DW_AT_declaration)
+            {
                 continue;
             }
-            let Some(name) = e.attr_value(gimli::DW_AT_name).and_then(|v| dwarf.attr_string(&unit, v).ok()) else { continue };
+            let Some(name) = e.attr_value(gimli::DW_AT_name).and_then(|v| dwarf.attr_string(&unit, v).ok()) else {
+                continue;
+            };
             let Ok(name) = name.to_string() else { continue };
             let wanted = missing.contains(&name) || (optional.contains(&name) && !types.layouts.contains_key(name));
             if !wanted {
@@ -149,7 +155,12 @@ fn udata(v: Option<AttributeValue<R<'_>>>) -> Option<u64> {
 }
 
 /// The layout of the structure or union at `offset`.
-fn read_layout(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, offset: UnitOffset, depth: usize) -> gimli::Result<Layout> {
+fn read_layout(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &gimli::Unit<R<'_>>,
+    offset: UnitOffset,
+    depth: usize,
+) -> gimli::Result<Layout> {
     let mut tree = unit.entries_tree(Some(offset))?;
     let root = tree.root()?;
     let size = udata(root.entry().attr_value(gimli::DW_AT_byte_size)).unwrap_or(0);
@@ -160,7 +171,10 @@ fn read_layout(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, offset: U
         if e.tag() != gimli::DW_TAG_member {
             continue;
         }
-        let name = e.attr_value(gimli::DW_AT_name).and_then(|v| dwarf.attr_string(unit, v).ok()).and_then(|s| s.to_string().ok().map(str::to_string));
+        let name = e
+            .attr_value(gimli::DW_AT_name)
+            .and_then(|v| dwarf.attr_string(unit, v).ok())
+            .and_then(|s| s.to_string().ok().map(str::to_string));
         // Bit fields have no byte offset of their own; a union's members have none either (0).
         let offset = udata(e.attr_value(gimli::DW_AT_data_member_location)).unwrap_or(0);
         let (size, layout) = match e.attr_value(gimli::DW_AT_type) {
@@ -173,16 +187,22 @@ fn read_layout(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, offset: U
 }
 
 /// A type's size, and its layout when it is an embedded structure or union.
-fn type_info(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, mut t: UnitOffset, depth: usize) -> gimli::Result<(Option<u64>, Option<Layout>)> {
+fn type_info(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &gimli::Unit<R<'_>>,
+    mut t: UnitOffset,
+    depth: usize,
+) -> gimli::Result<(Option<u64>, Option<Layout>)> {
     for _ in 0..16 {
         let e = unit.entry(t)?;
         match e.tag() {
-            gimli::DW_TAG_typedef | gimli::DW_TAG_const_type | gimli::DW_TAG_volatile_type | gimli::DW_TAG_atomic_type => {
-                match e.attr_value(gimli::DW_AT_type) {
-                    Some(AttributeValue::UnitRef(next)) => t = next,
-                    _ => return Ok((None, None)),
-                }
-            }
+            gimli::DW_TAG_typedef
+            | gimli::DW_TAG_const_type
+            | gimli::DW_TAG_volatile_type
+            | gimli::DW_TAG_atomic_type => match e.attr_value(gimli::DW_AT_type) {
+                Some(AttributeValue::UnitRef(next)) => t = next,
+                _ => return Ok((None, None)),
+            },
             gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type => {
                 let size = udata(e.attr_value(gimli::DW_AT_byte_size));
                 if depth >= MAX_DEPTH || e.has_attr(gimli::DW_AT_declaration) {
@@ -207,7 +227,10 @@ fn type_info(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, mut t: Unit
                     if d.tag() != gimli::DW_TAG_subrange_type {
                         continue;
                     }
-                    let n = match (udata(d.attr_value(gimli::DW_AT_count)), udata(d.attr_value(gimli::DW_AT_upper_bound))) {
+                    let n = match (
+                        udata(d.attr_value(gimli::DW_AT_count)),
+                        udata(d.attr_value(gimli::DW_AT_upper_bound)),
+                    ) {
                         (Some(c), _) => c,
                         (None, Some(u)) => u + 1,
                         (None, None) => 0,
@@ -216,7 +239,9 @@ fn type_info(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, mut t: Unit
                 }
                 return Ok((elem.map(|s| s.saturating_mul(count)), None));
             }
-            gimli::DW_TAG_pointer_type => return Ok((Some(udata(e.attr_value(gimli::DW_AT_byte_size)).unwrap_or(8)), None)),
+            gimli::DW_TAG_pointer_type => {
+                return Ok((Some(udata(e.attr_value(gimli::DW_AT_byte_size)).unwrap_or(8)), None))
+            }
             _ => return Ok((udata(e.attr_value(gimli::DW_AT_byte_size)), None)),
         }
     }
@@ -239,7 +264,11 @@ mod tests {
         let thread = Layout { size: 16, members: vec![m(Some("x"), 0, 8, None), m(Some("sp"), 8, 8, None)] };
         let task = Layout {
             size: 48,
-            members: vec![m(Some("a"), 0, 4, None), m(None, 8, 16, Some(anon)), m(Some("thread"), 24, 16, Some(thread))],
+            members: vec![
+                m(Some("a"), 0, 4, None),
+                m(None, 8, 16, Some(anon)),
+                m(Some("thread"), 24, 16, Some(thread)),
+            ],
         };
         assert_eq!(task.offset("task", "a").unwrap(), 0);
         assert_eq!(task.offset("task", "b").unwrap(), 8);

@@ -87,7 +87,8 @@ impl<'d> Image<'d> {
         let percpu_section = file.section_by_name(".data..percpu").ok().flatten().map(|s| s.index);
         let mut symbols: HashMap<&'d str, Sym> = HashMap::new();
         let mut funcs = Vec::new();
-        let executable: std::collections::HashSet<usize> = file.sections().flatten().filter(|s| s.is_executable()).map(|s| s.index).collect();
+        let executable: std::collections::HashSet<usize> =
+            file.sections().flatten().filter(|s| s.is_executable()).map(|s| s.index).collect();
         for sym in file.symbols().flatten() {
             if sym.name.is_empty() {
                 continue;
@@ -115,7 +116,10 @@ impl<'d> Image<'d> {
             }
         }
         let release = symbols.get("linux_banner").and_then(|b| {
-            let sec = file.sections().flatten().find(|s| s.address <= b.value && b.value < s.address + s.size && s.kind == 1)?;
+            let sec = file
+                .sections()
+                .flatten()
+                .find(|s| s.address <= b.value && b.value < s.address + s.size && s.kind == 1)?;
             let bytes = sec.data.get((b.value - sec.address) as usize..)?;
             let text = std::str::from_utf8(&bytes[..bytes.iter().position(|&c| c == 0)?]).ok()?;
             text.strip_prefix("Linux version ")?.split_whitespace().next().map(str::to_string)
@@ -139,7 +143,12 @@ impl<'d> Image<'d> {
     pub fn function_at(&self, addr: u64) -> Option<(&Func<'d>, u64)> {
         let i = self.funcs.partition_point(|f| f.start <= addr);
         // The last function starting at or before addr that covers it (aliases share a start).
-        self.funcs[..i].iter().rev().take(8).find(|f| addr < f.start.saturating_add(f.size.max(1))).map(|f| (f, addr - f.start))
+        self.funcs[..i]
+            .iter()
+            .rev()
+            .take(8)
+            .find(|f| addr < f.start.saturating_add(f.size.max(1)))
+            .map(|f| (f, addr - f.start))
     }
 
     /// The image's ORC table as (link-time address, entry) pairs, with its layout.

@@ -18,8 +18,16 @@ pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 /// Structures the task list and stacks are read through.
 const REQUIRED_TYPES: &[&str] = &["task_struct", "signal_struct", "inactive_task_frame"];
 /// Read when met (the per-CPU data changed shape between versions).
-const OPTIONAL_TYPES: &[&str] =
-    &["thread_union", "pcpu_hot", "cea_exception_stacks", "tss_struct", "entry_stack", "module", "module_memory", "mod_kallsyms"];
+const OPTIONAL_TYPES: &[&str] = &[
+    "thread_union",
+    "pcpu_hot",
+    "cea_exception_stacks",
+    "tss_struct",
+    "entry_stack",
+    "module",
+    "module_memory",
+    "mod_kallsyms",
+];
 
 /// Member offsets, resolved once from the DWARF layouts.
 #[derive(Clone, Debug)]
@@ -210,7 +218,12 @@ impl<'a, 'd> Kernel<'a, 'd> {
     }
 
     /// As [`Kernel::new`], with layouts given (tests build them by hand).
-    pub fn with_types(dump: &'a Vmcore<'d>, image: &'a Image<'a>, info: VmcoreInfo, types: Types) -> Result<Kernel<'a, 'd>, VmcoreError> {
+    pub fn with_types(
+        dump: &'a Vmcore<'d>,
+        image: &'a Image<'a>,
+        info: VmcoreInfo,
+        types: Types,
+    ) -> Result<Kernel<'a, 'd>, VmcoreError> {
         check_identity(&info, image)?;
         let kaslr = info.kernel_offset()?;
         let phys_base = info.phys_base()?;
@@ -226,7 +239,9 @@ impl<'a, 'd> Kernel<'a, 'd> {
         if let Some(stext) = kernel.info.symbol("_stext") {
             let ours = image.require("_stext")?.value.wrapping_add(kaslr);
             if ours != stext {
-                return Err(VmcoreError::Mismatch(format!("_stext is at {stext:#x} in the dump, {ours:#x} by the image and KERNELOFFSET")));
+                return Err(VmcoreError::Mismatch(format!(
+                    "_stext is at {stext:#x} in the dump, {ours:#x} by the image and KERNELOFFSET"
+                )));
             }
         }
         Ok(kernel)
@@ -262,7 +277,8 @@ impl<'a, 'd> Kernel<'a, 'd> {
         }
     }
 
-    fn u32_at(&self, va: u64, what: &str) -> Result<u32, VmcoreError> {
+    /// The 32-bit word at `va`, or an error naming what was being read.
+    pub fn u32_at(&self, va: u64, what: &str) -> Result<u32, VmcoreError> {
         let mut b = [0u8; 4];
         if self.read(va, &mut b) {
             Ok(u32::from_le_bytes(b))
@@ -320,23 +336,35 @@ impl<'a, 'd> Kernel<'a, 'd> {
         // hardirq_stack_ptr points at the top word of the IRQ stack (IRQ_STACK_SIZE is
         // `irq_stack_backing_store`'s size, else THREAD_SIZE, which it equals on x86-64).
         if let Ok(top) = self.percpu_hot("hardirq_stack_ptr", cpu) {
-            let size = self.image.symbol("irq_stack_backing_store").map(|s| s.size).filter(|&s| s > 0).unwrap_or(self.offsets.thread_size);
+            let size = self
+                .image
+                .symbol("irq_stack_backing_store")
+                .map(|s| s.size)
+                .filter(|&s| s > 0)
+                .unwrap_or(self.offsets.thread_size);
             let end = top.wrapping_add(8);
             out.push((StackKind::Irq, StackRange::new(end.wrapping_sub(size), end)));
         }
-        if let (Some(sym), Some(layout)) = (self.image.symbol("cea_exception_stacks"), self.types.get("cea_exception_stacks")) {
+        if let (Some(sym), Some(layout)) =
+            (self.image.symbol("cea_exception_stacks"), self.types.get("cea_exception_stacks"))
+        {
             if let Ok(base) = self.percpu(sym, cpu).and_then(|a| self.u64_at(a, "cea_exception_stacks")) {
                 for m in &layout.members {
                     let (Some(name), Some(size)) = (&m.name, m.size) else { continue };
                     if let Some(kind) = name.strip_suffix("_stack") {
                         let start = base.wrapping_add(m.offset);
-                        out.push((StackKind::Exception(kind.to_string()), StackRange::new(start, start.wrapping_add(size))));
+                        out.push((
+                            StackKind::Exception(kind.to_string()),
+                            StackRange::new(start, start.wrapping_add(size)),
+                        ));
                     }
                 }
             }
         }
         // The entry stack: TSS.sp0 is its top on x86-64 (the trampoline stack).
-        if let (Some(sym), Some(tss), Some(entry)) = (self.image.symbol("cpu_tss_rw"), self.types.get("tss_struct"), self.types.get("entry_stack")) {
+        if let (Some(sym), Some(tss), Some(entry)) =
+            (self.image.symbol("cpu_tss_rw"), self.types.get("tss_struct"), self.types.get("entry_stack"))
+        {
             if let Ok(off) = tss.offset("tss_struct", "x86_tss.sp0") {
                 if let Ok(top) = self.percpu(sym, cpu).and_then(|a| self.u64_at(a + off, "cpu_tss_rw.x86_tss.sp0")) {
                     out.push((StackKind::Entry, StackRange::new(top.wrapping_sub(entry.size), top)));
@@ -436,13 +464,12 @@ impl<'a, 'd> Kernel<'a, 'd> {
     pub fn memory(&self) -> DumpMemory<'_, 'a, 'd> {
         DumpMemory { kernel: self, page: Cell::new((u64::MAX, 0)) }
     }
-
 }
 
 /// The dump must be of this image: the same GNU build ID, else (a dump or image without one)
 /// the same release.
 pub fn check_identity(info: &VmcoreInfo, image: &Image<'_>) -> Result<(), VmcoreError> {
-        match (info.build_id(), &image.build_id) {
+    match (info.build_id(), &image.build_id) {
         (Some(dump_id), Some(id)) if !dump_id.eq_ignore_ascii_case(&hex(id)) => {
             return Err(VmcoreError::Mismatch(format!(
                 "the dump is of kernel {} (build ID {dump_id}), the image is {} (build ID {})",
@@ -455,7 +482,7 @@ pub fn check_identity(info: &VmcoreInfo, image: &Image<'_>) -> Result<(), Vmcore
         _ => {
             if let (Some(a), Some(b)) = (info.osrelease(), image.release.as_deref()) {
                 if a != b {
-                return Err(VmcoreError::Mismatch(format!("the dump is of kernel {a}, the image is {b}")));
+                    return Err(VmcoreError::Mismatch(format!("the dump is of kernel {a}, the image is {b}")));
                 }
             }
         }

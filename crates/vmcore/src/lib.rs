@@ -24,7 +24,7 @@ pub use image::Image;
 pub use kernel::{Kernel, StackKind, Start, Task};
 pub use modules::Module;
 pub use vmcoreinfo::VmcoreInfo;
-pub use walk::{unwind_task, TaskTrace, Tables};
+pub use walk::{unwind_task, Tables, TaskTrace};
 
 /// What can be wrong with a dump or its image. Each is one line for the user.
 #[derive(Debug, thiserror::Error)]

@@ -28,15 +28,6 @@ const ELF64_SYM_SIZE: u64 = 24;
 const STT_FUNC: u8 = 2;
 
 impl Kernel<'_, '_> {
-    fn u32_or(&self, va: u64, what: &str) -> Result<u32, VmcoreError> {
-        let mut b = [0u8; 4];
-        if self.read(va, &mut b) {
-            Ok(u32::from_le_bytes(b))
-        } else {
-            Err(VmcoreError::Memory(format!("cannot read {what} at {va:#x}")))
-        }
-    }
-
     /// Every module on the `modules` list. A module whose table cannot be read is left out of
     /// the tables (its frames get the kernel's frame-pointer guess), never an error for the dump.
     pub fn modules(&self) -> Result<Vec<Module>, VmcoreError> {
@@ -49,7 +40,9 @@ impl Kernel<'_, '_> {
         let name_len = layout.member("name").and_then(|(_, m)| m.size).unwrap_or(56) as usize;
         // 6.4+: mem[MOD_TEXT] (MOD_TEXT is the first of enum mod_mem_type); before: core_layout.
         let text = match (off("mem"), self.types.get("module_memory")) {
-            (Ok(mem), Some(mm)) => (mem + mm.offset("module_memory", "base")?, mem + mm.offset("module_memory", "size")?, 8),
+            (Ok(mem), Some(mm)) => {
+                (mem + mm.offset("module_memory", "base")?, mem + mm.offset("module_memory", "size")?, 8)
+            }
             _ => (off("core_layout.base")?, off("core_layout.text_size")?, 4),
         };
         let num_orcs = off("arch.num_orcs")?;
@@ -66,10 +59,15 @@ impl Kernel<'_, '_> {
             if !self.read(m + name_at, &mut name) {
                 continue;
             }
-            let name = String::from_utf8_lossy(&name[..name.iter().position(|&c| c == 0).unwrap_or(name_len)]).into_owned();
+            let name =
+                String::from_utf8_lossy(&name[..name.iter().position(|&c| c == 0).unwrap_or(name_len)]).into_owned();
             let base = self.u64_at(m + text.0, "module text base")?;
-            let size = if text.2 == 8 { self.u64_at(m + text.1, "module text size")? } else { u64::from(self.u32_or(m + text.1, "module text size")?) };
-            let n = u64::from(self.u32_or(m + num_orcs, "module.arch.num_orcs")?);
+            let size = if text.2 == 8 {
+                self.u64_at(m + text.1, "module text size")?
+            } else {
+                u64::from(self.u32_at(m + text.1, "module text size")?)
+            };
+            let n = u64::from(self.u32_at(m + num_orcs, "module.arch.num_orcs")?);
             let ips_at = self.u64_at(m + orc_ip, "module.arch.orc_unwind_ip")?;
             let entries_at = self.u64_at(m + orc, "module.arch.orc_unwind")?;
             let mut table = Vec::new();
@@ -94,10 +92,14 @@ impl Kernel<'_, '_> {
         Ok(out)
     }
 
-    fn module_functions(&self, kallsyms_ptr: u64, ks: &crate::dwarf::Layout) -> Result<Vec<(u64, u64, String)>, VmcoreError> {
+    fn module_functions(
+        &self,
+        kallsyms_ptr: u64,
+        ks: &crate::dwarf::Layout,
+    ) -> Result<Vec<(u64, u64, String)>, VmcoreError> {
         let k = self.u64_at(kallsyms_ptr, "module.kallsyms")?;
         let symtab = self.u64_at(k + ks.offset("mod_kallsyms", "symtab")?, "mod_kallsyms.symtab")?;
-        let num = self.u32_or(k + ks.offset("mod_kallsyms", "num_symtab")?, "mod_kallsyms.num_symtab")? as u64;
+        let num = self.u32_at(k + ks.offset("mod_kallsyms", "num_symtab")?, "mod_kallsyms.num_symtab")? as u64;
         let strtab = self.u64_at(k + ks.offset("mod_kallsyms", "strtab")?, "mod_kallsyms.strtab")?;
         if num > 1 << 20 {
             return Ok(Vec::new());

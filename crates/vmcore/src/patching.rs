@@ -73,14 +73,17 @@ fn class(kind: SiteKind, index: usize, name: &str) -> String {
 pub fn verify_running(kernel: &Kernel<'_, '_>) -> Result<RunningReport, VmcoreError> {
     let file = &kernel.image.file;
     let bad = |e: &dyn std::fmt::Display| VmcoreError::Image(e.to_string());
-    let table = read_orc_table(file, None).map_err(|e| bad(&e))?.ok_or_else(|| VmcoreError::Image("has no ORC table".into()))?;
+    let table = read_orc_table(file, None)
+        .map_err(|e| bad(&e))?
+        .ok_or_else(|| VmcoreError::Image("has no ORC table".into()))?;
     let era = KernelEra::from_file(file).unwrap_or(KernelEra::V6_12);
     let sites = orc_patch::sites(file, era).map_err(|e| bad(&e))?;
     let map = AddressMap::new(file);
     let lookup = Lookup::new(file, &table);
     let names = Names::new(file);
     let mut walker = Walker::new(file, &lookup, &names);
-    let rules = RunningRules { kaslr: kernel.kaslr, return_thunk: kernel.image.symbol("__x86_return_thunk").map(|s| s.value) };
+    let rules =
+        RunningRules { kaslr: kernel.kaslr, return_thunk: kernel.image.symbol("__x86_return_thunk").map(|s| s.value) };
     let mut census = BTreeMap::new();
     let mut unreadable = Vec::new();
     let mut unmatched = Vec::new();
@@ -99,11 +102,19 @@ pub fn verify_running(kernel: &Kernel<'_, '_>) -> Result<RunningReport, VmcoreEr
         match running_choice(&map, site, &running, &rules) {
             Some(m) => {
                 let choice = &site.choices[m.index];
-                *census.entry((site.kind.name().to_string(), class(site.kind, m.index, &choice.name))).or_insert(0) += 1;
+                *census.entry((site.kind.name().to_string(), class(site.kind, m.index, &choice.name))).or_insert(0) +=
+                    1;
                 if let Some(t) = m.call_target {
-                    let name = kernel.image.function_at(t).map_or_else(|| format!("{t:#x}"), |(f, off)| {
-                        if off == 0 { f.name.to_string() } else { format!("{}+{off:#x}", f.name) }
-                    });
+                    let name = kernel.image.function_at(t).map_or_else(
+                        || format!("{t:#x}"),
+                        |(f, off)| {
+                            if off == 0 {
+                                f.name.to_string()
+                            } else {
+                                format!("{}+{off:#x}", f.name)
+                            }
+                        },
+                    );
                     *call_targets.entry(name).or_insert(0) += 1;
                 }
                 ran_at.insert(link, (format!("{} {}", site.kind.name(), choice.name), choice.bytes.clone()));
@@ -115,10 +126,14 @@ pub fn verify_running(kernel: &Kernel<'_, '_>) -> Result<RunningReport, VmcoreEr
     }
     for (site, link, address, running) in pending {
         // A shorter site written over by another at the same address.
-        let same_place = ran_at.get(&link).filter(|(_, b)| running.starts_with(b) || b.starts_with(&running)).map(|(n, _)| n.clone());
+        let same_place = ran_at
+            .get(&link)
+            .filter(|(_, b)| running.starts_with(b) || b.starts_with(&running))
+            .map(|(n, _)| n.clone());
         // The kernel frees its init code after boot (free_initmem()): what is there now is
         // whatever reused the pages, and no task can be running it.
-        let freed = names.section(site.at.section).starts_with(".init.") || names.section(site.at.section).starts_with(".exit.");
+        let freed = names.section(site.at.section).starts_with(".init.")
+            || names.section(site.at.section).starts_with(".exit.");
         let key = if same_place.is_some() {
             "overwritten at the same place"
         } else if freed {

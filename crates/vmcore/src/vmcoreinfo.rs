@@ -49,7 +49,9 @@ impl VmcoreInfo {
     /// below its link address), as the word it is in the kernel.
     pub fn number(&self, name: &str) -> Option<u64> {
         let v = self.get(&format!("NUMBER({name})"))?;
-        let v = v.strip_prefix("0x").map_or_else(|| v.parse::<i64>().ok().map(|n| n as u64), |h| u64::from_str_radix(h, 16).ok())?;
+        let v = v
+            .strip_prefix("0x")
+            .map_or_else(|| v.parse::<i64>().ok().map(|n| n as u64), |h| u64::from_str_radix(h, 16).ok())?;
         Some(v)
     }
 
@@ -57,7 +59,8 @@ impl VmcoreInfo {
     /// KASLR is off).
     pub fn kernel_offset(&self) -> Result<u64, VmcoreError> {
         let v = self.required("KERNELOFFSET")?;
-        u64::from_str_radix(v, 16).map_err(|_| VmcoreError::NotVmcore(format!("VMCOREINFO: KERNELOFFSET={v} is not hex")))
+        u64::from_str_radix(v, 16)
+            .map_err(|_| VmcoreError::NotVmcore(format!("VMCOREINFO: KERNELOFFSET={v} is not hex")))
     }
 
     /// `NUMBER(phys_base)`: physical address = virtual - `__START_KERNEL_map` + phys_base, for

@@ -71,7 +71,12 @@ pub fn config(kernel: &Kernel<'_, '_>, max_frames: usize) -> Config {
 }
 
 /// Walks one task's stack.
-pub fn unwind_task(kernel: &Kernel<'_, '_>, tables: &Tables, config: Config, task: &Task) -> Result<TaskTrace, VmcoreError> {
+pub fn unwind_task(
+    kernel: &Kernel<'_, '_>,
+    tables: &Tables,
+    config: Config,
+    task: &Task,
+) -> Result<TaskTrace, VmcoreError> {
     let start = kernel.start(task)?;
     let mut stacks: Vec<StackRange> = vec![task.stack];
     let (ip, sp, bp, exact) = match start {
@@ -83,7 +88,13 @@ pub fn unwind_task(kernel: &Kernel<'_, '_>, tables: &Tables, config: Config, tas
         Start::User { ip, .. } => {
             // Nothing of the kernel is on this CPU: the trace is the user-mode ip.
             let frame = Frame { ip, sp: 0, bp: 0, signal: true, regs: None, user_mode: true };
-            return Ok(TaskTrace { task: task.clone(), start, frames: vec![frame], end: End::UserMode, unreliable: None });
+            return Ok(TaskTrace {
+                task: task.clone(),
+                start,
+                frames: vec![frame],
+                end: End::UserMode,
+                unreliable: None,
+            });
         }
     };
     let views: Vec<_> = tables.owned.iter().map(OwnedTable::table).collect();
