@@ -263,13 +263,20 @@ fn symbolize(funcs: &[Func], frame: &Frame) -> String {
     }
 }
 
+/// One frame in `--json` output (kernel stacks: snapshots and crash dumps).
 #[derive(Serialize)]
-struct JsonFrame {
+pub(crate) struct JsonFrame {
     ip: String,
     sp: String,
     bp: String,
     exact: bool,
     symbol: String,
+}
+
+impl JsonFrame {
+    pub(crate) fn of(f: &Frame, symbol: String) -> JsonFrame {
+        JsonFrame { ip: format!("{:#x}", f.ip), sp: format!("{:#x}", f.sp), bp: format!("{:#x}", f.bp), exact: f.signal, symbol }
+    }
 }
 
 #[derive(Serialize)]
@@ -347,16 +354,7 @@ fn run_inner(args: &UnwindArgs) -> Result<i32, FileError> {
     let unreliable = trace.unreliable.map(|u| format!("{u:?}"));
     if args.json {
         let doc = JsonTrace {
-            frames: frames
-                .iter()
-                .map(|f| JsonFrame {
-                    ip: format!("{:#x}", f.ip),
-                    sp: format!("{:#x}", f.sp),
-                    bp: format!("{:#x}", f.bp),
-                    exact: f.signal,
-                    symbol: symbolize(&loaded.funcs, f),
-                })
-                .collect(),
+            frames: frames.iter().map(|f| JsonFrame::of(f, symbolize(&loaded.funcs, f))).collect(),
             end,
             reliable: unreliable.is_none(),
             unreliable,

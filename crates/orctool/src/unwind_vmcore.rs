@@ -7,7 +7,7 @@ use orc_unwind::{End, Frame};
 use orc_vmcore::{unwind_task, Image, Kernel, Start, Tables, TaskTrace, Vmcore};
 use serde::Serialize;
 
-use super::{emit, UnwindArgs};
+use super::{emit, JsonFrame, UnwindArgs};
 use crate::input::{read_input, FileError};
 
 /// The dump and image, opened and checked against each other.
@@ -60,15 +60,6 @@ fn end_text(end: &End) -> String {
 }
 
 #[derive(Serialize)]
-struct JsonFrame {
-    ip: String,
-    sp: String,
-    exact: bool,
-    user: bool,
-    symbol: Option<String>,
-}
-
-#[derive(Serialize)]
 struct JsonTask {
     pid: i32,
     tgid: i32,
@@ -105,8 +96,19 @@ fn frame_name(kernel: &Kernel<'_, '_>, tables: &Tables, f: &Frame) -> Option<Str
     Some(format!("{func}+{:#x}/{size:#x} [{module}]", off + (f.ip - at)))
 }
 
+/// The name of a frame, `(user)` for a user-mode ip, `?` when no symbol covers it.
+fn frame_label(kernel: &Kernel<'_, '_>, tables: &Tables, f: &Frame) -> String {
+    frame_name(kernel, tables, f).unwrap_or_else(|| if f.user_mode { "(user)".into() } else { "?".into() })
+}
+
 /// Runs `unwind --vmcore`.
 pub(crate) fn run(args: &UnwindArgs, vmcore: &Path) -> Result<i32, FileError> {
+    if let Some(m) = args.modules.first() {
+        return Err(FileError::new(
+            Path::new(m),
+            "--module is for --snapshot: with --vmcore, modules' tables and names are read from the dump",
+        ));
+    }
     let vmlinux = args.vmlinux.as_deref();
     let opened = open(vmcore, vmlinux)?;
     let vmlinux = vmlinux.expect("open checked it");
@@ -166,17 +168,7 @@ fn json_task(kernel: &Kernel<'_, '_>, tables: &Tables, t: &TaskTrace) -> JsonTas
         task: format!("{:#x}", t.task.address),
         cpu: t.task.cpu,
         start: start_name(&t.start),
-        frames: t
-            .frames
-            .iter()
-            .map(|f| JsonFrame {
-                ip: format!("{:#x}", f.ip),
-                sp: format!("{:#x}", f.sp),
-                exact: f.signal,
-                user: f.user_mode,
-                symbol: frame_name(kernel, tables, f),
-            })
-            .collect(),
+        frames: t.frames.iter().map(|f| JsonFrame::of(f, frame_label(kernel, tables, f))).collect(),
         end: end_text(&t.end),
         reliable: t.unreliable.is_none(),
         unreliable: t.unreliable.map(|u| format!("{u:?}")),
@@ -194,8 +186,7 @@ fn text_task(kernel: &Kernel<'_, '_>, tables: &Tables, t: &TaskTrace, out: &mut 
         start_name(&t.start)
     );
     for (i, f) in t.frames.iter().enumerate() {
-        let name =
-            frame_name(kernel, tables, f).unwrap_or_else(|| if f.user_mode { "(user)".into() } else { "?".into() });
+        let name = frame_label(kernel, tables, f);
         *out += &format!("  #{i:<3} {:#018x} {name}{}\n", f.ip, if f.signal && i > 0 { " (exact)" } else { "" });
     }
     *out += &format!(

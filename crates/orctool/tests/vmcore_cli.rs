@@ -64,21 +64,18 @@ fn bad_dumps_get_one_error_line() {
     let core = tiny_core(8192);
     let truncated = dir.path().join("truncated.vmcore");
     std::fs::write(&truncated, &core[..core.len() - 100]).unwrap();
-    for cmd in [&["unwind"][..], &["verify-patching"][..]] {
-        let run = |dump: &Path| {
-            let mut a: Vec<&std::ffi::OsStr> = cmd.iter().map(|s| s.as_ref()).collect();
-            a.extend(["--vmcore".as_ref(), dump.as_os_str(), "--vmlinux".as_ref(), image.as_os_str()]);
-            orctool(&a)
-        };
-        one_error_line(&run(&text), &text, "not a vmcore");
-        one_error_line(&run(&truncated), &truncated, "truncated vmcore");
+    for cmd in ["unwind", "verify-patching"] {
+        one_error_line(&on_dump(cmd, &text, &image, &[]), &text, "not a vmcore");
+        one_error_line(&on_dump(cmd, &truncated, &image, &[]), &truncated, "truncated vmcore");
     }
     // A whole core, but the image is not a kernel.
     let whole = dir.path().join("whole.vmcore");
     std::fs::write(&whole, &core).unwrap();
-    let out =
-        orctool(&["unwind".as_ref(), "--vmcore".as_ref(), whole.as_os_str(), "--vmlinux".as_ref(), image.as_os_str()]);
+    let out = on_dump("unwind", &whole, &image, &[]);
     one_error_line(&out, &image, "");
+    // --module belongs to --snapshot: modules come from the dump.
+    let out = on_dump("unwind", &whole, &image, &["--module", "x.ko:.text=0x1000"]);
+    one_error_line(&out, Path::new("x.ko:.text=0x1000"), "read from the dump");
     // --vmcore without --vmlinux.
     let out = orctool(&["unwind".as_ref(), "--vmcore".as_ref(), whole.as_os_str()]);
     one_error_line(&out, &whole, "--vmlinux");
@@ -106,15 +103,16 @@ fn real(kernel: &str) -> Option<(PathBuf, PathBuf)> {
     }
 }
 
+/// `orctool CMD --vmcore DUMP --vmlinux IMAGE EXTRA...`.
+fn on_dump(cmd: &str, dump: &Path, image: &Path, extra: &[&str]) -> Output {
+    let mut args: Vec<&std::ffi::OsStr> =
+        vec![cmd.as_ref(), "--vmcore".as_ref(), dump.as_os_str(), "--vmlinux".as_ref(), image.as_os_str()];
+    args.extend(extra.iter().map(|e| std::ffi::OsStr::new(e)));
+    orctool(&args)
+}
+
 fn json_tasks(dump: &Path, image: &Path) -> Vec<serde_json::Value> {
-    let out = orctool(&[
-        "unwind".as_ref(),
-        "--vmcore".as_ref(),
-        dump.as_os_str(),
-        "--vmlinux".as_ref(),
-        image.as_os_str(),
-        "--json".as_ref(),
-    ]);
+    let out = on_dump("unwind", dump, image, &["--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -179,14 +177,7 @@ fn real_dump_6_1_tasks() {
 #[test]
 fn real_dump_verify_patching() {
     if let Some((dump, image)) = real("6.12") {
-        let out = orctool(&[
-            "verify-patching".as_ref(),
-            "--vmcore".as_ref(),
-            dump.as_os_str(),
-            "--vmlinux".as_ref(),
-            image.as_os_str(),
-            "--json".as_ref(),
-        ]);
+        let out = on_dump("verify-patching", &dump, &image, &["--json"]);
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["findings"], 0);
@@ -197,14 +188,7 @@ fn real_dump_verify_patching() {
     if let Some((dump, image)) = real("6.1") {
         // 6.1's known hazard (docs/findings.md): __switch_to_asm's RSB-filling loop, and the
         // dump proves the CPU ran that choice.
-        let out = orctool(&[
-            "verify-patching".as_ref(),
-            "--vmcore".as_ref(),
-            dump.as_os_str(),
-            "--vmlinux".as_ref(),
-            image.as_os_str(),
-            "--json".as_ref(),
-        ]);
+        let out = on_dump("verify-patching", &dump, &image, &["--json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["findings"], 0, "{v}");
         for f in v["failures"].as_array().unwrap() {
@@ -218,15 +202,13 @@ fn real_dump_verify_patching() {
 #[test]
 fn real_dump_of_another_kernel_and_cut_short() {
     let (Some((dump, _)), Some((_, other))) = (real("6.12"), real("6.1")) else { return };
-    let out =
-        orctool(&["unwind".as_ref(), "--vmcore".as_ref(), dump.as_os_str(), "--vmlinux".as_ref(), other.as_os_str()]);
+    let out = on_dump("unwind", &dump, &other, &[]);
     one_error_line(&out, &dump, "not the kernel of this vmlinux");
     let dir = tempfile::tempdir().unwrap();
     let cut = dir.path().join("cut.vmcore");
     let bytes = std::fs::read(&dump).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let image = real("6.12").unwrap().1;
-    let out =
-        orctool(&["unwind".as_ref(), "--vmcore".as_ref(), cut.as_os_str(), "--vmlinux".as_ref(), image.as_os_str()]);
+    let out = on_dump("unwind", &cut, &image, &[]);
     one_error_line(&out, &cut, "truncated vmcore");
 }

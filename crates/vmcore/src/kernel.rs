@@ -267,24 +267,24 @@ impl<'a, 'd> Kernel<'a, 'd> {
         true
     }
 
-    /// The word at `va`, or an error naming what was being read.
-    pub fn u64_at(&self, va: u64, what: &str) -> Result<u64, VmcoreError> {
-        let mut b = [0u8; 8];
+    /// `N` bytes at `va`, or an error naming what was being read.
+    fn bytes_at<const N: usize>(&self, va: u64, what: &str) -> Result<[u8; N], VmcoreError> {
+        let mut b = [0u8; N];
         if self.read(va, &mut b) {
-            Ok(u64::from_le_bytes(b))
+            Ok(b)
         } else {
             Err(VmcoreError::Memory(format!("cannot read {what} at {va:#x}")))
         }
     }
 
+    /// The word at `va`, or an error naming what was being read.
+    pub fn u64_at(&self, va: u64, what: &str) -> Result<u64, VmcoreError> {
+        self.bytes_at(va, what).map(u64::from_le_bytes)
+    }
+
     /// The 32-bit word at `va`, or an error naming what was being read.
     pub fn u32_at(&self, va: u64, what: &str) -> Result<u32, VmcoreError> {
-        let mut b = [0u8; 4];
-        if self.read(va, &mut b) {
-            Ok(u32::from_le_bytes(b))
-        } else {
-            Err(VmcoreError::Memory(format!("cannot read {what} at {va:#x}")))
-        }
+        self.bytes_at(va, what).map(u32::from_le_bytes)
     }
 
     /// Runtime address of a (non-per-CPU) image symbol.
