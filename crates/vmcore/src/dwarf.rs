@@ -46,7 +46,7 @@ impl Layout {
             None => Some((off, m)),
             Some(rest) => {
                 let (inner, m) = m.layout.as_deref()?.member(rest)?;
-                Some((off + inner, m))
+                Some((off.wrapping_add(inner), m))
             }
         }
     }
@@ -57,7 +57,7 @@ impl Layout {
                 Some(n) if n == name => return Some((m.offset, m)),
                 None => {
                     if let Some((off, inner)) = m.layout.as_deref().and_then(|l| l.direct(name)) {
-                        return Some((m.offset + off, inner));
+                        return Some((m.offset.wrapping_add(off), inner));
                     }
                 }
                 _ => {}

@@ -296,7 +296,7 @@ impl<'a, 'd> Kernel<'a, 'd> {
     /// Runtime address of per-CPU symbol `sym` on `cpu`.
     fn percpu(&self, sym: Sym, cpu: usize) -> Result<u64, VmcoreError> {
         let offsets = self.address_of("__per_cpu_offset")?;
-        let base = self.u64_at(offsets + 8 * cpu as u64, "__per_cpu_offset")?;
+        let base = self.u64_at(offsets.wrapping_add(8 * cpu as u64), "__per_cpu_offset")?;
         Ok(sym.value.wrapping_add(base))
     }
 
@@ -309,7 +309,7 @@ impl<'a, 'd> Kernel<'a, 'd> {
         let mask = self.address_of("__cpu_online_mask")?;
         let mut cpus = Vec::new();
         for word in 0..nr.div_ceil(64) {
-            let bits = self.u64_at(mask + 8 * word as u64, "__cpu_online_mask")?;
+            let bits = self.u64_at(mask.wrapping_add(8 * word as u64), "__cpu_online_mask")?;
             cpus.extend((0..64).filter(|b| bits >> b & 1 != 0).map(|b| word * 64 + b).filter(|&c| c < nr));
         }
         Ok(cpus)
@@ -366,7 +366,9 @@ impl<'a, 'd> Kernel<'a, 'd> {
             (self.image.symbol("cpu_tss_rw"), self.types.get("tss_struct"), self.types.get("entry_stack"))
         {
             if let Ok(off) = tss.offset("tss_struct", "x86_tss.sp0") {
-                if let Ok(top) = self.percpu(sym, cpu).and_then(|a| self.u64_at(a + off, "cpu_tss_rw.x86_tss.sp0")) {
+                if let Ok(top) =
+                    self.percpu(sym, cpu).and_then(|a| self.u64_at(a.wrapping_add(off), "cpu_tss_rw.x86_tss.sp0"))
+                {
                     out.push((StackKind::Entry, StackRange::new(top.wrapping_sub(entry.size), top)));
                 }
             }
@@ -377,17 +379,17 @@ impl<'a, 'd> Kernel<'a, 'd> {
     fn task_at(&self, address: u64) -> Result<Task, VmcoreError> {
         let o = &self.offsets;
         let mut comm = [0u8; 16];
-        if !self.read(address + o.comm, &mut comm) {
+        if !self.read(address.wrapping_add(o.comm), &mut comm) {
             return Err(VmcoreError::Memory(format!("cannot read the task_struct at {address:#x}")));
         }
         let comm = String::from_utf8_lossy(&comm[..comm.iter().position(|&c| c == 0).unwrap_or(16)]).into_owned();
-        let stack = self.u64_at(address + o.stack, "task_struct.stack")?;
+        let stack = self.u64_at(address.wrapping_add(o.stack), "task_struct.stack")?;
         Ok(Task {
             address,
-            pid: self.u32_at(address + o.pid, "task_struct.pid")? as i32,
-            tgid: self.u32_at(address + o.tgid, "task_struct.tgid")? as i32,
+            pid: self.u32_at(address.wrapping_add(o.pid), "task_struct.pid")? as i32,
+            tgid: self.u32_at(address.wrapping_add(o.tgid), "task_struct.tgid")? as i32,
             comm,
-            state: self.u32_at(address + o.state, "task_struct.__state")?,
+            state: self.u32_at(address.wrapping_add(o.state), "task_struct.__state")?,
             cpu: None,
             stack: StackRange::new(stack, stack.wrapping_add(o.thread_size)),
         })
@@ -413,15 +415,17 @@ impl<'a, 'd> Kernel<'a, 'd> {
         let o = &self.offsets;
         let init = self.address_of("init_task")?;
         let mut leaders = vec![init];
-        leaders.extend(self.list(init + o.tasks, "init_task.tasks")?.into_iter().map(|n| n - o.tasks));
+        leaders.extend(
+            self.list(init.wrapping_add(o.tasks), "init_task.tasks")?.into_iter().map(|n| n.wrapping_sub(o.tasks)),
+        );
         let mut addresses = Vec::new();
         for leader in leaders {
-            let signal = self.u64_at(leader + o.signal, "task_struct.signal")?;
-            let threads = self.list(signal + o.thread_head, "signal_struct.thread_head")?;
+            let signal = self.u64_at(leader.wrapping_add(o.signal), "task_struct.signal")?;
+            let threads = self.list(signal.wrapping_add(o.thread_head), "signal_struct.thread_head")?;
             if threads.is_empty() {
                 addresses.push(leader);
             }
-            addresses.extend(threads.into_iter().map(|n| n - o.thread_node));
+            addresses.extend(threads.into_iter().map(|n| n.wrapping_sub(o.thread_node)));
         }
         let cpus = self.online_cpus()?;
         if let Some(idle) = self.image.symbol("idle_threads") {
@@ -453,11 +457,11 @@ impl<'a, 'd> Kernel<'a, 'd> {
             }
         }
         let o = &self.offsets;
-        let sp = self.u64_at(task.address + o.thread_sp, "thread.sp")?;
-        let ip = self.u64_at(sp + o.frame_ret, "inactive_task_frame.ret_addr")?;
-        let bp = self.u64_at(sp + o.frame_bp, "inactive_task_frame.bp")?;
+        let sp = self.u64_at(task.address.wrapping_add(o.thread_sp), "thread.sp")?;
+        let ip = self.u64_at(sp.wrapping_add(o.frame_ret), "inactive_task_frame.ret_addr")?;
+        let bp = self.u64_at(sp.wrapping_add(o.frame_bp), "inactive_task_frame.bp")?;
         let fork = self.image.symbol("ret_from_fork_asm").map(|s| s.value.wrapping_add(self.kaslr));
-        Ok(Start::Blocked { ip, sp: sp + o.frame_size, bp, exact: Some(ip) == fork })
+        Ok(Start::Blocked { ip, sp: sp.wrapping_add(o.frame_size), bp, exact: Some(ip) == fork })
     }
 
     /// Memory for the unwinder: the dump read by virtual address.

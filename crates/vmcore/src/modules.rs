@@ -53,7 +53,7 @@ impl Kernel<'_, '_> {
         let mut out = Vec::new();
         let mut node = self.u64_at(head, "modules")?;
         while node != head && out.len() < 65536 {
-            let m = node - list;
+            let m = node.wrapping_sub(list);
             node = self.u64_at(node, "module.list")?;
             let mut name = vec![0u8; name_len];
             if !self.read(m + name_at, &mut name) {
@@ -61,11 +61,11 @@ impl Kernel<'_, '_> {
             }
             let name =
                 String::from_utf8_lossy(&name[..name.iter().position(|&c| c == 0).unwrap_or(name_len)]).into_owned();
-            let base = self.u64_at(m + text.0, "module text base")?;
+            let base = self.u64_at(m.wrapping_add(text.0), "module text base")?;
             let size = if text.2 == 8 {
-                self.u64_at(m + text.1, "module text size")?
+                self.u64_at(m.wrapping_add(text.1), "module text size")?
             } else {
-                u64::from(self.u32_at(m + text.1, "module text size")?)
+                u64::from(self.u32_at(m.wrapping_add(text.1), "module text size")?)
             };
             let n = u64::from(self.u32_at(m + num_orcs, "module.arch.num_orcs")?);
             let ips_at = self.u64_at(m + orc_ip, "module.arch.orc_unwind_ip")?;
@@ -77,7 +77,7 @@ impl Kernel<'_, '_> {
                 if self.read(ips_at, &mut ips) && self.read(entries_at, &mut entries) {
                     for (i, (ip, e)) in ips.chunks_exact(4).zip(entries.chunks_exact(6)).enumerate() {
                         let rel = i32::from_le_bytes(ip.try_into().expect("4 bytes"));
-                        let at = ips_at + 4 * i as u64;
+                        let at = ips_at.wrapping_add(4 * i as u64);
                         let raw = RawEntry::from_bytes(e.try_into().expect("6 bytes"), Endian::Little);
                         table.push((at.wrapping_add(rel as i64 as u64), raw));
                     }
@@ -98,9 +98,10 @@ impl Kernel<'_, '_> {
         ks: &crate::dwarf::Layout,
     ) -> Result<Vec<(u64, u64, String)>, VmcoreError> {
         let k = self.u64_at(kallsyms_ptr, "module.kallsyms")?;
-        let symtab = self.u64_at(k + ks.offset("mod_kallsyms", "symtab")?, "mod_kallsyms.symtab")?;
-        let num = self.u32_at(k + ks.offset("mod_kallsyms", "num_symtab")?, "mod_kallsyms.num_symtab")? as u64;
-        let strtab = self.u64_at(k + ks.offset("mod_kallsyms", "strtab")?, "mod_kallsyms.strtab")?;
+        let symtab = self.u64_at(k.wrapping_add(ks.offset("mod_kallsyms", "symtab")?), "mod_kallsyms.symtab")?;
+        let num =
+            self.u32_at(k.wrapping_add(ks.offset("mod_kallsyms", "num_symtab")?), "mod_kallsyms.num_symtab")? as u64;
+        let strtab = self.u64_at(k.wrapping_add(ks.offset("mod_kallsyms", "strtab")?), "mod_kallsyms.strtab")?;
         if num > 1 << 20 {
             return Ok(Vec::new());
         }
@@ -117,7 +118,7 @@ impl Kernel<'_, '_> {
             let value = u64::from_le_bytes(s[8..16].try_into().expect("8 bytes"));
             let size = u64::from_le_bytes(s[16..24].try_into().expect("8 bytes"));
             let mut name = vec![0u8; 128];
-            if !self.read(strtab + name_off, &mut name) {
+            if !self.read(strtab.wrapping_add(name_off), &mut name) {
                 continue;
             }
             let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());

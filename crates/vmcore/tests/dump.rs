@@ -173,3 +173,43 @@ fn not_a_vmcore_and_truncated() {
     let empty = core(&[("VMCOREINFO", 0, INFO.as_bytes().to_vec())], &[]);
     assert!(matches!(Vmcore::parse(&empty), Err(VmcoreError::NotVmcore(_))));
 }
+
+#[test]
+fn corrupted_cores_never_panic() {
+    let va: u64 = 0xffff_c900_0000_3000;
+    let idx = |shift: u32| ((va >> shift) & 511) as usize;
+    let mut mem = Vec::new();
+    for p in [
+        page(&[(idx(39), 0x2000 | 1)]),
+        page(&[(idx(30), 0x3000 | 1)]),
+        page(&[(idx(21), 0x4000 | 1)]),
+        page(&[(idx(12), 0x5000 | 1)]),
+        page(&[(3, 0xfeed_f00d)]),
+    ] {
+        mem.extend(p);
+    }
+    let bytes = core(
+        &[("CORE", 1, prstatus(0xffffffff81000010, va, 0, 0x10)), ("VMCOREINFO", 0, INFO.as_bytes().to_vec())],
+        &[(0x1000, mem)],
+    );
+    let ranges = [0..bytes.len()];
+    let mut rng = orc_testkit::Rng::new(0x76_6d63_6f72_65);
+    let mut parsed = 0;
+    rng.for_each_mutation(&bytes, &ranges, 8, 3000, |b| {
+        if let Ok(dump) = Vmcore::parse(b) {
+            parsed += 1;
+            let _ = dump.cpus().first().map(|c| (c.rip(), c.rsp()));
+            if let Some(text) = dump.vmcoreinfo_text() {
+                let info = VmcoreInfo::parse(text);
+                let _ = (info.kernel_offset(), info.phys_base(), info.five_level(), info.symbol("init_top_pgt"));
+            }
+            for levels in [4, 5] {
+                if let Some(pa) = translate(&dump, 0x1000, levels, va) {
+                    let mut buf = [0u8; 64];
+                    let _ = dump.read_phys(pa, &mut buf);
+                }
+            }
+        }
+    });
+    assert!(parsed > 0, "some mutations leave a readable core");
+}
