@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use orc_unwind::{End, Frame};
-use orc_vmcore::{unwind_task, Image, Kernel, Start, Tables, TaskTrace, Vmcore};
+use orc_vmcore::{unwind_task, Image, Kernel, StackKind, Start, Tables, TaskTrace, Vmcore};
 use serde::Serialize;
 
 use super::{emit, JsonFrame, UnwindArgs};
@@ -185,6 +185,22 @@ fn text_task(kernel: &Kernel<'_, '_>, tables: &Tables, t: &TaskTrace, out: &mut 
         t.task.address,
         start_name(&t.start)
     );
+    if t.stacks.len() > 1 {
+        let list: Vec<String> = t
+            .stacks
+            .iter()
+            .map(|(kind, r)| {
+                let name = match kind {
+                    StackKind::Task => "task".to_string(),
+                    StackKind::Irq => "irq".to_string(),
+                    StackKind::Exception(n) => n.clone(),
+                    StackKind::Entry => "entry".to_string(),
+                };
+                format!("{name} {:#x}-{:#x}", r.start, r.end)
+            })
+            .collect();
+        *out += &format!("  stacks: {}\n", list.join(", "));
+    }
     for (i, f) in t.frames.iter().enumerate() {
         let name = frame_label(kernel, tables, f);
         *out += &format!("  #{i:<3} {:#018x} {name}{}\n", f.ip, if f.signal && i > 0 { " (exact)" } else { "" });

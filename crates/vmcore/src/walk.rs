@@ -3,7 +3,7 @@
 
 use orc_unwind::{Config, End, Frame, IndexKind, ModuleTables, OwnedTable, StackRange, Unreliable, Unwinder};
 
-use crate::kernel::{Kernel, Start, Task};
+use crate::kernel::{Kernel, StackKind, Start, Task};
 use crate::modules::Module;
 use crate::VmcoreError;
 
@@ -62,6 +62,8 @@ pub struct TaskTrace {
     pub end: End,
     /// Why the trace is not reliable, if it is not.
     pub unreliable: Option<Unreliable>,
+    /// The stacks the walk could read (the task's; for a running task also its CPU's).
+    pub stacks: Vec<(StackKind, StackRange)>,
 }
 
 /// The unwinder's rules for the image's kernel version.
@@ -78,11 +80,11 @@ pub fn unwind_task(
     task: &Task,
 ) -> Result<TaskTrace, VmcoreError> {
     let start = kernel.start(task)?;
-    let mut stacks: Vec<StackRange> = vec![task.stack];
+    let mut named: Vec<(StackKind, StackRange)> = vec![(StackKind::Task, task.stack)];
     let (ip, sp, bp, exact) = match start {
         Start::Blocked { ip, sp, bp, exact } => (ip, sp, bp, exact),
         Start::Running { cpu, ip, sp, bp } => {
-            stacks.extend(kernel.cpu_stacks(cpu).into_iter().map(|(_, r)| r));
+            named.extend(kernel.cpu_stacks(cpu));
             (ip, sp, bp, true)
         }
         Start::User { ip, .. } => {
@@ -94,9 +96,11 @@ pub fn unwind_task(
                 frames: vec![frame],
                 end: End::UserMode,
                 unreliable: None,
+                stacks: named,
             });
         }
     };
+    let stacks: Vec<StackRange> = named.iter().map(|(_, r)| *r).collect();
     let views: Vec<_> = tables.owned.iter().map(OwnedTable::table).collect();
     let modules = ModuleTables::new(&views);
     let unwinder = Unwinder::new(&modules, &stacks).with_config(config);
@@ -107,5 +111,5 @@ pub fn unwind_task(
         frames.push(*f);
         true
     });
-    Ok(TaskTrace { task: task.clone(), start, frames, end: trace.end, unreliable: trace.unreliable })
+    Ok(TaskTrace { task: task.clone(), start, frames, end: trace.end, unreliable: trace.unreliable, stacks: named })
 }
