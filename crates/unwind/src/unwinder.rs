@@ -199,6 +199,16 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The kernel's rules of version `major.minor`: SP_INDIRECT is `*sp + off` from 5.12
+    /// (before: `*(sp + off)`), the frame-pointer guess for addresses without entry from 6.3.
+    pub fn for_kernel(major: u32, minor: u32) -> Config {
+        Config {
+            sp_indirect: if (major, minor) >= (5, 12) { SpIndirect::DerefThenAdd } else { SpIndirect::AddThenDeref },
+            frame_pointer_fallback: (major, minor) >= (6, 3),
+            ..Config::default()
+        }
+    }
+
     /// A user-space process: REGS entries are signal frames (`struct sigcontext`, as the
     /// tables of `orc-linked` describe the signal trampoline), there is no user mode to stop
     /// at, and an address without entry still gets the frame-pointer guess (marked
