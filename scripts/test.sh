@@ -33,6 +33,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 corpus=1
+vmcore_failures=0
 [ "${ORCTOOL_SKIP_CORPUS:-0}" = 1 ] && corpus=0
 if [ "$corpus" = 1 ]; then
     bash scripts/fetch-corpus.sh all
@@ -46,10 +47,14 @@ if [ "$corpus" = 1 ]; then
         # Crash dumps of both kernels under QEMU (TCG, 256 MB, about 30 s each, cached): the
         # vmcore tests of step 2 read them (crates/orctool/tests/vmcore_cli.rs), step 5 compares
         # them with drgn. Without QEMU they are skipped, and the tests say so.
+        # A dump that could not be made with QEMU present is a failure (counted below).
         if command -v qemu-system-x86_64 > /dev/null; then
             for k in 6.12 6.1; do
                 if dump=$(bash scripts/make-vmcore.sh "$k"); then
                     export "ORCTOOL_VMCORE_${k//./}=$dump"
+                else
+                    echo "vmcore $k: scripts/make-vmcore.sh failed" >&2
+                    vmcore_failures=$((vmcore_failures + 1))
                 fi
             done
         fi
@@ -127,6 +132,7 @@ if [ "$corpus" = 1 ]; then
         echo "gold set not built (scripts/build-gold.sh): compat-gold skipped"
     fi
     # Crash dumps: every task's stack against drgn's, frame for frame, and the time both take.
+    failed=$((failed + vmcore_failures))
     for k in 6.12 6.1; do
         var=ORCTOOL_VMCORE_${k//./}
         [ -n "${!var-}" ] || { echo "vmcore $k: no dump (QEMU missing?): drgn comparison skipped"; continue; }
