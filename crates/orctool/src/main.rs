@@ -1,6 +1,7 @@
 //! `orctool`: the command line. Thin by design: each command parses its options and calls the
 //! library crates; nothing here knows ELF or x86.
 
+mod alloc;
 mod annotate;
 mod cfi_compare;
 mod check;
@@ -14,6 +15,9 @@ mod verify_exec;
 mod verify_patching;
 
 use clap::{CommandFactory, FromArgMatches, Subcommand};
+
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 #[derive(clap::Parser, Debug)]
 #[command(name = "orctool", version, about, long_about = None)]
