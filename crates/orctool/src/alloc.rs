@@ -114,3 +114,47 @@ pub fn prepare_decoder() {
         eprintln!("arena: {} bytes used", USED.load(Relaxed));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// The arena's switch is process-wide: the tests that turn it take turns.
+    static SWITCH: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn tables_come_from_the_arena_and_later_allocations_do_not() {
+        let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+        prepare_decoder();
+        let used = USED.load(Relaxed);
+        assert!(used > 100_000, "the decoder tables took {used} bytes of the arena");
+        let after = Box::new([7u64; 4]);
+        assert!(!in_arena(&*after as *const _ as *mut u8));
+        // The tables work: decoding after the arena is closed uses them.
+        let mut decoder = iced_x86::Decoder::new(64, &[0x48, 0x83, 0xec, 0x18], iced_x86::DecoderOptions::NONE);
+        assert_eq!(decoder.decode().len(), 4);
+    }
+
+    #[test]
+    fn an_arena_block_grows_into_the_system_heap_with_its_contents() {
+        let _turn = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+        ACTIVE.store(true, Relaxed);
+        let mut v: Vec<u32> = Vec::with_capacity(4);
+        ACTIVE.store(false, Relaxed);
+        assert!(in_arena(v.as_mut_ptr().cast()));
+        v.extend(0..4);
+        v.extend(4..1000);
+        assert!(!in_arena(v.as_mut_ptr().cast()));
+        assert!(v.iter().copied().eq(0..1000));
+    }
+
+    #[test]
+    fn arena_blocks_are_aligned_and_disjoint() {
+        let a = bump(Layout::from_size_align(3, 1).unwrap()).unwrap() as usize;
+        let b = bump(Layout::from_size_align(64, 64).unwrap()).unwrap() as usize;
+        assert_eq!(b % 64, 0);
+        assert!(b >= a + 3);
+        assert!(bump(Layout::from_size_align(ARENA_BYTES + 1, 1).unwrap()).is_none());
+    }
+}
