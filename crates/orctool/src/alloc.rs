@@ -2,7 +2,7 @@
 //!
 //! iced-x86 builds its decoding tables on first use, as about 8,700 small boxes that live until
 //! the process ends. Taken from glibc's malloc, each fresh chunk costs about 180 instructions:
-//! 1.5 million in all, a third of `orctool check` on a small module, and kbuild starts one
+//! 1.5 million in all, more than a quarter of `orctool check` on a small module, and kbuild starts one
 //! process per object. [`prepare_decoder`] builds the tables with every allocation served by
 //! bumping a pointer through a static arena; before and after it, every allocation goes to the
 //! system allocator. Arena blocks are never reused: freeing one does nothing, and growing one
