@@ -156,7 +156,7 @@ pub fn run(args: &CheckArgs) -> i32 {
     let jobs = jobs(args);
     crate::alloc::prepare_decoder();
     let results: Vec<(String, i32)> = if args.files.len() == 1 {
-        if !overlaps(args, &args.files[0]) {
+        if !is_big(&args.files[0]) {
             one_heap_arena();
         }
         vec![one_scoped(args, &args.files[0])]
@@ -189,10 +189,13 @@ fn jobs(args: &CheckArgs) -> usize {
 /// Whether the one object of this run is read for its rewrite on a second thread while the
 /// analysis runs.
 fn overlaps(args: &CheckArgs, path: &Path) -> bool {
-    !args.dry_run
-        && args.files.len() == 1
-        && jobs(args) >= 2
-        && std::fs::metadata(path).is_ok_and(|m| m.len() >= OVERLAP_MIN_BYTES)
+    !args.dry_run && args.files.len() == 1 && jobs(args) >= 2 && is_big(path)
+}
+
+/// Objects like vmlinux.o: a second thread pays off, and glibc's defaults stay (their memory
+/// is measured against objtool's).
+fn is_big(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() >= OVERLAP_MIN_BYTES)
 }
 
 /// One object, one working thread: let that thread allocate from the main heap. glibc gives
