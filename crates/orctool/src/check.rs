@@ -137,6 +137,11 @@ pub struct CheckArgs {
     /// the table cache) instead of into the file.
     #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true)]
     pub sidecar: Option<Option<PathBuf>>,
+    /// Executables and shared libraries: write SFrame v3 instead of ORC: a loaded `.sframe`
+    /// section with `PT_GNU_SFRAME` in a copy of the file (or in the file itself), or with
+    /// `--sidecar` the section alone in `DIR/<build-id>.sframe`.
+    #[arg(long)]
+    pub sframe: bool,
 }
 
 /// The walker follows branches recursively, as objtool does; give it room.
@@ -404,7 +409,14 @@ pub fn write_checked<'p>(args: &'p CheckArgs, path: &'p Path, bytes: &[u8]) -> R
         orig.push(".orig");
         std::fs::copy(path, &orig).map_err(|e| FileError::new(path, format!("cannot keep a backup: {e}")))?;
     }
+    let fresh = !target.exists();
     write_atomically(target, bytes)?;
+    if fresh {
+        // A new output file gets the input's mode: a rewritten program stays executable.
+        if let Ok(meta) = std::fs::metadata(path) {
+            let _ = std::fs::set_permissions(target, meta.permissions());
+        }
+    }
     Ok(target)
 }
 

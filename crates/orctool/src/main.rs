@@ -9,7 +9,9 @@ mod check_linked;
 mod compare_objects;
 mod dump;
 mod input;
+mod perf_script;
 mod progress;
+mod sframe_dump;
 mod unwind;
 mod verify_exec;
 mod verify_patching;
@@ -55,6 +57,12 @@ enum Command {
     /// Compare two objects as a linker sees them: sections' bytes, symbols as a set,
     /// relocations by symbol name (layout aside). Exit 0 if the same, 1 if not.
     CompareObjects(compare_objects::CompareObjectsArgs),
+    /// A perf.data from `perf record --call-graph dwarf`, its user stacks unwound with ORC,
+    /// printed as `perf script` prints it.
+    PerfScript(perf_script::PerfScriptArgs),
+    /// Print the SFrame v3 section of a file (as `objdump --sframe` lays it out), read with
+    /// orctool's own reader.
+    SframeDump(sframe_dump::SframeDumpArgs),
 }
 
 /// objtool is run as `objtool --dump=orc FILE` (5.18+); accept that spelling so orctool can
@@ -93,6 +101,8 @@ fn main() {
         Command::VerifyExec(args) => verify_exec::run(&args),
         Command::CfiCompare(args) => cfi_compare::run(&args),
         Command::CompareObjects(args) => compare_objects::run(&args),
+        Command::PerfScript(args) => perf_script::run(&args),
+        Command::SframeDump(args) => sframe_dump::run(&args),
     };
     std::process::exit(code);
 }
