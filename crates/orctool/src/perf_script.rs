@@ -9,7 +9,8 @@ use clap::Args;
 use orc_process::{Source, TableCache};
 use orc_profile::{KernelSymbols, Options, ProfileError};
 
-/// Named after `perf script`, whose output it reproduces, with its `-i` and `--max-stack`.
+// Named after `perf script`, whose output it reproduces, with its `-i` and `--max-stack`.
+// (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(Args, Debug)]
 pub struct PerfScriptArgs {
     /// The profile (perf's default name).
@@ -31,7 +32,10 @@ pub struct PerfScriptArgs {
 }
 
 pub fn run(args: &PerfScriptArgs) -> i32 {
-    let cache = TableCache::new(args.cache_dir.clone().unwrap_or_else(TableCache::default_dir), Source::Combined);
+    let cache = match args.cache_dir.clone() {
+        Some(dir) => TableCache::new(dir, Source::Combined),
+        None => TableCache::with_default_dir(Source::Combined),
+    };
     let kernel = KernelSymbols::running();
     let options = Options { max_stack: args.max_stack, inline: !args.no_inline };
     let stdout = std::io::stdout();

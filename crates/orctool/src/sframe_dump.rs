@@ -12,7 +12,8 @@ use orc_sframe::{Rule, Saved};
 
 use crate::input::FileError;
 
-/// Arguments of `orctool sframe-dump`.
+// Arguments of `orctool sframe-dump`.
+// (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(clap::Args, Debug)]
 pub struct SframeDumpArgs {
     /// ELF files with an `.sframe` section, or (with `--raw`) sidecar files.

@@ -36,7 +36,8 @@ use serde_json::Value;
 
 use crate::input::{read_input, FileError};
 
-/// Options of `orctool unwind`.
+// Options of `orctool unwind`.
+// (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(clap::Args, Debug)]
 #[command(group = clap::ArgGroup::new("target").args(["snapshot", "pid", "core", "vmcore"]).required(true).multiple(false))]
 pub struct UnwindArgs {

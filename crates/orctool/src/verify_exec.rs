@@ -36,7 +36,8 @@ impl From<SourceArg> for Source {
     }
 }
 
-/// Arguments of `verify-exec`.
+// Arguments of `verify-exec`.
+// (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(Args, Debug)]
 pub struct VerifyExecArgs {
     /// Check one step in N (1: every step).

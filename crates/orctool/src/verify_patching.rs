@@ -16,7 +16,8 @@ use serde::Serialize;
 use crate::input::{expand_paths, read_input, FileError};
 use crate::progress::Progress;
 
-/// Options of `orctool verify-patching`.
+// Options of `orctool verify-patching`.
+// (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(clap::Args, Debug)]
 pub struct VerifyPatchingArgs {
     /// Kernel objects or modules; directories are walked for `.ko`, `.ko.xz`, `.o` and
