@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of orctool's readers and analyses (libFuzzer; docs/fuzzing.md).
 #
-#   bash scripts/fuzz.sh SECONDS [--jobs N] [--only T1,T2] [--build-only]
+#   bash scripts/fuzz.sh SECONDS [--jobs N] [--only T1,T2] [--keep-going] [--build-only]
 #
 # Builds the targets of fuzz/ (their own workspace) with libFuzzer's coverage instrumentation,
 # makes the seed corpora when they are missing (scripts/fuzz-seeds.sh), then runs every target
 # for SECONDS each, N at a time (default 1), on the corpus kept in ~/.cache/orctool/fuzz/corpus
 # (it grows from run to run: a campaign resumes). A crash, a panic, a timeout or running out of
 # memory fails the run; the input is kept under ~/.cache/orctool/fuzz/artifacts/TARGET and
-# named. One line per target at the end: executions, coverage (cov: edges, ft: features), corpus
+# named (--keep-going: libFuzzer's fork mode goes on after a finding, for campaigns; the run
+# still fails if there was one). One line per target at the end: executions, coverage (cov: edges, ft: features), corpus
 # size, seconds; totals are appended to ~/.cache/orctool/fuzz/stats.tsv.
 #
 # Needs no nightly toolchain and no cargo-fuzz: plain cargo with the sanitizer-coverage passes
@@ -23,11 +24,13 @@ shift
 jobs=1
 only=""
 build_only=0
+keep_going=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --jobs) jobs=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
         --build-only) build_only=1; shift ;;
+        --keep-going) keep_going=1; shift ;;
         *) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -64,11 +67,19 @@ run_one() {
     t0=$(date +%s)
     # -timeout: one input may take 10 s (a whole kernel module through check is ~50 ms);
     # -rss_limit_mb: the inputs are small, 2 GB is a leak.
+    local more=()
+    [ "$keep_going" = 1 ] && more=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+    local before
+    before=$(ls "$art" | wc -l)
     "$bin/$t" "$corpus" "$cache/seeds/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-        -max_len=$max_len -artifact_prefix="$art/" -print_final_stats=1 >"$log" 2>&1 || rc=$?
+        -max_len=$max_len -artifact_prefix="$art/" -print_final_stats=1 "${more[@]}" >"$log" 2>&1 || rc=$?
+    # Fork mode exits 0 after findings: the artifacts tell.
+    [ "$rc" -eq 0 ] && [ "$(ls "$art" | wc -l)" -gt "$before" ] && rc=1
     local took=$(( $(date +%s) - t0 ))
     local runs cov ft corp
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    # Fork mode prints no final stats: its last status line counts the executions.
+    [ -n "$runs" ] || runs=$(grep -E '^#[0-9]+' "$log" | tail -1 | sed -E 's/^#([0-9]+).*/\1/')
     read -r cov ft corp < <(grep -E '^#[0-9]+' "$log" | tail -1 | sed -E 's/.*cov: ([0-9]+) ft: ([0-9]+) corp: ([0-9]+).*/\1 \2 \3/;t;s/.*/0 0 0/')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$t" "$took" "${runs:-0}" "${cov:-0}" "${ft:-0}" "${corp:-0}" "$rc" >>"$cache/stats.tsv"
     if [ "$rc" -ne 0 ]; then
@@ -79,7 +90,7 @@ run_one() {
     echo "ok   $t: ${runs:-0} runs in $took s, cov ${cov:-0}, ft ${ft:-0}, corpus ${corp:-0}"
 }
 export -f run_one
-export bin cache seconds
+export bin cache seconds keep_going
 
 status=0
 echo "$targets" | xargs -P "$jobs" -I{} bash -c 'run_one {}' || status=1

@@ -68,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
     let (ip, sp, bp, regs_at) = (c.u64(), c.u64(), c.u64(), c.u64());
     let rest = c.0;
     let (a, b) = rest.split_at(split.min(rest.len()));
-    let b_base = if top { u64::MAX - (b.len() as u64) + 1 } else { 0x20000 };
+    let b_base = if top { 0u64.wrapping_sub(b.len() as u64) } else { 0x20000 };
     let stacks = [StackSnapshot::new(0x8000, a), StackSnapshot::new(b_base, b)];
     let ranges: Vec<StackRange> = stacks.iter().map(StackSnapshot::range).collect();
     // Start values near the stacks and text most of the time.

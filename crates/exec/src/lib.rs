@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! use orc_process::{Source, TableCache};
-//! let cache = TableCache::new(TableCache::default_dir(), Source::Combined);
+//! let cache = TableCache::new(TableCache::default_dir().expect("a home"), Source::Combined);
 //! let command = vec!["/bin/true".to_string()];
 //! let report = orc_exec::run(&command, &cache, orc_exec::Options::default()).unwrap();
 //! println!("{} of {} checked steps agree", report.agree, report.checked);

@@ -19,8 +19,8 @@ use crate::LinkedTable;
 /// Why the sections cannot be added.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    /// The file already has `.orc_unwind`.
-    #[error("already has ORC sections (.orc_unwind); strip them first")]
+    /// The file already has one of the three sections.
+    #[error("already has ORC sections (.orc_unwind, .orc_unwind_ip or .orc_header); strip them first")]
     AlreadyHasOrc,
     /// An address does not fit a 32-bit slot.
     #[error("address {0:#x} does not fit .orc_unwind_ip's 32-bit slots")]
@@ -94,7 +94,8 @@ pub fn add_orc_sections(input: &[u8], table: &LinkedTable) -> Result<Vec<u8>, Wr
     for h in headers.chunks_exact(SHDR_SIZE) {
         let name_at = u32_at(h, 0).unwrap_or(0) as usize;
         let name = strtab.get(name_at..).map(|s| s.split(|&b| b == 0).next().unwrap_or(&[]));
-        if name == Some(&b".orc_unwind"[..]) || name == Some(&b".orc_unwind_ip"[..]) {
+        // Any of the three: a second `.orc_header` beside ours would leave readers two hashes.
+        if matches!(name, Some(b".orc_unwind" | b".orc_unwind_ip" | b".orc_header")) {
             return Err(WriteError::AlreadyHasOrc);
         }
     }

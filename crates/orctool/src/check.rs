@@ -15,8 +15,9 @@ use crate::input::{read_input, FileError};
 /// Options of `orctool check`: objtool's action flags and options, plus orctool's own.
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// The objects to check (each gets its ORC table written into it, unless `--output` is
-    /// given for a single object). Several objects are checked in parallel.
+    /// Kernel objects, programs or shared libraries (each gets its ORC table written into it,
+    /// unless `--output` is given for a single file, or `--sidecar`). Several are checked in
+    /// parallel.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Generate ORC and write `.orc_unwind`, `.orc_unwind_ip` and their relocations.

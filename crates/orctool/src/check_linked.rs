@@ -11,16 +11,14 @@ use orc_linked::{build_id, generate, sidecar, Source};
 use crate::check::{write_atomically, write_checked, CheckArgs};
 use crate::input::FileError;
 
-/// The table cache: `$ORCTOOL_CACHE`, else `$XDG_CACHE_HOME/orctool/orc`, else
-/// `~/.cache/orctool/orc`.
-pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("ORCTOOL_CACHE").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir));
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir).join("orctool").join("orc"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("orctool").join("orc"))
+/// The table cache of every command: the directory given, else orc-process's default
+/// (`$ORCTOOL_CACHE`, `$XDG_CACHE_HOME/orctool/orc`, `~/.cache/orctool/orc`), else one error,
+/// the same for every command, naming the option that gives one (`how`).
+pub fn cache_dir(given: Option<&PathBuf>, how: &str) -> Result<PathBuf, FileError> {
+    given
+        .cloned()
+        .or_else(orc_process::TableCache::default_dir)
+        .ok_or_else(|| FileError::new(Path::new("cache"), format!("{} ({how})", orc_process::NO_CACHE_DIR)))
 }
 
 /// Lowercase hex.
@@ -57,10 +55,7 @@ pub fn run(args: &CheckArgs, path: &Path, bytes: &[u8], file: &ElfFile<'_>, out:
     let wants_sidecar = args.sidecar.is_some();
     if !args.dry_run && wants_sidecar {
         let id = build_id(file).ok_or_else(|| FileError::new(path, "has no build-id (NT_GNU_BUILD_ID) to name a sidecar file by"))?;
-        let dir = match args.sidecar.clone().flatten() {
-            Some(d) => d,
-            None => cache_dir().ok_or_else(|| FileError::new(path, "no cache directory (set ORCTOOL_CACHE or HOME)"))?,
-        };
+        let dir = cache_dir(args.sidecar.as_ref().and_then(Option::as_ref), "--sidecar=DIR")?;
         std::fs::create_dir_all(&dir).map_err(|e| FileError::new(&dir, e))?;
         let target = dir.join(format!("{}.orc", hex(id)));
         write_atomically(&target, &sidecar::encode(id, &table))?;

@@ -31,9 +31,17 @@ use serde::Serialize;
 use crate::input::{read_input, FileError};
 use snapshot::Snapshot;
 
+/// What `unwind` can walk: the argument's id and how the error for none names it. A new source
+/// (`--vmcore`) is one more line here and one more field below.
+const TARGETS: [(&str, &str); 3] = [
+    ("snapshot", "--snapshot FILE (a kernel stack snapshot)"),
+    ("pid", "--pid PID (a live process)"),
+    ("core", "--core FILE (a core dump)"),
+];
+
 /// Options of `orctool unwind`.
 #[derive(clap::Args, Debug)]
-#[command(group = clap::ArgGroup::new("target").args(["snapshot", "pid", "core"]).required(true).multiple(false))]
+#[command(group = clap::ArgGroup::new("target").args(TARGETS.map(|(id, _)| id)).multiple(false))]
 pub struct UnwindArgs {
     /// The register and stack snapshot to unwind (JSON, see docs/unwinder.md).
     #[arg(long)]
@@ -225,7 +233,8 @@ fn run_inner(args: &UnwindArgs) -> Result<i32, FileError> {
         return process::run_core(args, core);
     }
     let Some(snapshot) = &args.snapshot else {
-        return Err(FileError::new(Path::new("unwind"), "give --snapshot, --pid or --core"));
+        let names: Vec<&str> = TARGETS.iter().map(|(_, name)| *name).collect();
+        return Err(FileError::new(Path::new("unwind"), format!("nothing to unwind: give one of {}", names.join(", "))));
     };
     let snap = read_snapshot(snapshot)?;
     let mut loaded = Loaded { tables: Vec::new(), funcs: Vec::new(), version: snap.version };

@@ -43,6 +43,9 @@ struct FileKey {
     mtime_nsec: i64,
 }
 
+/// What every command says when [`TableCache::default_dir`] finds no directory.
+pub const NO_CACHE_DIR: &str = "no directory for the table cache: set ORCTOOL_CACHE, XDG_CACHE_HOME or HOME, or name one";
+
 impl TableCache {
     /// A cache storing sidecar files in `dir` (created on first store), with tables from
     /// `source`.
@@ -56,20 +59,19 @@ impl TableCache {
         TableCache { dir: None, source, loaded: Mutex::new(HashMap::new()) }
     }
 
-    /// `$ORCTOOL_CACHE`, else `$XDG_CACHE_HOME/orctool/orc`, else `~/.cache/orctool/orc`
-    /// (`/tmp/orctool-cache/orc` without a home).
-    pub fn default_dir() -> PathBuf {
+    /// `$ORCTOOL_CACHE`, else `$XDG_CACHE_HOME/orctool/orc`, else `~/.cache/orctool/orc`; `None`
+    /// when none of the three is set. There is no shared fallback (a directory in `/tmp` would
+    /// let another user plant tables): every command then asks for a directory
+    /// ([`NO_CACHE_DIR`]).
+    pub fn default_dir() -> Option<PathBuf> {
         let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         if let Some(dir) = env("ORCTOOL_CACHE") {
-            return dir;
+            return Some(dir);
         }
         if let Some(xdg) = env("XDG_CACHE_HOME") {
-            return xdg.join("orctool").join("orc");
+            return Some(xdg.join("orctool").join("orc"));
         }
-        match env("HOME") {
-            Some(home) => home.join(".cache").join("orctool").join("orc"),
-            None => PathBuf::from("/tmp/orctool-cache/orc"),
-        }
+        env("HOME").map(|home| home.join(".cache").join("orctool").join("orc"))
     }
 
     /// The cache directory, if the cache stores files.

@@ -290,33 +290,38 @@ fn read_maps(pid: i32) -> Result<String, ProcessError> {
     Ok(text)
 }
 
-/// Parses the text of /proc/PID/maps.
+/// Parses the text of /proc/PID/maps: `START-END PERMS OFFSET DEV INODE [PATHNAME]` per line
+/// (the pathname may hold spaces; `[stack]`, `[vdso]`... are labels, not files). A line that does
+/// not have this shape is an error, never a panic.
 pub fn parse_maps(pid: i32, text: &str) -> Result<Vec<Mapping>, ProcessError> {
-    use procfs::process::{MMPermissions, MMapPath, MemoryMaps};
-    use procfs::FromBufRead;
-    let maps = MemoryMaps::from_buf_read(text.as_bytes()).map_err(|e| ProcessError::process(pid, format!("maps: {e}")))?;
-    Ok(maps
-        .into_iter()
-        .map(|m| {
-            let (path, label) = match m.pathname {
-                MMapPath::Path(p) => (Some(p), String::new()),
-                MMapPath::Stack => (None, "[stack]".to_string()),
-                MMapPath::TStack(t) => (None, format!("[stack:{t}]")),
-                MMapPath::Heap => (None, "[heap]".to_string()),
-                MMapPath::Vdso => (None, "[vdso]".to_string()),
-                MMapPath::Vvar => (None, "[vvar]".to_string()),
-                MMapPath::Vsyscall => (None, "[vsyscall]".to_string()),
-                MMapPath::Anonymous => (None, String::new()),
-                other => (None, format!("{other:?}")),
-            };
-            Mapping {
-                start: m.address.0,
-                end: m.address.1,
-                offset: m.offset,
-                executable: m.perms.contains(MMPermissions::EXECUTE),
-                path,
-                label,
-            }
-        })
-        .collect())
+    text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, line)| {
+        parse_maps_line(line).ok_or_else(|| ProcessError::process(pid, format!("maps: line {} is not START-END PERMS OFFSET DEV INODE [PATH]: {line:?}", i + 1)))
+    }).collect()
+}
+
+fn parse_maps_line(line: &str) -> Option<Mapping> {
+    let mut rest = line;
+    let mut field = || {
+        let t = rest.trim_start_matches(' ');
+        let end = t.find(' ').unwrap_or(t.len());
+        let (f, r) = t.split_at(end);
+        rest = r;
+        (!f.is_empty()).then_some(f)
+    };
+    let (range, perms, offset, dev, inode) = (field()?, field()?, field()?, field()?, field()?);
+    let (start, end) = range.split_once('-')?;
+    let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+    let (start, end, offset) = (hex(start)?, hex(end)?, hex(offset)?);
+    if end < start || perms.len() != 4 || !dev.contains(':') || inode.parse::<u64>().is_err() {
+        return None;
+    }
+    let name = rest.trim_start_matches(' ');
+    let (path, label) = if name.is_empty() {
+        (None, String::new())
+    } else if name.starts_with('[') && name.ends_with(']') {
+        (None, name.to_string())
+    } else {
+        (Some(PathBuf::from(name)), String::new())
+    };
+    Some(Mapping { start, end, offset, executable: perms.as_bytes()[2] == b'x', path, label })
 }
