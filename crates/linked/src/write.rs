@@ -147,5 +147,27 @@ pub fn add_orc_sections(input: &[u8], table: &LinkedTable) -> Result<Vec<u8>, Wr
     }
     out[0x28..0x30].copy_from_slice(&new_shoff.to_le_bytes());
     out[0x3c..0x3e].copy_from_slice(&((shnum + 3) as u16).to_le_bytes());
+    reads_back(&out, &table.ips[..n], &table.entries[..n])?;
     Ok(out)
+}
+
+/// The written file's table, read as every reader reads it, is the table written. This writer
+/// patches headers by hand; a file whose headers it misreads (a name table that is not where
+/// the reader finds it, say: the fuzz target `check_linked` found several) must be refused,
+/// never written with a table nobody can read.
+fn reads_back(out: &[u8], ips: &[u64], entries: &[orc_format::RawEntry]) -> Result<(), WriteError> {
+    let refuse = |what: String| WriteError::Layout(format!("the written table would not read back ({what})"));
+    let file = orc_elf::ElfFile::parse(out).map_err(|e| refuse(e.to_string()))?;
+    let table = orc_elf::orc::read_orc_table(&file, Some(Layout::V3))
+        .map_err(|e| refuse(e.to_string()))?
+        .ok_or_else(|| refuse("no .orc_unwind".into()))?;
+    if table.len() != entries.len() {
+        return Err(refuse(format!("{} entries instead of {}", table.len(), entries.len())));
+    }
+    for (i, (address, raw)) in table.iter().enumerate() {
+        if address != orc_elf::orc::OrcAddress::Absolute(ips[i]) || raw != entries[i] {
+            return Err(refuse(format!("entry {i} differs")));
+        }
+    }
+    Ok(())
 }

@@ -30,6 +30,9 @@ pub struct Mapping {
     /// What /proc shows for a mapping that is not a file (`[stack]`, `[vdso]`, `[heap]`), or
     /// empty.
     pub label: String,
+    /// The inode of the file mapped, as /proc/PID/maps shows it; 0 when unknown (a core's
+    /// NT_FILE has none). A file at `path` with another inode is not the one mapped.
+    pub inode: u64,
 }
 
 /// An executable mapping: a piece of a program or library, or code without a file.
@@ -97,17 +100,17 @@ impl AddressSpace {
     /// The address space of a live process, from /proc/PID/maps.
     pub fn from_pid(pid: i32, cache: &TableCache) -> Result<AddressSpace, ProcessError> {
         let text = read_maps(pid)?;
-        let mappings = parse_maps(pid, &text)?;
-        let mut space = AddressSpace::from_mappings(mappings, cache);
-        space.maps_text = text;
-        Ok(space)
+        let mut mappings = parse_maps(pid, &text)?;
+        mappings.sort_by_key(|m| m.start);
+        let modules = mappings.iter().filter(|m| m.executable).map(|m| make_module(m, cache, Some(pid))).collect();
+        Ok(AddressSpace { modules, mappings, maps_text: text })
     }
 
     /// An address space from a list of mappings (a core file's, or a test's). Files that
     /// cannot be read become modules without table (their `problem` says why).
     pub fn from_mappings(mut mappings: Vec<Mapping>, cache: &TableCache) -> AddressSpace {
         mappings.sort_by_key(|m| m.start);
-        let modules = mappings.iter().filter(|m| m.executable).map(|m| make_module(m, cache)).collect();
+        let modules = mappings.iter().filter(|m| m.executable).map(|m| make_module(m, cache, None)).collect();
         AddressSpace { modules, mappings, maps_text: String::new() }
     }
 
@@ -127,7 +130,7 @@ impl AddressSpace {
             let keep = old.iter().position(|o| o.start == m.start && o.end == m.end && o.name == display_name(m));
             match keep {
                 Some(i) => modules.push(old.swap_remove(i)),
-                None => modules.push(make_module(m, cache)),
+                None => modules.push(make_module(m, cache, Some(pid))),
             }
         }
         modules.sort_by_key(|m| m.start);
@@ -238,13 +241,38 @@ fn display_name(m: &Mapping) -> String {
     }
 }
 
-fn make_module(m: &Mapping, cache: &TableCache) -> Module {
+/// The file to read for mapping `m` of live process `pid`: its path, if the file there is the
+/// one mapped (same inode); else the mapped file itself through /proc/PID/map_files (the file
+/// was replaced or deleted since it was mapped: a table from the new file would be wrong
+/// everywhere); else an error saying so.
+fn mapped_file(m: &Mapping, path: &Path, pid: Option<i32>) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(pid) = pid.filter(|_| m.inode != 0) else { return Ok(path.to_path_buf()) };
+    if std::fs::metadata(path).is_ok_and(|meta| meta.ino() == m.inode) {
+        return Ok(path.to_path_buf());
+    }
+    let exact = std::path::PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end));
+    match std::fs::metadata(&exact) {
+        Ok(meta) if meta.ino() == m.inode => Ok(exact),
+        _ => Err(format!("replaced or deleted on disk since it was mapped (inode {}), and the mapped file cannot be opened through /proc/{pid}/map_files: no table", m.inode)),
+    }
+}
+
+fn make_module(m: &Mapping, cache: &TableCache, pid: Option<i32>) -> Module {
     let name = display_name(m);
     let mut module = Module { name, start: m.start, end: m.end, bias: 0, table: None, problem: None };
     let Some(path) = &m.path else {
         module.problem = Some("no file".to_string());
         return module;
     };
+    let path = match mapped_file(m, path, pid) {
+        Ok(p) => p,
+        Err(e) => {
+            module.problem = Some(e);
+            return module;
+        }
+    };
+    let path = &path;
     match cache.table_for(path).and_then(|t| place(&t, m, path).map(|bias| (t, bias))) {
         Ok((t, bias)) => {
             module.bias = bias;
@@ -312,7 +340,7 @@ fn parse_maps_line(line: &str) -> Option<Mapping> {
     let (start, end) = range.split_once('-')?;
     let hex = |s: &str| u64::from_str_radix(s, 16).ok();
     let (start, end, offset) = (hex(start)?, hex(end)?, hex(offset)?);
-    if end < start || perms.len() != 4 || !dev.contains(':') || inode.parse::<u64>().is_err() {
+    if end < start || perms.len() != 4 || !dev.contains(':') {
         return None;
     }
     let name = rest.trim_start_matches(' ');
@@ -323,5 +351,6 @@ fn parse_maps_line(line: &str) -> Option<Mapping> {
     } else {
         (Some(PathBuf::from(name)), String::new())
     };
-    Some(Mapping { start, end, offset, executable: perms.as_bytes()[2] == b'x', path, label })
+    let inode = inode.parse().ok()?;
+    Some(Mapping { start, end, offset, executable: perms.as_bytes()[2] == b'x', path, label, inode })
 }
