@@ -9,7 +9,7 @@ use orc_elf::ElfFile;
 use orc_linked::{build_id, generate, sidecar, Source};
 
 use crate::check::{write_atomically, write_checked, CheckArgs};
-use crate::input::FileError;
+use crate::input::{FileError, Identity};
 
 /// The table cache of every command: the directory given, else orc-process's default
 /// (`$ORCTOOL_CACHE`, `$XDG_CACHE_HOME/orctool/orc`, `~/.cache/orctool/orc`), else one error,
@@ -30,7 +30,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Checks one linked file; the warnings and the summary go to `out`.
-pub fn run(args: &CheckArgs, path: &Path, bytes: &[u8], file: &ElfFile<'_>, out: &mut String) -> Result<i32, FileError> {
+pub fn run(args: &CheckArgs, path: &Path, read_as: Option<&Identity>, bytes: &[u8], file: &ElfFile<'_>, out: &mut String) -> Result<i32, FileError> {
     let name = path.display().to_string();
     let table = generate(file, Source::Combined).map_err(|e| FileError::new(path, e))?;
     let r = &table.report;
@@ -62,7 +62,7 @@ pub fn run(args: &CheckArgs, path: &Path, bytes: &[u8], file: &ElfFile<'_>, out:
         summary += &format!("; wrote {}", target.display());
     } else if !args.dry_run && args.orc {
         let written = orc_linked::write::add_orc_sections(bytes, &table).map_err(|e| FileError::new(path, e))?;
-        let target = write_checked(args, path, &written)?;
+        let target = write_checked(args, path, read_as, &written)?;
         summary += &format!("; wrote .orc_unwind_ip, .orc_unwind, .orc_header into {}", target.display());
     }
     let _ = writeln!(out, "{summary}");

@@ -183,6 +183,7 @@ impl ReportFile {
         if path.is_dir() {
             return Err(fail(&"is a directory"));
         }
+        crate::check::ignore_file_size_signal();
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
         Ok(ReportFile { path: path.to_path_buf(), tmp })
