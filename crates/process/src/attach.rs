@@ -155,8 +155,12 @@ fn refusal(pid: i32, e: Errno) -> String {
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("TracerPid:").map(|v| v.trim().to_string())))
         .filter(|t| t != "0");
     if let Some(t) = tracer {
-        let name = std::fs::read_to_string(format!("/proc/{t}/comm")).map(|s| s.trim().to_string()).unwrap_or_default();
-        return format!("already traced by process {t} ({name}); a process has one tracer at a time");
+        // TracerPid is the tracing thread; name its process.
+        let status = std::fs::read_to_string(format!("/proc/{t}/status")).unwrap_or_default();
+        let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()));
+        let process = field("Tgid:").unwrap_or(t);
+        let name = std::fs::read_to_string(format!("/proc/{process}/comm")).map(|s| s.trim().to_string()).unwrap_or_default();
+        return format!("already traced by process {process} ({name}); a process has one tracer at a time");
     }
     match std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").map(|s| s.trim().to_string()) {
         Ok(scope) if scope != "0" => format!(
