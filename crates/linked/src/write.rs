@@ -158,9 +158,13 @@ pub fn add_orc_sections(input: &[u8], table: &LinkedTable) -> Result<Vec<u8>, Wr
 fn reads_back(out: &[u8], ips: &[u64], entries: &[orc_format::RawEntry]) -> Result<(), WriteError> {
     let refuse = |what: String| WriteError::Layout(format!("the written table would not read back ({what})"));
     let file = orc_elf::ElfFile::parse(out).map_err(|e| refuse(e.to_string()))?;
-    let table = orc_elf::orc::read_orc_table(&file, Some(Layout::V3))
+    // Without a layout given: the reader finds the layout by the `.orc_header` it finds.
+    let table = orc_elf::orc::read_orc_table(&file, None)
         .map_err(|e| refuse(e.to_string()))?
         .ok_or_else(|| refuse("no .orc_unwind".into()))?;
+    if table.layout != Layout::V3 {
+        return Err(refuse(format!("read as layout {:?}", table.layout)));
+    }
     if table.len() != entries.len() {
         return Err(refuse(format!("{} entries instead of {}", table.len(), entries.len())));
     }
