@@ -21,14 +21,6 @@ pub fn cache_dir(given: Option<&PathBuf>, how: &str) -> Result<PathBuf, FileErro
         .ok_or_else(|| FileError::new(Path::new("cache"), format!("{} ({how})", orc_process::NO_CACHE_DIR)))
 }
 
-/// Lowercase hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 /// Checks one linked file; the warnings and the summary go to `out`.
 pub fn run(args: &CheckArgs, path: &Path, read_as: Option<&Identity>, bytes: &[u8], file: &ElfFile<'_>, out: &mut String) -> Result<i32, FileError> {
     let name = path.display().to_string();
@@ -57,7 +49,8 @@ pub fn run(args: &CheckArgs, path: &Path, read_as: Option<&Identity>, bytes: &[u
         let id = build_id(file).ok_or_else(|| FileError::new(path, "has no build-id (NT_GNU_BUILD_ID) to name a sidecar file by"))?;
         let dir = cache_dir(args.sidecar.as_ref().and_then(Option::as_ref), "--sidecar=DIR")?;
         std::fs::create_dir_all(&dir).map_err(|e| FileError::new(&dir, e))?;
-        let target = dir.join(format!("{}.orc", hex(id)));
+        let stem = sidecar::file_stem(id).ok_or_else(|| FileError::new(path, "has an empty build-id (NT_GNU_BUILD_ID) to name a sidecar file by"))?;
+        let target = dir.join(format!("{stem}.orc"));
         write_atomically(&target, &sidecar::encode(id, &table))?;
         summary += &format!("; wrote {}", target.display());
     } else if !args.dry_run && args.orc {

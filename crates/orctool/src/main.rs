@@ -32,8 +32,8 @@ enum Command {
     /// Unwind with ORC: a live process (--pid, every thread), a core dump (--core), or a kernel
     /// stack snapshot with the tables of vmlinux and modules (--snapshot).
     Unwind(unwind::UnwindArgs),
-    /// Validate a kernel object as objtool does, or analyse a program or shared library, and
-    /// write its ORC table (objtool's flags).
+    /// Validate the stack state of an x86-64 kernel object, or analyse an executable or shared
+    /// library, and write its ORC table (objtool's flags).
     Check(check::CheckArgs),
     /// Prove the ORC table right at every patch site by applying each patch as the kernel does.
     VerifyPatching(verify_patching::VerifyPatchingArgs),

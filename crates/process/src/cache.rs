@@ -217,7 +217,7 @@ impl FileTable {
     /// The sidecar file that holds (or will hold) this file's table.
     pub fn sidecar_path(&self) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
-        let id = self.build_id_hex()?;
+        let id = linked_api::sidecar_stem(self.build_id()?)?;
         Some(match linked_api::file_tag(self.source) {
             None => dir.join(format!("{id}.orc")),
             Some(tag) => dir.join(format!("{id}.{tag}.orc")),
@@ -273,7 +273,7 @@ impl FileTable {
     fn read_sidecar(&self, path: &Path) -> Option<Rows> {
         let bytes = std::fs::read(path).ok()?;
         let (id, rows) = linked_api::decode(&bytes).ok()?;
-        (Some(id.as_slice()) == self.build_id()).then_some(rows)
+        (Some(id.as_slice()) == self.build_id().map(linked_api::stored_id)).then_some(rows)
     }
 
     fn index(&self, rows: Rows) -> Result<OwnedTable, String> {

@@ -35,3 +35,34 @@ fn maps_lines_are_read_field_by_field() {
         assert!(e.contains("maps: line 1"), "{bad}: {e}");
     }
 }
+
+/// Build-ids of any length hit the cache: a table generated once is found again by a new
+/// cache (a new process) for a file whose build-id is longer than a sidecar stores (80 bytes).
+#[test]
+fn a_long_build_id_hits_the_cache() {
+    use orc_process::{Origin, Source, TableCache};
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("p.c");
+    std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+    let exe = dir.path().join("p");
+    let id: String = (0..80).map(|i| format!("{:02x}", (i * 7 + 3) % 256)).collect();
+    let status = std::process::Command::new("gcc").arg("-O2").arg(format!("-Wl,--build-id=0x{id}")).arg("-o").arg(&exe).arg(&src).status().unwrap();
+    assert!(status.success());
+    let cache_dir = dir.path().join("cache");
+    let first = TableCache::new(cache_dir.clone(), Source::Combined);
+    let t = first.table_for(&exe).unwrap();
+    assert_eq!(t.build_id().map(<[u8]>::len), Some(80));
+    assert_eq!(t.orc_with_origin().unwrap().1, Origin::Generated);
+    let again = TableCache::new(cache_dir.clone(), Source::Combined);
+    assert_eq!(again.table_for(&exe).unwrap().orc_with_origin().unwrap().1, Origin::Cache);
+    assert_eq!(std::fs::read_dir(&cache_dir).unwrap().count(), 1);
+}
+
+#[test]
+fn sidecar_names_for_build_ids_of_every_length() {
+    use orc_linked::sidecar::file_stem;
+    assert_eq!(file_stem(&[]), None);
+    assert_eq!(file_stem(&[0xab, 0x01]).as_deref(), Some("ab01"));
+    let long = [0x11u8; 70];
+    assert_eq!(file_stem(&long), Some(format!("{}-70", "11".repeat(64))));
+}
