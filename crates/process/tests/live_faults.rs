@@ -97,12 +97,13 @@ fn alive(r: &mut Running) {
 
 const ROUNDS: usize = 25;
 
-#[test]
-fn threads_created_and_ended_while_stopping() {
-    let mut r = Running::start(&["threads"]);
+/// Walks `churn MODE` ROUNDS times: every walk succeeds with at least one thread, nobody stays
+/// traced, and the process goes on.
+fn walks_always_succeed(mode: &str) {
+    let mut r = Running::start(&[mode]);
     let cache = TableCache::in_memory(Source::Combined);
     for _ in 0..ROUNDS {
-        let n = walk_once(r.pid(), &cache).unwrap_or_else(|e| panic!("{e}"));
+        let n = walk_once(r.pid(), &cache).unwrap_or_else(|e| panic!("{mode}: {e}"));
         assert!(n >= 1);
         nobody_traced(r.pid());
     }
@@ -110,25 +111,18 @@ fn threads_created_and_ended_while_stopping() {
 }
 
 #[test]
+fn threads_created_and_ended_while_stopping() {
+    walks_always_succeed("threads");
+}
+
+#[test]
 fn a_process_forking_children() {
-    let mut r = Running::start(&["forks"]);
-    let cache = TableCache::in_memory(Source::Combined);
-    for _ in 0..ROUNDS {
-        walk_once(r.pid(), &cache).unwrap_or_else(|e| panic!("{e}"));
-        nobody_traced(r.pid());
-    }
-    alive(&mut r);
+    walks_always_succeed("forks");
 }
 
 #[test]
 fn code_mapped_and_unmapped_under_the_walk() {
-    let mut r = Running::start(&["maps"]);
-    let cache = TableCache::in_memory(Source::Combined);
-    for _ in 0..ROUNDS {
-        walk_once(r.pid(), &cache).unwrap_or_else(|e| panic!("{e}"));
-        nobody_traced(r.pid());
-    }
-    alive(&mut r);
+    walks_always_succeed("maps");
 }
 
 /// Exec replaces the image (and, from another thread, the thread ids): a walk either sees one
