@@ -17,6 +17,11 @@ repo=$PWD
 corpus=${1:-$HOME/.cache/orctool/fuzz/corpus}
 seeds=$(dirname "$corpus")/seeds
 mkdir -p "$seeds"
+all=1
+for t in elf_orc_table flow_special check_kernel verify_patching check_linked linked_compare eh_frame sidecar proc_maps core_file unwind snapshot_json; do
+    [ -n "$(ls -A "$seeds/$t" 2>/dev/null)" ] || all=0
+done
+[ "$all" = 1 ] && exit 0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cache=$(bash scripts/lib/corpus.sh cache)

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of orctool's readers and analyses (libFuzzer; docs/fuzzing.md).
 #
-#   bash scripts/fuzz.sh SECONDS [--jobs N] [--only T1,T2] [--keep-going] [--build-only]
+#   bash scripts/fuzz.sh SECONDS [--jobs N] [--only T1,T2] [--keep-going] [--smoke] [--build-only]
 #
 # Builds the targets of fuzz/ (their own workspace) with libFuzzer's coverage instrumentation,
 # makes the seed corpora when they are missing (scripts/fuzz-seeds.sh), then runs every target
 # for SECONDS each, N at a time (default 1), on the corpus kept in ~/.cache/orctool/fuzz/corpus
 # (it grows from run to run: a campaign resumes). A crash, a panic, a timeout or running out of
 # memory fails the run; the input is kept under ~/.cache/orctool/fuzz/artifacts/TARGET and
-# named (--keep-going: libFuzzer's fork mode goes on after a finding, for campaigns; the run
+# named (--smoke: from the seeds alone, the grown corpus neither read nor written, so that a
+# short run's time does not depend on how long earlier campaigns ran; --keep-going: libFuzzer's fork mode goes on after a finding, for campaigns; the run
 # still fails if there was one). One line per target at the end: executions, coverage (cov: edges, ft: features), corpus
 # size, seconds; totals are appended to ~/.cache/orctool/fuzz/stats.tsv.
 #
@@ -25,12 +26,14 @@ jobs=1
 only=""
 build_only=0
 keep_going=0
+smoke=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --jobs) jobs=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
         --build-only) build_only=1; shift ;;
         --keep-going) keep_going=1; shift ;;
+        --smoke) smoke=1; shift ;;
         *) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -60,6 +63,10 @@ bash scripts/fuzz-seeds.sh "$cache/corpus"
 
 run_one() {
     local t=$1 corpus=$cache/corpus/$1 art=$cache/artifacts/$1 log=$cache/logs/$1.log
+    if [ "$smoke" = 1 ]; then
+        corpus=$(mktemp -d)
+        trap 'rm -rf "$corpus"' RETURN
+    fi
     mkdir -p "$corpus" "$art" "$cache/logs"
     local t0 rc=0 max_len=262144
     # Cores hold whole stacks and data segments: the seeds are up to 1 MB.
@@ -90,7 +97,7 @@ run_one() {
     echo "ok   $t: ${runs:-0} runs in $took s, cov ${cov:-0}, ft ${ft:-0}, corpus ${corp:-0}"
 }
 export -f run_one
-export bin cache seconds keep_going
+export bin cache seconds keep_going smoke
 
 status=0
 echo "$targets" | xargs -P "$jobs" -I{} bash -c 'run_one {}' || status=1
