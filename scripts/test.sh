@@ -22,6 +22,7 @@
 #      fails only if orctool cannot read a file). verify-exec on the test programs is part of
 #      step 2 (crates/orctool/tests/verify_exec_cli.rs), and so is SFrame v3 against sid's
 #      objdump --sframe on them (crates/orctool/tests/sframe_cli.rs, docs/sframe.md).
+#   7. a fuzz smoke: every fuzz target of fuzz/ built with libFuzzer and run 5 s (scripts/fuzz.sh).
 # Set ORCTOOL_SKIP_CORPUS=1 to skip steps 1 and 3 (no network); the real-module tests then say
 # they were skipped. Ends with one line, `tests: N passed, M failed (...)`, counting every test of
 # every test binary of step 2 (a binary that crashed counts as one failure) and each script
@@ -158,6 +159,17 @@ if [ "$corpus" = 1 ]; then
     fi
 else
     echo "corpus checks skipped (ORCTOOL_SKIP_CORPUS=1)"
+fi
+
+# Fuzz smoke (docs/fuzzing.md): every fuzz target builds and runs 5 s from its seeds alone, so that a
+# target that rots is seen. The instrumented build is its own (fuzz/target); the campaigns are
+# scripts/fuzz.sh with a longer time.
+if ORCTOOL=$orctool bash scripts/fuzz.sh 5 --smoke >"$log" 2>&1; then
+    tail -1 "$log"
+    passed=$((passed + 1))
+else
+    grep -E "^(FAIL|ok) " "$log" || tail -20 "$log"
+    failed=$((failed + 1))
 fi
 
 if bash scripts/compare-gdb.sh; then

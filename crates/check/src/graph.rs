@@ -292,7 +292,7 @@ impl Checker<'_> {
                 if self.ignore_unreachables {
                     if let Some(f) = func {
                         let f = &self.p.symbols[f as usize];
-                        if dest_sec == self.p.insns[id as usize].sec as usize && dest_off == f.offset + f.len {
+                        if dest_sec == self.p.insns[id as usize].sec as usize && dest_off == f.offset.saturating_add(f.len) {
                             continue;
                         }
                     }

@@ -48,7 +48,9 @@ impl Checker<'_> {
         if f.kind != InsnKind::Endbr && !f.noendbr {
             return false;
         }
-        insn.offset == s.offset + s.len
+        // Checked: the symbol's size is the file's (the fuzz target `check_kernel` gave one that
+        // overflowed).
+        s.offset.checked_add(s.len) == Some(insn.offset)
     }
 
     fn validate_ibt_insn(&mut self, id: InsnId) -> usize {

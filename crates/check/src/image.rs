@@ -182,7 +182,10 @@ pub fn extract_function(
         .find(|s| s.name == cold_name && s.kind == SymbolKind::Func && s.size != 0)
         .and_then(|c| {
             let l = map.locate(c.value).filter(|l| l.section == at.section)?;
-            let bytes = sec.data.get(l.offset as usize..(l.offset + c.size) as usize)?;
+            // Checked: the size is the file's to choose (the fuzz target `flow_special` gave one
+            // that overflowed).
+            let end = usize::try_from(l.offset.checked_add(c.size)?).ok()?;
+            let bytes = sec.data.get(usize::try_from(l.offset).ok()?..end)?;
             Some((c.value, c.size, bytes))
         });
     if let Some((address, size, bytes)) = cold {

@@ -192,7 +192,7 @@ impl Checker<'_> {
                     insns: Vec::new(),
                     sites: Vec::new(),
                 };
-                let end = sym.offset + sym.len;
+                let end = sym.offset.saturating_add(sym.len);
                 let mut it = self.p.find_insn(si, sym.offset);
                 while let Some(id) = it {
                     let insn = &self.p.insns[id as usize];

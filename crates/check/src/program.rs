@@ -616,7 +616,7 @@ fn link_cold_parts(symbols: &mut [Symbol<'_>]) -> Result<(), Fatal> {
         symbols[p].cfunc = i as SymId;
         let (c_sec, c_off, c_len) = (symbols[i].sec, symbols[i].offset, symbols[i].len);
         let parent = &mut symbols[p];
-        if c_sec == parent.sec && c_off >= parent.offset && c_off + c_len == parent.offset + parent.len {
+        if c_sec == parent.sec && c_off >= parent.offset && c_off.checked_add(c_len) == parent.offset.checked_add(parent.len) {
             parent.len -= c_len;
         }
     }
@@ -664,7 +664,7 @@ fn link_cold_parts_by_file_scope(sections: &[Section<'_>], symbols: &mut [Symbol
             symbols[alias as usize].cfunc = i as SymId;
             let (c_sec, c_off, c_len) = (symbols[i].sec, symbols[i].offset, symbols[i].len);
             let parent = &mut symbols[p];
-            if c_sec == parent.sec && c_off >= parent.offset && c_off + c_len == parent.offset + parent.len {
+            if c_sec == parent.sec && c_off >= parent.offset && c_off.checked_add(c_len) == parent.offset.checked_add(parent.len) {
                 parent.len -= c_len;
             }
         }

@@ -578,7 +578,7 @@ impl Checker<'_> {
             }
             let Some(f) = self.p.insn_func(id) else { break };
             let f = &self.p.symbols[f as usize];
-            if insn.end() >= f.offset + f.len {
+            if insn.end() >= f.offset.saturating_add(f.len) {
                 break;
             }
             match self.p.next_in_sec(id) {

@@ -154,6 +154,9 @@ pub fn rewrite(input: &[u8], changes: &Changes<'_>) -> Result<Vec<u8>, ElfError>
     Rewriter::read(input)?.finish(changes)
 }
 
+/// The largest section alignment a rewrite keeps (16 MB; kernel objects use up to 2 MB).
+const MAX_ALIGN: u64 = 1 << 24;
+
 /// An object read for rewriting, before the changes are known: reading a large object
 /// (`vmlinux.o`: millions of relocations) takes as long as a good part of the analysis, so a
 /// caller may read it on another thread while the analysis runs, then [`Rewriter::finish`].
@@ -165,8 +168,25 @@ pub struct Rewriter<'data> {
 impl<'data> Rewriter<'data> {
     /// Reads `input` into the rebuilder.
     pub fn read(input: &'data [u8]) -> Result<Self, ElfError> {
-        let builder = Builder::read64(input)
+        let mut builder = Builder::read64(input)
             .map_err(|e| ElfError::Malformed(format!("cannot rewrite: {e}")))?;
+        // The builder aligns each section's new offset by its `sh_addralign` as if it were a
+        // power of two of at least 1. ELF allows 0 (no alignment: 1 here); one that is not a
+        // power of two, or so large that aligning would place the section gigabytes out, is
+        // refused (the fuzz target `check_kernel` found the builder computing 0 - 1 for 0: an
+        // overflow, and with wrapping arithmetic a section written over the ELF header).
+        for section in builder.sections.iter_mut() {
+            match section.sh_addralign {
+                0 => section.sh_addralign = 1,
+                a if !a.is_power_of_two() || a > MAX_ALIGN => {
+                    return Err(ElfError::Malformed(format!(
+                        "cannot rewrite: section {} has alignment {a:#x} (a power of two up to {MAX_ALIGN:#x} expected)",
+                        section.name
+                    )));
+                }
+                _ => {}
+            }
+        }
         Ok(Rewriter { builder, input_len: input.len() })
     }
 

@@ -29,6 +29,31 @@ pub const MAGIC: [u8; 8] = *b"ORCSIDE\0";
 pub const VERSION: u16 = 2;
 /// The longest build-id accepted (GNU build-ids are 20 bytes; 64 leaves room for others).
 pub const MAX_BUILD_ID: usize = 64;
+/// What a sidecar stores of `build_id` and compares a file's build-id by: its first
+/// [`MAX_BUILD_ID`] bytes.
+pub fn stored_id(build_id: &[u8]) -> &[u8] {
+    &build_id[..build_id.len().min(MAX_BUILD_ID)]
+}
+
+/// The name of the sidecar of a file with `build_id`, without `.orc`: the build-id in hex, or for
+/// one longer than [`MAX_BUILD_ID`] the hex of what is stored and the full length (so that
+/// build-ids of any length have a sidecar that is found again). `None` for an empty build-id:
+/// it names nothing, and files without one are not cached.
+pub fn file_stem(build_id: &[u8]) -> Option<String> {
+    use std::fmt::Write as _;
+    if build_id.is_empty() {
+        return None;
+    }
+    let mut s = String::with_capacity(2 * MAX_BUILD_ID + 8);
+    for b in stored_id(build_id) {
+        let _ = write!(s, "{b:02x}");
+    }
+    if build_id.len() > MAX_BUILD_ID {
+        let _ = write!(s, "-{}", build_id.len());
+    }
+    Some(s)
+}
+
 /// Bytes before the build-id.
 const HEADER: usize = 16;
 
@@ -94,7 +119,7 @@ fn layout_number(layout: Layout) -> u8 {
 /// The sidecar file of `table` (whose entries are [`Layout::V3`]) for the binary with
 /// `build_id` (cut to [`MAX_BUILD_ID`] bytes).
 pub fn encode(build_id: &[u8], table: &LinkedTable) -> Vec<u8> {
-    let build_id = &build_id[..build_id.len().min(MAX_BUILD_ID)];
+    let build_id = stored_id(build_id);
     let n = table.ips.len().min(table.entries.len());
     let mut out = Vec::with_capacity(HEADER + build_id.len() + 4 + n * (8 + ORC_ENTRY_SIZE));
     out.extend_from_slice(&MAGIC);

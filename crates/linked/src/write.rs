@@ -19,8 +19,8 @@ use crate::LinkedTable;
 /// Why the sections cannot be added.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    /// The file already has `.orc_unwind`.
-    #[error("already has ORC sections (.orc_unwind); strip them first")]
+    /// The file already has one of the three sections.
+    #[error("already has ORC sections (.orc_unwind, .orc_unwind_ip or .orc_header); strip them first")]
     AlreadyHasOrc,
     /// An address does not fit a 32-bit slot.
     #[error("address {0:#x} does not fit .orc_unwind_ip's 32-bit slots")]
@@ -148,7 +148,8 @@ impl Sections<'_> {
 /// `input` with `.orc_unwind_ip`, `.orc_unwind` and `.orc_header` for `table` appended.
 pub fn add_orc_sections(input: &[u8], table: &LinkedTable) -> Result<Vec<u8>, WriteError> {
     let secs = sections(input)?;
-    if secs.has(b".orc_unwind") || secs.has(b".orc_unwind_ip") {
+    // Any of the three: a second `.orc_header` beside ours would leave readers two hashes.
+    if secs.has(b".orc_unwind") || secs.has(b".orc_unwind_ip") || secs.has(b".orc_header") {
         return Err(WriteError::AlreadyHasOrc);
     }
     let n = table.ips.len().min(table.entries.len());
@@ -174,6 +175,7 @@ pub fn add_orc_sections(input: &[u8], table: &LinkedTable) -> Result<Vec<u8>, Wr
         out.extend_from_slice(data);
     }
     secs.append(&mut out, &added);
+    reads_back(&out, &table.ips[..n], &table.entries[..n])?;
     Ok(out)
 }
 
@@ -262,4 +264,29 @@ pub fn add_sframe_segment<E: std::fmt::Display>(input: &[u8], make: impl FnOnce(
     let section_off = seg_off + (sframe_addr - seg_vaddr);
     secs.append(&mut out, &[(".sframe", SHT_GNU_SFRAME, SHF_ALLOC, sframe_addr, section_off, data.len() as u64, 8, 0)]);
     Ok((out, sframe_addr))
+}
+
+/// The written file's table, read as every reader reads it, is the table written. This writer
+/// patches headers by hand; a file whose headers it misreads (a name table that is not where
+/// the reader finds it, say: the fuzz target `check_linked` found several) must be refused,
+/// never written with a table nobody can read.
+fn reads_back(out: &[u8], ips: &[u64], entries: &[orc_format::RawEntry]) -> Result<(), WriteError> {
+    let refuse = |what: String| WriteError::Layout(format!("the written table would not read back ({what})"));
+    let file = orc_elf::ElfFile::parse(out).map_err(|e| refuse(e.to_string()))?;
+    // Without a layout given: the reader finds the layout by the `.orc_header` it finds.
+    let table = orc_elf::orc::read_orc_table(&file, None)
+        .map_err(|e| refuse(e.to_string()))?
+        .ok_or_else(|| refuse("no .orc_unwind".into()))?;
+    if table.layout != Layout::V3 {
+        return Err(refuse(format!("read as layout {:?}", table.layout)));
+    }
+    if table.len() != entries.len() {
+        return Err(refuse(format!("{} entries instead of {}", table.len(), entries.len())));
+    }
+    for (i, (address, raw)) in table.iter().enumerate() {
+        if address != orc_elf::orc::OrcAddress::Absolute(ips[i]) || raw != entries[i] {
+            return Err(refuse(format!("entry {i} differs")));
+        }
+    }
+    Ok(())
 }

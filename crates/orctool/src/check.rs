@@ -10,14 +10,15 @@ use orc_elf::write::{Changes, OrcRow, Rewriter, SiteRow, SiteTable, Slot};
 use orc_elf::ElfFile;
 use orc_flow::KernelEra;
 
-use crate::input::{read_input, FileError};
+use crate::input::{read_for_rewrite, read_input, FileError, Identity};
 
 // Options of `orctool check`: objtool's action flags and options, plus orctool's own.
 // (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// The objects to check (each gets its ORC table written into it, unless `--output` is
-    /// given for a single object). Several objects are checked in parallel.
+    /// Kernel objects, programs or shared libraries (each gets its ORC table written into it,
+    /// unless `--output` is given for a single file, or `--sidecar`). Several are checked in
+    /// parallel.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Generate ORC and write `.orc_unwind`, `.orc_unwind_ip` and their relocations.
@@ -243,10 +244,16 @@ fn one(args: &CheckArgs, path: &Path) -> (String, i32) {
 
 fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, FileError> {
     let name = path.display().to_string();
-    let bytes = read_input(path)?;
+    // Written over (no -o, not --dry-run): read as a copy, and remember what the file was.
+    let (bytes, identity) = if !args.dry_run && args.output.is_none() {
+        let (bytes, identity) = read_for_rewrite(path)?;
+        (bytes, Some(identity))
+    } else {
+        (read_input(path)?, None)
+    };
     let file = ElfFile::parse(&bytes).map_err(|e| FileError::new(path, e))?;
     if matches!(file.kind(), orc_elf::FileKind::Executable | orc_elf::FileKind::Shared) && !is_kernel_image(&file) {
-        return crate::check_linked::run(args, path, &bytes, &file, out);
+        return crate::check_linked::run(args, path, identity.as_ref(), &bytes, &file, out);
     }
     let era = match &args.kernel {
         Some(k) => KernelEra::parse(k).ok_or_else(|| FileError::new(path, format!("--kernel {k}: not a kernel version")))?,
@@ -361,7 +368,7 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
                 out.truncate(before_warnings);
                 FileError::new(path, e)
             })?;
-            write_checked(args, path, &written)?;
+            write_checked(args, path, identity.as_ref(), &written)?;
         }
     }
     Ok(if args.werror && !analysis.warnings.is_empty() { 1 } else { 0 })
@@ -401,13 +408,19 @@ fn site_tables(sites: &orc_check::sites::SiteRows) -> Vec<SiteTable> {
 }
 
 /// Writes the checked file: to `-o OUT`, or over the input (kept as `FILE.orig` first with
-/// `--backup`). Returns where it went.
-pub fn write_checked<'p>(args: &'p CheckArgs, path: &'p Path, bytes: &[u8]) -> Result<&'p Path, FileError> {
+/// `--backup`) if it is still the file that was read (`read_as`). Returns where it went.
+pub fn write_checked<'p>(args: &'p CheckArgs, path: &'p Path, read_as: Option<&Identity>, bytes: &[u8]) -> Result<&'p Path, FileError> {
     let target = args.output.as_deref().unwrap_or(path);
+    if let Some(read_as) = read_as.filter(|_| args.output.is_none()) {
+        if Identity::of(path)? != *read_as {
+            return Err(FileError::new(path, "changed on disk while it was checked (another writer?): left as it is now, nothing written"));
+        }
+    }
     if args.backup && args.output.is_none() {
         let mut orig = path.as_os_str().to_owned();
         orig.push(".orig");
-        std::fs::copy(path, &orig).map_err(|e| FileError::new(path, format!("cannot keep a backup: {e}")))?;
+        let original = std::fs::read(path).map_err(|e| FileError::new(path, format!("cannot keep a backup: {e}")))?;
+        write_atomically(Path::new(&orig), &original)?;
     }
     let fresh = !target.exists();
     write_atomically(target, bytes)?;
@@ -420,15 +433,36 @@ pub fn write_checked<'p>(args: &'p CheckArgs, path: &'p Path, bytes: &[u8]) -> R
     Ok(target)
 }
 
+/// A write past the file-size limit (`ulimit -f`) must be an error to report, with the
+/// temporary file removed, not SIGXFSZ ending the process halfway.
+pub fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to "ignore" installs no handler; nothing else in
+    // orctool handles SIGXFSZ.
+    #[allow(unsafe_code)]
+    unsafe {
+        let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGXFSZ, nix::sys::signal::SigHandler::SigIgn);
+    }
+}
+
 /// Writes through a temporary file in the same directory and renames it over `target`, so a
 /// failure never leaves a half-written object.
 pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    ignore_file_size_signal();
+    // The system's reason, without the temporary file's name that tempfile adds to it.
+    let fail = |e: std::io::Error| {
+        let code = e.raw_os_error().or_else(|| {
+            let inner = std::error::Error::source(e.get_ref()?)?;
+            inner.downcast_ref::<std::io::Error>()?.raw_os_error()
+        });
+        let plain = code.map_or(e, std::io::Error::from_raw_os_error);
+        FileError::new(target, format!("cannot write the result: {plain}"))
+    };
     let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| FileError::new(target, e))?;
-    tmp.write_all(bytes).map_err(|e| FileError::new(target, e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    tmp.write_all(bytes).and_then(|()| tmp.flush()).map_err(fail)?;
     if let Ok(meta) = std::fs::metadata(target) {
         let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
     }
-    tmp.persist(target).map_err(|e| FileError::new(target, e.error))?;
+    tmp.persist(target).map_err(|e| fail(e.error))?;
     Ok(())
 }

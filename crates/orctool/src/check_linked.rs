@@ -9,32 +9,22 @@ use orc_elf::ElfFile;
 use orc_linked::{build_id, generate, sidecar, Source};
 
 use crate::check::{write_atomically, write_checked, CheckArgs};
-use crate::input::FileError;
+use crate::input::{FileError, Identity};
 
-/// The table cache: `$ORCTOOL_CACHE`, else `$XDG_CACHE_HOME/orctool/orc`, else
-/// `~/.cache/orctool/orc`.
-pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("ORCTOOL_CACHE").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir));
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir).join("orctool").join("orc"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("orctool").join("orc"))
-}
-
-/// Lowercase hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+/// The table cache of every command: the directory given, else orc-process's default
+/// (`$ORCTOOL_CACHE`, `$XDG_CACHE_HOME/orctool/orc`, `~/.cache/orctool/orc`), else one error,
+/// the same for every command, naming the option that gives one (`how`).
+pub fn cache_dir(given: Option<&PathBuf>, how: &str) -> Result<PathBuf, FileError> {
+    given
+        .cloned()
+        .or_else(orc_process::TableCache::default_dir)
+        .ok_or_else(|| FileError::new(Path::new("cache"), format!("{} ({how})", orc_process::NO_CACHE_DIR)))
 }
 
 /// Checks one linked file; the warnings and the summary go to `out`.
-pub fn run(args: &CheckArgs, path: &Path, bytes: &[u8], file: &ElfFile<'_>, out: &mut String) -> Result<i32, FileError> {
+pub fn run(args: &CheckArgs, path: &Path, read_as: Option<&Identity>, bytes: &[u8], file: &ElfFile<'_>, out: &mut String) -> Result<i32, FileError> {
     if args.sframe {
-        return run_sframe(args, path, bytes, file, out);
+        return run_sframe(args, path, read_as, bytes, file, out);
     }
     let name = path.display().to_string();
     let table = generate(file, Source::Combined).map_err(|e| FileError::new(path, e))?;
@@ -64,7 +54,7 @@ pub fn run(args: &CheckArgs, path: &Path, bytes: &[u8], file: &ElfFile<'_>, out:
         summary += &format!("; wrote {}", target.display());
     } else if !args.dry_run && args.orc {
         let written = orc_linked::write::add_orc_sections(bytes, &table).map_err(|e| FileError::new(path, e))?;
-        let target = write_checked(args, path, &written)?;
+        let target = write_checked(args, path, read_as, &written)?;
         summary += &format!("; wrote .orc_unwind_ip, .orc_unwind, .orc_header into {}", target.display());
     }
     let _ = writeln!(out, "{summary}");
@@ -74,17 +64,15 @@ pub fn run(args: &CheckArgs, path: &Path, bytes: &[u8], file: &ElfFile<'_>, out:
 /// `DIR/<build-id>.EXT` for `--sidecar[=DIR]`, the directory made if needed.
 fn sidecar_path(args: &CheckArgs, path: &Path, file: &ElfFile<'_>, ext: &str) -> Result<PathBuf, FileError> {
     let id = build_id(file).ok_or_else(|| FileError::new(path, "has no build-id (NT_GNU_BUILD_ID) to name a sidecar file by"))?;
-    let dir = match args.sidecar.clone().flatten() {
-        Some(d) => d,
-        None => cache_dir().ok_or_else(|| FileError::new(path, "no cache directory (set ORCTOOL_CACHE or HOME)"))?,
-    };
+    let dir = cache_dir(args.sidecar.as_ref().and_then(Option::as_ref), "--sidecar=DIR")?;
+    let stem = sidecar::file_stem(id).ok_or_else(|| FileError::new(path, "has an empty build-id (NT_GNU_BUILD_ID) to name a sidecar file by"))?;
     std::fs::create_dir_all(&dir).map_err(|e| FileError::new(&dir, e))?;
-    Ok(dir.join(format!("{}.{ext}", hex(id))))
+    Ok(dir.join(format!("{stem}.{ext}")))
 }
 
 /// `--sframe`: the SFrame v3 table, written, then read back with orctool's reader and checked
 /// row for row against what was meant before the file is renamed into place.
-fn run_sframe(args: &CheckArgs, path: &Path, bytes: &[u8], file: &ElfFile<'_>, out: &mut String) -> Result<i32, FileError> {
+fn run_sframe(args: &CheckArgs, path: &Path, read_as: Option<&Identity>, bytes: &[u8], file: &ElfFile<'_>, out: &mut String) -> Result<i32, FileError> {
     let name = path.display().to_string();
     let table = orc_linked::sframe::generate(file).map_err(|e| FileError::new(path, e))?;
     let s = &table.stats;
@@ -118,7 +106,7 @@ fn run_sframe(args: &CheckArgs, path: &Path, bytes: &[u8], file: &ElfFile<'_>, o
         }
         check(data, at)?;
         let len = data.len();
-        let target = write_checked(args, path, &written)?;
+        let target = write_checked(args, path, read_as, &written)?;
         summary += &format!(", {len} bytes; wrote .sframe (PT_GNU_SFRAME at {addr:#x}) into {}", target.display());
     }
     let _ = writeln!(out, "{summary}");

@@ -72,6 +72,52 @@ pub fn read_input(path: &Path) -> Result<InputBytes, FileError> {
     Ok(InputBytes::Mapped(map))
 }
 
+/// What a file was when it was read (device, inode, size, modification time). A file about to
+/// be written over is written only if it still is: otherwise another writer (a second
+/// `check` of the same file, an editor, a build) changed it meanwhile, and the result, made
+/// from the old contents, would undo that.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Identity {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+}
+
+impl Identity {
+    fn from_meta(meta: &std::fs::Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        Identity { dev: meta.dev(), ino: meta.ino(), len: meta.len(), mtime: (meta.mtime(), meta.mtime_nsec()) }
+    }
+
+    /// The file at `path` now.
+    pub fn of(path: &Path) -> Result<Identity, FileError> {
+        std::fs::metadata(path).map(|m| Identity::from_meta(&m)).map_err(|e| FileError::new(path, e))
+    }
+}
+
+/// Reads `path` whole into memory, for a file that will be written over: a copy cannot fault
+/// when another process truncates the file meanwhile (a mapping would, with SIGBUS). Returns
+/// the file's identity as it was opened.
+pub fn read_for_rewrite(path: &Path) -> Result<(InputBytes, Identity), FileError> {
+    use std::io::Read as _;
+    let mut file = File::open(path).map_err(|e| FileError::new(path, e))?;
+    let meta = file.metadata().map_err(|e| FileError::new(path, e))?;
+    if meta.is_dir() {
+        return Err(FileError::new(path, "is a directory"));
+    }
+    let identity = Identity::from_meta(&meta);
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(|e| FileError::new(path, e))?;
+    if bytes.starts_with(XZ_MAGIC) {
+        let mut out = Vec::with_capacity(bytes.len() * 4);
+        lzma_rs::xz_decompress(&mut BufReader::new(&bytes[..]), &mut out)
+            .map_err(|e| FileError::new(path, format!("cannot decompress xz: {e}")))?;
+        return Ok((InputBytes::Owned(out), identity));
+    }
+    Ok((InputBytes::Owned(bytes), identity))
+}
+
 /// True for the names orctool picks up when walking a directory: kernel modules (plain or
 /// xz), relocatable objects, and `vmlinux`.
 fn is_candidate(name: &str) -> bool {

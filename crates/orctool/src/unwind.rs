@@ -24,6 +24,8 @@ mod vmcore;
 pub(crate) mod vmcore_input {
     pub(crate) use super::vmcore::{error, open};
 }
+#[path = "snapshot.rs"]
+mod snapshot;
 
 use std::path::{Path, PathBuf};
 
@@ -32,14 +34,23 @@ use orc_elf::{ElfFile, FileKind, SymbolKind};
 use orc_format::Layout;
 use orc_unwind::{Config, End, Frame, IndexKind, ModuleTables, OwnedTable, StackSnapshot, Snapshots, Unwinder};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::input::{read_input, FileError};
+use snapshot::Snapshot;
+
+/// What `unwind` can walk: the argument's id and how the error for none names it. A new source
+/// (`--vmcore`) is one more line here and one more field below.
+const TARGETS: [(&str, &str); 4] = [
+    ("snapshot", "--snapshot FILE (a kernel stack snapshot)"),
+    ("pid", "--pid PID (a live process)"),
+    ("core", "--core FILE (a core dump)"),
+    ("vmcore", "--vmcore FILE (a kernel crash dump, with --vmlinux)"),
+];
 
 // Options of `orctool unwind`.
 // (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(clap::Args, Debug)]
-#[command(group = clap::ArgGroup::new("target").args(["snapshot", "pid", "core", "vmcore"]).required(true).multiple(false))]
+#[command(group = clap::ArgGroup::new("target").args(TARGETS.map(|(id, _)| id)).multiple(false))]
 pub struct UnwindArgs {
     /// The register and stack snapshot to unwind (JSON, see docs/unwinder.md).
     #[arg(long)]
@@ -99,20 +110,6 @@ struct Loaded {
     version: Option<(u32, u32)>,
 }
 
-fn parse_u64(v: &Value) -> Option<u64> {
-    match v {
-        Value::String(s) => {
-            let s = s.trim();
-            match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-                Some(hex) => u64::from_str_radix(hex, 16).ok(),
-                None => s.parse().ok(),
-            }
-        }
-        Value::Number(n) => n.as_u64(),
-        _ => None,
-    }
-}
-
 /// Writes to standard output; a reader that went away (`| head`) is not an error worth a
 /// panic: the output is simply no longer wanted.
 pub(crate) fn emit(text: &str) {
@@ -120,60 +117,9 @@ pub(crate) fn emit(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    // Digit pairs as bytes, not as string slices: a non-ASCII character must be an error,
-    // not a slice through the middle of it.
-    let digits: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
-        return None;
-    }
-    let nibble = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
-    digits.chunks_exact(2).map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?)).collect()
-}
-
-/// The snapshot, read and checked.
-struct Snapshot {
-    rip: u64,
-    rsp: u64,
-    rbp: u64,
-    exact: bool,
-    pt_regs: Option<u64>,
-    stacks: Vec<(String, u64, Vec<u8>)>,
-    version: Option<(u32, u32)>,
-}
-
 fn read_snapshot(path: &Path) -> Result<Snapshot, FileError> {
     let text = std::fs::read_to_string(path).map_err(|e| FileError::new(path, e))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| FileError::new(path, format!("not a snapshot: {e}")))?;
-    let bad = |what: &str| FileError::new(path, format!("snapshot: {what}"));
-    let regs = v.get("regs").ok_or_else(|| bad("no \"regs\""))?;
-    let reg = |name: &str| regs.get(name).and_then(parse_u64).ok_or_else(|| bad(&format!("regs.{name} missing or not a number")));
-    let mut stacks = Vec::new();
-    for (i, s) in v.get("stacks").and_then(Value::as_array).ok_or_else(|| bad("no \"stacks\" array"))?.iter().enumerate() {
-        let base = s.get("base").and_then(parse_u64).ok_or_else(|| bad(&format!("stacks[{i}].base missing")))?;
-        let bytes = s
-            .get("bytes")
-            .and_then(Value::as_str)
-            .and_then(hex_bytes)
-            .ok_or_else(|| bad(&format!("stacks[{i}].bytes missing or not hex")))?;
-        let name = s.get("name").and_then(Value::as_str).unwrap_or("stack").to_string();
-        stacks.push((name, base, bytes));
-    }
-    let version = v
-        .get("kernel")
-        .and_then(|k| k.get("version"))
-        .and_then(Value::as_str)
-        .and_then(orc_elf::modinfo::parse_release)
-        .map(|k| (k.major, k.minor));
-    Ok(Snapshot {
-        rip: reg("rip")?,
-        rsp: reg("rsp")?,
-        rbp: reg("rbp")?,
-        exact: v.get("ip_is_exact").and_then(Value::as_bool).unwrap_or(true),
-        pt_regs: v.get("pt_regs").and_then(parse_u64),
-        stacks,
-        version,
-    })
+    snapshot::parse(&text).map_err(|e| FileError::new(path, e))
 }
 
 /// Loads one object: its table placed at runtime addresses, and its function symbols.
@@ -246,7 +192,7 @@ fn parse_module(spec: &str) -> Result<(PathBuf, Vec<(String, u64)>), String> {
     let mut placement = Vec::new();
     for p in parts {
         let (name, addr) = p.split_once('=').ok_or_else(|| format!("--module {spec}: expected SECTION=ADDR, got {p}"))?;
-        let addr = parse_u64(&Value::String(addr.to_string())).ok_or_else(|| format!("--module {spec}: bad address {addr}"))?;
+        let addr = snapshot::parse_number(addr).ok_or_else(|| format!("--module {spec}: bad address {addr}"))?;
         placement.push((name.to_string(), addr));
     }
     Ok((PathBuf::from(file), placement))
@@ -310,7 +256,8 @@ fn run_inner(args: &UnwindArgs) -> Result<i32, FileError> {
         return vmcore::run(args, dump);
     }
     let Some(snapshot) = &args.snapshot else {
-        return Err(FileError::new(Path::new("unwind"), "give --snapshot, --pid or --core"));
+        let names: Vec<&str> = TARGETS.iter().map(|(_, name)| *name).collect();
+        return Err(FileError::new(Path::new("unwind"), format!("nothing to unwind: give one of {}", names.join(", "))));
     };
     let snap = read_snapshot(snapshot)?;
     let mut loaded = Loaded { tables: Vec::new(), funcs: Vec::new(), version: snap.version };

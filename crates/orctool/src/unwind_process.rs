@@ -22,15 +22,12 @@ struct RawThread {
     trace: RawTrace,
 }
 
-fn cache(args: &UnwindArgs) -> TableCache {
+fn cache(args: &UnwindArgs) -> Result<TableCache, FileError> {
     if args.no_cache {
-        TableCache::in_memory(Source::Combined)
-    } else {
-        match args.cache_dir.clone() {
-            Some(dir) => TableCache::new(dir, Source::Combined),
-            None => TableCache::with_default_dir(Source::Combined),
-        }
+        return Ok(TableCache::in_memory(Source::Combined));
     }
+    let dir = crate::check_linked::cache_dir(args.cache_dir.as_ref(), "--cache-dir DIR or --no-cache")?;
+    Ok(TableCache::new(dir, Source::Combined))
 }
 
 fn pid_error(pid: i32, e: impl std::fmt::Display) -> FileError {
@@ -39,7 +36,7 @@ fn pid_error(pid: i32, e: impl std::fmt::Display) -> FileError {
 
 /// `--pid`: stop every thread, walk each, let them go, then symbolize and print.
 pub fn run_pid(args: &UnwindArgs, pid: i32) -> Result<i32, FileError> {
-    let cache = cache(args);
+    let cache = cache(args)?;
     let (space, threads) = {
         // Dropping `stopped` detaches every thread, on every path out of this block.
         let stopped = StoppedProcess::attach(pid).map_err(|e| pid_error(pid, strip_pid(&e.to_string())))?;
@@ -88,7 +85,7 @@ impl Prefetch for ProcessMemory {
 
 /// `--core`: the threads and memory of a core dump.
 pub fn run_core(args: &UnwindArgs, core: &Path) -> Result<i32, FileError> {
-    let cache = cache(args);
+    let cache = cache(args)?;
     let dump = orc_process::CoreDump::open(core).map_err(|e| FileError::new(core, strip_path(&e.to_string(), core)))?;
     let space = dump.address_space(&cache);
     let mut mem = dump.memory();

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
@@ -36,48 +36,49 @@ impl From<SourceArg> for Source {
     }
 }
 
-// Arguments of `verify-exec`.
+// Arguments of `verify-exec`: what to run, what to check, where the report goes (the order of
+// the other commands' help: inputs, then what is done, then output).
 // (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(Args, Debug)]
 pub struct VerifyExecArgs {
-    /// Check one step in N (1: every step).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-    pub every: u64,
-    /// The report as one JSON object.
-    #[arg(long)]
-    pub json: bool,
+    /// The program and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
     /// Which tables to check: `combined` (the analysis completed by the `.eh_frame` converter,
     /// what `unwind` uses), `analysis` (the machine code only) or `eh-frame` (the converter
     /// only).
-    #[arg(long, value_enum, default_value_t = SourceArg::Combined)]
+    #[arg(long, value_enum, default_value_t = SourceArg::Combined, hide_possible_values = true)]
     pub source: SourceArg,
+    /// Check one step in N (1: every step).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub every: u64,
     /// Stop (kill the program) after this many steps.
     #[arg(long)]
     pub max_steps: Option<u64>,
+    /// Only single-step the program and report the bare rate (the peer of a checked run).
+    #[arg(long)]
+    pub raw: bool,
+    /// Write the report to this file instead of standard output (which stays the program's).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// The report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Distinct disagreements to show in detail.
+    #[arg(long, default_value_t = 50)]
+    pub max_shown: usize,
+    /// Print progress (steps/s) to standard error even when it is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
     /// Where the ORC tables are cached (default: $ORCTOOL_CACHE, else
     /// $XDG_CACHE_HOME/orctool/orc, else ~/.cache/orctool/orc).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
-    /// Write the report to this file instead of standard output (which stays the program's).
-    #[arg(short, long)]
-    pub output: Option<PathBuf>,
-    /// Print progress (steps/s) to standard error even when it is not a terminal.
-    #[arg(long)]
-    pub progress: bool,
-    /// Distinct disagreements to show in detail.
-    #[arg(long, default_value_t = 50)]
-    pub max_shown: usize,
-    /// Only single-step the program and report the bare rate (the peer of a checked run).
-    #[arg(long)]
-    pub raw: bool,
     /// Prove the SFrame v3 tables instead of ORC: each file's section as `orctool check
     /// --sframe` writes it (cached as `<build-id>.g<N>.sframe`), read back and walked with
     /// orctool's SFrame reader.
     #[arg(long)]
     pub sframe: bool,
-    /// The program and its arguments (after `--`).
-    #[arg(last = true, required = true)]
-    pub command: Vec<String>,
 }
 
 /// Runs `verify-exec`. Exit code: 0 when every checked step agrees, 1 when some disagree, 2
@@ -85,13 +86,26 @@ pub struct VerifyExecArgs {
 pub fn run(args: &VerifyExecArgs) -> i32 {
     let program = args.command.first().map(String::as_str).unwrap_or("");
     let show_progress = args.progress || std::io::stderr().is_terminal();
-    if args.raw {
-        return run_raw(args, program);
-    }
-    let cache = match args.cache_dir.clone() {
-        Some(dir) => TableCache::new(dir, args.source.into()),
-        None => TableCache::with_default_dir(args.source.into()),
+    // Where the report goes is settled before the run: a run of minutes must not end in "cannot
+    // write the report".
+    let report_file = match args.output.as_ref().map(|p| ReportFile::create(p)).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("orctool: {e}");
+            return 2;
+        }
     };
+    if args.raw {
+        return run_raw(args, program, report_file);
+    }
+    let dir = match crate::check_linked::cache_dir(args.cache_dir.as_ref(), "--cache-dir DIR") {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("orctool: {e}");
+            return 2;
+        }
+    };
+    let cache = TableCache::new(dir, args.source.into());
     let mut last = Instant::now();
     let mut progress = |r: &Report| {
         if last.elapsed().as_secs_f64() >= 2.0 {
@@ -128,8 +142,8 @@ pub fn run(args: &VerifyExecArgs) -> i32 {
     } else {
         render_text(&report, args.max_shown)
     };
-    if let Err(e) = write_report(args.output.as_ref(), &text) {
-        eprintln!("orctool: {}: {e}", args.output.as_ref().map(|p| p.display().to_string()).unwrap_or("stdout".into()));
+    if let Err(e) = write_report(report_file, &text) {
+        eprintln!("orctool: {e}");
         return 2;
     }
     if report.disagree > 0 {
@@ -139,7 +153,7 @@ pub fn run(args: &VerifyExecArgs) -> i32 {
     }
 }
 
-fn run_raw(args: &VerifyExecArgs, program: &str) -> i32 {
+fn run_raw(args: &VerifyExecArgs, program: &str, report_file: Option<ReportFile>) -> i32 {
     match orc_exec::raw_single_step(&args.command, args.max_steps) {
         Ok((steps, seconds, exit)) => {
             let rate = if seconds > 0.0 { steps as f64 / seconds } else { 0.0 };
@@ -148,7 +162,7 @@ fn run_raw(args: &VerifyExecArgs, program: &str) -> i32 {
             } else {
                 format!("{program}: {steps} steps in {seconds:.2} s, {rate:.0} steps/s (single-step only)\n")
             };
-            match write_report(args.output.as_ref(), &text) {
+            match write_report(report_file, &text) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("orctool: {e}");
@@ -163,19 +177,38 @@ fn run_raw(args: &VerifyExecArgs, program: &str) -> i32 {
     }
 }
 
-fn write_report(path: Option<&PathBuf>, text: &str) -> std::io::Result<()> {
-    match path {
-        Some(p) => {
-            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-            tmp.write_all(text.as_bytes())?;
-            tmp.persist(p).map_err(|e| e.error)?;
+/// The `-o` file: a temporary file in its directory, made before the run, renamed over the
+/// target once the report is complete (never half a report).
+struct ReportFile {
+    path: PathBuf,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl ReportFile {
+    fn create(path: &Path) -> Result<ReportFile, String> {
+        let fail = |e: &dyn std::fmt::Display| format!("{}: cannot write the report there: {e}", path.display());
+        if path.is_dir() {
+            return Err(fail(&"is a directory"));
+        }
+        crate::check::ignore_file_size_signal();
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
+        Ok(ReportFile { path: path.to_path_buf(), tmp })
+    }
+}
+
+fn write_report(file: Option<ReportFile>, text: &str) -> Result<(), String> {
+    match file {
+        Some(mut f) => {
+            let fail = |e: std::io::Error| format!("{}: {e}", f.path.display());
+            f.tmp.write_all(text.as_bytes()).and_then(|()| f.tmp.flush()).map_err(fail)?;
+            let path = f.path.clone();
+            f.tmp.persist(&path).map_err(|e| format!("{}: {}", path.display(), e.error))?;
             Ok(())
         }
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()
+            out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| format!("stdout: {e}"))
         }
     }
 }

@@ -34,54 +34,61 @@ pub struct StoppedProcess {
 
 impl StoppedProcess {
     /// Seizes and stops every thread of `pid`. Threads created meanwhile are found by listing
-    /// /proc/PID/task again until no new one appears (a stopped thread creates none).
+    /// /proc/PID/task again until no new one appears (a stopped thread creates none). On
+    /// failure every thread seized so far is let go again, stopped or not: a failed attach
+    /// leaves the process as it found it.
     pub fn attach(pid: i32) -> Result<StoppedProcess, ProcessError> {
         let mut stopped = StoppedProcess { pid, threads: Vec::new() };
-        let mut seen = BTreeSet::new();
-        loop {
-            let new: Vec<i32> = list_threads(pid)?.into_iter().filter(|t| !seen.contains(t)).collect();
-            if new.is_empty() {
-                break;
-            }
-            let mut seized = Vec::new();
-            for &tid in &new {
-                seen.insert(tid);
-                match ptrace::seize(Pid::from_raw(tid), ptrace::Options::empty()) {
-                    Ok(()) => seized.push(tid),
-                    // Exited since it was listed.
-                    Err(Errno::ESRCH) => {}
-                    // A thread that has exited but not been reaped (the main thread after
-                    // `pthread_exit` while others run) refuses ptrace: it has no stack left.
-                    Err(Errno::EPERM) if is_zombie(pid, tid) => {}
-                    Err(e) => {
-                        return Err(ProcessError::process(tid, format!("cannot attach (PTRACE_SEIZE): {}", e.desc())));
-                    }
-                }
-            }
-            // Interrupt them all before waiting, so they stop in parallel.
-            let mut interrupted = Vec::new();
-            for tid in seized {
-                match ptrace::interrupt(Pid::from_raw(tid)) {
-                    Ok(()) => interrupted.push(tid),
-                    Err(Errno::ESRCH) => {}
-                    Err(e) => {
-                        // Seized but not stopped: detach it so it does not stay traced.
-                        let _ = ptrace::detach(Pid::from_raw(tid), None);
-                        return Err(ProcessError::process(tid, format!("cannot stop (PTRACE_INTERRUPT): {}", e.desc())));
-                    }
-                }
-            }
-            for tid in interrupted {
-                if let Some(pending) = wait_stopped(tid)? {
-                    stopped.threads.push(StoppedThread { tid, pending });
-                }
-            }
+        // Seized but not yet stopped and recorded: released by `release` on an error.
+        let mut in_flight: Vec<i32> = Vec::new();
+        let result = stopped.stop_all(&mut in_flight);
+        if let Err(e) = result {
+            release(&in_flight);
+            // `stopped` detaches the threads it holds when dropped.
+            return Err(e);
         }
         if stopped.threads.is_empty() {
             return Err(ProcessError::process(pid, "no thread could be stopped"));
         }
         stopped.threads.sort_by_key(|t| t.tid);
         Ok(stopped)
+    }
+
+    fn stop_all(&mut self, in_flight: &mut Vec<i32>) -> Result<(), ProcessError> {
+        let pid = self.pid;
+        let mut seen = BTreeSet::new();
+        loop {
+            let new: Vec<i32> = list_threads(pid)?.into_iter().filter(|t| !seen.contains(t)).collect();
+            if new.is_empty() {
+                return Ok(());
+            }
+            for &tid in &new {
+                seen.insert(tid);
+                match ptrace::seize(Pid::from_raw(tid), ptrace::Options::empty()) {
+                    Ok(()) => in_flight.push(tid),
+                    // Exited since it was listed.
+                    Err(Errno::ESRCH) => {}
+                    // A thread that has exited but not been reaped (the main thread after
+                    // `pthread_exit` while others run) refuses ptrace: it has no stack left.
+                    Err(Errno::EPERM) if is_zombie(pid, tid) => {}
+                    Err(e) => return Err(ProcessError::process(tid, format!("cannot attach (PTRACE_SEIZE): {}", refusal(pid, e)))),
+                }
+            }
+            // Interrupt them all before waiting, so they stop in parallel.
+            for &tid in in_flight.iter() {
+                match ptrace::interrupt(Pid::from_raw(tid)) {
+                    Ok(()) | Err(Errno::ESRCH) => {}
+                    Err(e) => return Err(ProcessError::process(tid, format!("cannot stop (PTRACE_INTERRUPT): {}", e.desc()))),
+                }
+            }
+            while let Some(&tid) = in_flight.first() {
+                let state = wait_stopped(tid)?;
+                in_flight.remove(0);
+                if let Some(pending) = state {
+                    self.threads.push(StoppedThread { tid, pending });
+                }
+            }
+        }
     }
 
     /// The process id.
@@ -123,6 +130,43 @@ impl StoppedProcess {
 impl Drop for StoppedProcess {
     fn drop(&mut self) {
         let _ = self.detach_all();
+    }
+}
+
+/// Lets go of threads seized by a failed attach: each is interrupted (if it was not yet),
+/// waited for, and detached; one that exited meanwhile needs nothing.
+fn release(tids: &[i32]) {
+    for &tid in tids {
+        let _ = ptrace::interrupt(Pid::from_raw(tid));
+        if let Ok(Some(pending)) = wait_stopped(tid) {
+            let _ = ptrace::detach(Pid::from_raw(tid), pending);
+        }
+    }
+}
+
+/// Why ptrace refused, with what the system says about it: the Yama policy
+/// (`kernel.yama.ptrace_scope`) or another tracer already attached.
+fn refusal(pid: i32, e: Errno) -> String {
+    if e != Errno::EPERM {
+        return e.desc().to_string();
+    }
+    let tracer = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("TracerPid:").map(|v| v.trim().to_string())))
+        .filter(|t| t != "0");
+    if let Some(t) = tracer {
+        // TracerPid is the tracing thread; name its process.
+        let status = std::fs::read_to_string(format!("/proc/{t}/status")).unwrap_or_default();
+        let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()));
+        let process = field("Tgid:").unwrap_or(t);
+        let name = std::fs::read_to_string(format!("/proc/{process}/comm")).map(|s| s.trim().to_string()).unwrap_or_default();
+        return format!("already traced by process {process} ({name}); a process has one tracer at a time");
+    }
+    match std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").map(|s| s.trim().to_string()) {
+        Ok(scope) if scope != "0" => format!(
+            "not permitted: kernel.yama.ptrace_scope is {scope} (1: only descendants, 2: only with CAP_SYS_PTRACE, 3: never)"
+        ),
+        _ => "not permitted (another user's process, or not dumpable)".to_string(),
     }
 }
 

@@ -43,6 +43,9 @@ struct FileKey {
     mtime_nsec: i64,
 }
 
+/// What every command says when [`TableCache::default_dir`] finds no directory.
+pub const NO_CACHE_DIR: &str = "no directory for the table cache: set ORCTOOL_CACHE, XDG_CACHE_HOME or HOME, or name one";
+
 impl TableCache {
     /// A cache storing sidecar files in `dir` (created on first store), with tables from
     /// `source`.
@@ -56,11 +59,10 @@ impl TableCache {
         TableCache { dir: None, source, loaded: Mutex::new(HashMap::new()) }
     }
 
-    /// `$ORCTOOL_CACHE`, else `$XDG_CACHE_HOME/orctool/orc`, else `~/.cache/orctool/orc`;
-    /// without a home, a directory of this user's own under the temporary directory
-    /// (`orctool-<uid>`, mode 0700, checked to be ours and private), never one shared by all
-    /// users (another user could plant tables there). `None` when even that cannot be had:
-    /// then tables are kept in memory only ([`TableCache::in_memory`]).
+    /// `$ORCTOOL_CACHE`, else `$XDG_CACHE_HOME/orctool/orc`, else `~/.cache/orctool/orc`; `None`
+    /// when none of the three is set. There is no shared fallback (a directory in `/tmp` would
+    /// let another user plant tables): every command then asks for a directory
+    /// ([`NO_CACHE_DIR`]).
     pub fn default_dir() -> Option<PathBuf> {
         let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         if let Some(dir) = env("ORCTOOL_CACHE") {
@@ -69,13 +71,12 @@ impl TableCache {
         if let Some(xdg) = env("XDG_CACHE_HOME") {
             return Some(xdg.join("orctool").join("orc"));
         }
-        match env("HOME") {
-            Some(home) => Some(home.join(".cache").join("orctool").join("orc")),
-            None => private_temp_dir(),
-        }
+        env("HOME").map(|home| home.join(".cache").join("orctool").join("orc"))
     }
 
-    /// A cache in [`TableCache::default_dir`], or in memory when there is none.
+    /// A cache in [`TableCache::default_dir`], or in memory when there is none (for callers
+    /// that can always regenerate, such as `perf-script`; the commands that write tables ask
+    /// for a directory instead, [`NO_CACHE_DIR`]).
     pub fn with_default_dir(source: Source) -> TableCache {
         match TableCache::default_dir() {
             Some(dir) => TableCache::new(dir, source),
@@ -122,17 +123,6 @@ impl TableCache {
     }
 }
 
-/// `$TMPDIR/orctool-<uid>/orc`, if `orctool-<uid>` is (or could be made) a directory owned by
-/// this user that no one else may enter.
-fn private_temp_dir() -> Option<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    // Our effective uid, without a libc call: /proc/self belongs to it.
-    let uid = std::fs::metadata("/proc/self").ok()?.uid();
-    let dir = std::env::temp_dir().join(format!("orctool-{uid}"));
-    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
-    let meta = std::fs::symlink_metadata(&dir).ok()?;
-    (meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0).then(|| dir.join("orc"))
-}
 
 fn poisoned(path: &Path) -> ProcessError {
     ProcessError::elf(path, "table cache lock poisoned by a panic elsewhere")
@@ -246,7 +236,7 @@ impl FileTable {
     /// The sidecar file that holds (or will hold) this file's table.
     pub fn sidecar_path(&self) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
-        let id = self.build_id_hex()?;
+        let id = linked_api::sidecar_stem(self.build_id()?)?;
         Some(match linked_api::file_tag(self.source) {
             None => dir.join(format!("{id}.orc")),
             Some(tag) => dir.join(format!("{id}.{tag}.orc")),
@@ -302,7 +292,7 @@ impl FileTable {
     fn read_sidecar(&self, path: &Path) -> Option<Rows> {
         let bytes = std::fs::read(path).ok()?;
         let (id, rows) = linked_api::decode(&bytes).ok()?;
-        (Some(id.as_slice()) == self.build_id()).then_some(rows)
+        (Some(id.as_slice()) == self.build_id().map(linked_api::stored_id)).then_some(rows)
     }
 
     fn index(&self, rows: Rows) -> Result<OwnedTable, String> {

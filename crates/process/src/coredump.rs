@@ -164,6 +164,7 @@ impl CoreDump {
                     executable: l.executable,
                     path: file.map(|f| f.3.clone()),
                     label: String::new(),
+                    inode: 0,
                 }
             })
             .collect();
@@ -174,7 +175,7 @@ impl CoreDump {
             let executable = cache.table_for(path).is_ok_and(|t| {
                 t.segments().iter().any(|s| s.executable && s.vaddr_of_offset(*offset, 4096).is_some())
             });
-            out.push(Mapping { start: *start, end: *end, offset: *offset, executable, path: Some(path.clone()), label: String::new() });
+            out.push(Mapping { start: *start, end: *end, offset: *offset, executable, path: Some(path.clone()), label: String::new(), inode: 0 });
         }
         out
     }

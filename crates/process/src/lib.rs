@@ -25,7 +25,7 @@ mod trace;
 
 pub use attach::{list_threads, thread_name, StoppedProcess};
 pub use coredump::{CoreDump, CoreMemory, CoreThread};
-pub use cache::{hex, DebugInfo, FileTable, Origin, TableCache};
+pub use cache::{hex, DebugInfo, FileTable, Origin, TableCache, NO_CACHE_DIR};
 pub use error::ProcessError;
 pub use linked_api::Source;
 pub use memory::ProcessMemory;

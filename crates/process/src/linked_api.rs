@@ -31,6 +31,16 @@ pub(crate) fn encode(build_id: &[u8], rows: Rows) -> (Vec<u8>, Rows) {
     (bytes, Rows { ips: table.ips, entries: table.entries })
 }
 
+/// The sidecar file name (without `.orc`) for a build-id of any length; `None` for an empty one.
+pub(crate) fn sidecar_stem(build_id: &[u8]) -> Option<String> {
+    orc_linked::sidecar::file_stem(build_id)
+}
+
+/// What a sidecar keeps of a build-id, to compare a file's with.
+pub(crate) fn stored_id(build_id: &[u8]) -> &[u8] {
+    orc_linked::sidecar::stored_id(build_id)
+}
+
 /// The build-id and rows of a sidecar file (V3 only: other layouts are regenerated).
 pub(crate) fn decode(bytes: &[u8]) -> Result<(Vec<u8>, Rows), String> {
     let s = orc_linked::sidecar::decode(bytes).map_err(|e| e.to_string())?;

@@ -30,6 +30,9 @@ pub struct Mapping {
     /// What /proc shows for a mapping that is not a file (`[stack]`, `[vdso]`, `[heap]`), or
     /// empty.
     pub label: String,
+    /// The inode of the file mapped, as /proc/PID/maps shows it; 0 when unknown (a core's
+    /// NT_FILE has none). A file at `path` with another inode is not the one mapped.
+    pub inode: u64,
 }
 
 /// An executable mapping: a piece of a program or library, or code without a file.
@@ -99,9 +102,10 @@ impl AddressSpace {
     /// The address space of a live process, from /proc/PID/maps.
     pub fn from_pid(pid: i32, cache: &TableCache) -> Result<AddressSpace, ProcessError> {
         let text = read_maps(pid)?;
-        let mappings = parse_maps(pid, &text)?;
-        let mut space = AddressSpace::from_mappings(mappings, cache);
-        space.maps_text = text;
+        let mut mappings = parse_maps(pid, &text)?;
+        mappings.sort_by_key(|m| m.start);
+        let modules = mappings.iter().filter(|m| m.executable).map(|m| make_module(m, cache, Some(pid))).collect();
+        let mut space = AddressSpace { modules, mappings, maps_text: text };
         check_in_memory(&mut space.modules, pid, cache);
         Ok(space)
     }
@@ -110,7 +114,7 @@ impl AddressSpace {
     /// cannot be read become modules without table (their `problem` says why).
     pub fn from_mappings(mut mappings: Vec<Mapping>, cache: &TableCache) -> AddressSpace {
         mappings.sort_by_key(|m| m.start);
-        let modules = mappings.iter().filter(|m| m.executable).map(|m| make_module(m, cache)).collect();
+        let modules = mappings.iter().filter(|m| m.executable).map(|m| make_module(m, cache, None)).collect();
         AddressSpace { modules, mappings, maps_text: String::new() }
     }
 
@@ -130,7 +134,7 @@ impl AddressSpace {
             let keep = old.iter().position(|o| o.start == m.start && o.end == m.end && o.name == display_name(m));
             match keep {
                 Some(i) => modules.push(old.swap_remove(i)),
-                None => modules.push(make_module(m, cache)),
+                None => modules.push(make_module(m, cache, Some(pid))),
             }
         }
         modules.sort_by_key(|m| m.start);
@@ -242,13 +246,38 @@ fn display_name(m: &Mapping) -> String {
     }
 }
 
-fn make_module(m: &Mapping, cache: &TableCache) -> Module {
+/// The file to read for mapping `m` of live process `pid`: its path, if the file there is the
+/// one mapped (same inode); else the mapped file itself through /proc/PID/map_files (the file
+/// was replaced or deleted since it was mapped: a table from the new file would be wrong
+/// everywhere); else an error saying so.
+fn mapped_file(m: &Mapping, path: &Path, pid: Option<i32>) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(pid) = pid.filter(|_| m.inode != 0) else { return Ok(path.to_path_buf()) };
+    if std::fs::metadata(path).is_ok_and(|meta| meta.ino() == m.inode) {
+        return Ok(path.to_path_buf());
+    }
+    let exact = std::path::PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end));
+    match std::fs::metadata(&exact) {
+        Ok(meta) if meta.ino() == m.inode => Ok(exact),
+        _ => Err(format!("replaced or deleted on disk since it was mapped (inode {}), and the mapped file cannot be opened through /proc/{pid}/map_files: no table", m.inode)),
+    }
+}
+
+fn make_module(m: &Mapping, cache: &TableCache, pid: Option<i32>) -> Module {
     let name = display_name(m);
     let mut module = Module { name, start: m.start, end: m.end, bias: 0, table: None, problem: None, checked: false };
     let Some(path) = &m.path else {
         module.problem = Some("no file".to_string());
         return module;
     };
+    let path = match mapped_file(m, path, pid) {
+        Ok(p) => p,
+        Err(e) => {
+            module.problem = Some(e);
+            return module;
+        }
+    };
+    let path = &path;
     match cache.table_for(path).and_then(|t| place(&t, m, path).map(|bias| (t, bias))) {
         Ok((t, bias)) => {
             module.bias = bias;
@@ -277,7 +306,7 @@ fn check_in_memory(modules: &mut [Module], pid: i32, cache: &TableCache) {
                 continue;
             }
             let placed = cache.table_for_image("[vdso]", image).and_then(|t| {
-                let bias = place(&t, &Mapping { start: m.start, end: m.end, offset: 0, executable: true, path: None, label: String::new() }, Path::new("[vdso]"))?;
+                let bias = place(&t, &Mapping { start: m.start, end: m.end, offset: 0, executable: true, path: None, label: String::new(), inode: 0 }, Path::new("[vdso]"))?;
                 Ok((t, bias))
             });
             match placed {
@@ -342,33 +371,39 @@ fn read_maps(pid: i32) -> Result<String, ProcessError> {
     Ok(text)
 }
 
-/// Parses the text of /proc/PID/maps.
+/// Parses the text of /proc/PID/maps: `START-END PERMS OFFSET DEV INODE [PATHNAME]` per line
+/// (the pathname may hold spaces; `[stack]`, `[vdso]`... are labels, not files). A line that does
+/// not have this shape is an error, never a panic.
 pub fn parse_maps(pid: i32, text: &str) -> Result<Vec<Mapping>, ProcessError> {
-    use procfs::process::{MMPermissions, MMapPath, MemoryMaps};
-    use procfs::FromBufRead;
-    let maps = MemoryMaps::from_buf_read(text.as_bytes()).map_err(|e| ProcessError::process(pid, format!("maps: {e}")))?;
-    Ok(maps
-        .into_iter()
-        .map(|m| {
-            let (path, label) = match m.pathname {
-                MMapPath::Path(p) => (Some(p), String::new()),
-                MMapPath::Stack => (None, "[stack]".to_string()),
-                MMapPath::TStack(t) => (None, format!("[stack:{t}]")),
-                MMapPath::Heap => (None, "[heap]".to_string()),
-                MMapPath::Vdso => (None, "[vdso]".to_string()),
-                MMapPath::Vvar => (None, "[vvar]".to_string()),
-                MMapPath::Vsyscall => (None, "[vsyscall]".to_string()),
-                MMapPath::Anonymous => (None, String::new()),
-                other => (None, format!("{other:?}")),
-            };
-            Mapping {
-                start: m.address.0,
-                end: m.address.1,
-                offset: m.offset,
-                executable: m.perms.contains(MMPermissions::EXECUTE),
-                path,
-                label,
-            }
-        })
-        .collect())
+    text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, line)| {
+        parse_maps_line(line).ok_or_else(|| ProcessError::process(pid, format!("maps: line {} is not START-END PERMS OFFSET DEV INODE [PATH]: {line:?}", i + 1)))
+    }).collect()
+}
+
+fn parse_maps_line(line: &str) -> Option<Mapping> {
+    let mut rest = line;
+    let mut field = || {
+        let t = rest.trim_start_matches(' ');
+        let end = t.find(' ').unwrap_or(t.len());
+        let (f, r) = t.split_at(end);
+        rest = r;
+        (!f.is_empty()).then_some(f)
+    };
+    let (range, perms, offset, dev, inode) = (field()?, field()?, field()?, field()?, field()?);
+    let (start, end) = range.split_once('-')?;
+    let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+    let (start, end, offset) = (hex(start)?, hex(end)?, hex(offset)?);
+    if end < start || perms.len() != 4 || !dev.contains(':') {
+        return None;
+    }
+    let name = rest.trim_start_matches(' ');
+    let (path, label) = if name.is_empty() {
+        (None, String::new())
+    } else if name.starts_with('[') && name.ends_with(']') {
+        (None, name.to_string())
+    } else {
+        (Some(PathBuf::from(name)), String::new())
+    };
+    let inode = inode.parse().ok()?;
+    Some(Mapping { start, end, offset, executable: perms.as_bytes()[2] == b'x', path, label, inode })
 }

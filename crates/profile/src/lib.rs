@@ -217,7 +217,7 @@ fn mapping(start: u64, len: u64, offset: u64, executable: bool, name: String) ->
     // Only absolute paths are files; perf's other names are labels (`[vdso]`, `//anon`).
     let path = name.starts_with('/').then(|| PathBuf::from(&name));
     let label = if path.is_some() { String::new() } else { name };
-    Mapping { start, end: start.saturating_add(len), offset, executable, path, label }
+    Mapping { start, end: start.saturating_add(len), offset, executable, path, label, inode: 0 }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -373,7 +373,7 @@ mod tests {
     use super::*;
 
     fn m(start: u64, end: u64, offset: u64, name: &str) -> Mapping {
-        Mapping { start, end, offset, executable: true, path: Some(PathBuf::from(name)), label: String::new() }
+        Mapping { start, end, offset, executable: true, path: Some(PathBuf::from(name)), label: String::new(), inode: 0 }
     }
 
     #[test]
