@@ -44,7 +44,7 @@ impl Checker<'_> {
     /// A jump to the start of another function (a tail call), as opposed to a jump inside the
     /// same function or its `.cold` part.
     fn jump_is_sibling_call(&self, from: InsnId, to: InsnId) -> bool {
-        let (Some(fs), Some(ts)) = (self.p.insns[from as usize].sym, self.p.insns[to as usize].sym) else {
+        let (Some(fs), Some(ts)) = (self.p.insns[from as usize].sym.get(), self.p.insns[to as usize].sym.get()) else {
             return false;
         };
         if !self.is_first_func_insn(to, ts) {
@@ -71,21 +71,21 @@ impl Checker<'_> {
         let insn = &self.p.insns[id as usize];
         match insn.kind {
             InsnKind::JumpDynamic | InsnKind::CallDynamic => None,
-            _ => insn.call_dest,
+            _ => insn.call_dest.get(),
         }
     }
 
     pub(crate) fn is_jump_table_jump(&self, id: InsnId) -> bool {
         let insn = &self.p.insns[id as usize];
-        if insn.kind == InsnKind::JumpDynamic && insn.jump_table.is_some() {
+        if insn.kind == InsnKind::JumpDynamic && insn.has_jump_table() {
             return true;
         }
         // A retpoline alternative standing for a jump-table jump.
-        if let Some(g) = insn.alt_group {
+        if let Some(g) = insn.alt_group.get() {
             if let Some(orig) = self.groups[g as usize].orig_group {
                 let first = self.groups[orig as usize].first_insn;
                 let f = &self.p.insns[first as usize];
-                return matches!(f.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic) && f.jump_table.is_some();
+                return matches!(f.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic) && f.has_jump_table();
             }
         }
         false
@@ -93,11 +93,11 @@ impl Checker<'_> {
 
     /// Removes a call's stack operations: the callee's return undoes the push.
     fn remove_ops(&mut self, id: InsnId) {
-        self.p.insns[id as usize].ops = Default::default();
+        self.p.remove_ops(id);
     }
 
     fn add_call_dest(&mut self, id: InsnId, dest: Option<SymId>, sibling: bool) {
-        self.p.insns[id as usize].call_dest = dest;
+        self.p.insns[id as usize].call_dest = (dest).into();
         let Some(_) = dest else { return };
         self.remove_ops(id);
         self.annotate_call_site(id, sibling);
@@ -217,7 +217,7 @@ impl Checker<'_> {
         let mut it = Some(first);
         while let Some(id) = it {
             if self.is_sibling_call(id) {
-                let Some(dest) = self.p.insns[id as usize].jump_dest else {
+                let Some(dest) = self.p.insns[id as usize].jump_dest.get() else {
                     return false;
                 };
                 if recursion == 5 {
@@ -304,7 +304,7 @@ impl Checker<'_> {
                 ));
             };
             // An intra-object jump to a thunk without a relocation.
-            if let Some(ds) = self.p.insns[dest as usize].sym {
+            if let Some(ds) = self.p.insns[dest as usize].sym.get() {
                 let s = &self.p.symbols[ds as usize];
                 if self.p.insns[dest as usize].offset == s.offset {
                     if s.retpoline_thunk {
@@ -330,7 +330,7 @@ impl Checker<'_> {
                 self.add_call_dest(id, df, true);
                 continue;
             }
-            self.p.insns[id as usize].jump_dest = Some(dest);
+            self.p.insns[id as usize].jump_dest = Some(dest).into();
         }
         Ok(())
     }
@@ -373,7 +373,7 @@ impl Checker<'_> {
                         };
                         let insn = &mut self.p.insns[id as usize];
                         insn.kind = InsnKind::JumpUnconditional;
-                        insn.jump_dest = Some(dest);
+                        insn.jump_dest = Some(dest).into();
                         continue;
                     };
                     if self.p.insn_func(id).is_some() && !self.p.symbols[d as usize].is_func() {

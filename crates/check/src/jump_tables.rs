@@ -59,12 +59,12 @@ impl Checker<'_> {
                 break;
             }
             let insn = &self.p.insns[id as usize];
-            let next = insn.first_jump_src.or_else(|| self.prev_insn_same_sym(id));
+            let next = insn.first_jump_src.get().or_else(|| self.prev_insn_same_sym(id));
             if id != jump && insn.kind == InsnKind::JumpDynamic {
                 break;
             }
             if insn.kind == InsnKind::JumpUnconditional {
-                if let Some(d) = insn.jump_dest {
+                if let Some(d) = insn.jump_dest.get() {
                     let doff = self.p.insns[d as usize].offset;
                     if doff <= insn.offset || doff > self.p.insns[jump as usize].offset {
                         break;
@@ -88,15 +88,15 @@ impl Checker<'_> {
         let Some(sec) = s.sec else { return };
         let mut it = self.p.find_insn(sec, s.offset);
         while let Some(id) = it {
-            if let Some(dest) = self.p.insns[id as usize].jump_dest {
+            if let Some(dest) = self.p.insns[id as usize].jump_dest.get() {
                 let doff = self.p.insns[dest as usize].offset;
                 if doff > self.p.insns[id as usize].offset && self.p.insns[dest as usize].first_jump_src.is_none() {
-                    self.p.insns[dest as usize].first_jump_src = Some(id);
+                    self.p.insns[dest as usize].first_jump_src = Some(id).into();
                 }
             }
             if self.p.insns[id as usize].kind == InsnKind::JumpDynamic {
                 if let Some(t) = self.find_jump_table(func, id) {
-                    self.p.insns[id as usize].jump_table = Some(t);
+                    self.p.set_jump_table(id, t);
                 }
             }
             it = self.next_insn_same_func(id);
@@ -112,7 +112,7 @@ impl Checker<'_> {
             let p = &self.p.symbols[pfunc as usize];
             (p.sec, p.offset, p.len)
         };
-        let Some(table) = self.p.insns[id as usize].jump_table else { return Ok(()) };
+        let Some(table) = self.p.jump_table(id) else { return Ok(()) };
         let (tsec, start) = (table.0 as usize, table.1 as usize);
         let mut prev_offset = 0u64;
         let mut k = start;
@@ -135,7 +135,7 @@ impl Checker<'_> {
                     Some(df) if self.p.pfunc(df) == pfunc => {}
                     _ => break,
                 }
-                self.p.insns[id as usize].push_alt_front(Alt { insn: dest, skip_orig: false });
+                self.p.push_alt_front(id, Alt { insn: dest, skip_orig: false });
             }
             prev_offset = r.offset;
             k += 1;
@@ -155,7 +155,7 @@ impl Checker<'_> {
         while let Some(id) = it {
             let insn = &self.p.insns[id as usize];
             if matches!(insn.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic) {
-                if let Some(t) = insn.jump_table {
+                if let Some(t) = self.p.jump_table(id) {
                     if let Some(prev) = pending {
                         self.add_jump_table(prev, Some(t))?;
                     }

@@ -211,7 +211,7 @@ impl<'d> Checker<'d> {
     /// A warning about an instruction; like objtool, only the first per symbol is kept.
     pub(crate) fn warn_insn(&mut self, id: InsnId, message: String) {
         let insn = &self.p.insns[id as usize];
-        let sym = insn.sym.map(|s| &self.p.symbols[s as usize]);
+        let sym = insn.sym.get().map(|s| &self.p.symbols[s as usize]);
         if !sym.is_some_and(|s| s.warned.get()) {
             let location = self.p.offstr(insn.sec as usize, insn.offset);
             self.warnings.push(Warning { location: Some(location), message });

@@ -222,7 +222,8 @@ impl Checker<'_> {
 
             let insn = &self.p.insns[id as usize];
             if !insn.ignore_alts {
-                if let Some(alts) = insn.alts.clone() {
+                if insn.has_alts() {
+                    let alts = self.p.alts(id).to_vec();
                     let mut skip_orig = false;
                     for alt in alts.iter() {
                         skip_orig |= alt.skip_orig;
@@ -245,7 +246,7 @@ impl Checker<'_> {
                 }
                 InsnKind::JumpUnconditional | InsnKind::JumpConditional if !self.is_sibling_call(id) => {
                     let kind = insn.kind;
-                    let Some(dest) = insn.jump_dest else {
+                    let Some(dest) = insn.jump_dest.get() else {
                         self.warn_insn(id, "unresolved jump target after linking?!?".to_string());
                         return Err(());
                     };

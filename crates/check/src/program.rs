@@ -108,24 +108,86 @@ pub struct Alt {
     pub skip_orig: bool,
 }
 
+/// An optional index in four bytes (`u32::MAX` stands for none). The instruction record has
+/// several, and `vmlinux.o` has millions of records: `Option<u32>` would take eight each.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OptIndex(u32);
+
+impl OptIndex {
+    /// No index.
+    pub const NONE: OptIndex = OptIndex(u32::MAX);
+
+    /// The index, if any.
+    #[inline]
+    pub fn get(self) -> Option<u32> {
+        (self.0 != u32::MAX).then_some(self.0)
+    }
+
+    /// True when there is an index.
+    #[inline]
+    pub fn is_some(self) -> bool {
+        self.0 != u32::MAX
+    }
+
+    /// True when there is none.
+    #[inline]
+    pub fn is_none(self) -> bool {
+        self.0 == u32::MAX
+    }
+}
+
+impl From<Option<u32>> for OptIndex {
+    /// `Some(u32::MAX)` cannot be stored; no object has that many instructions or symbols
+    /// (the program model refuses one that would).
+    #[inline]
+    fn from(v: Option<u32>) -> OptIndex {
+        OptIndex(v.unwrap_or(u32::MAX))
+    }
+}
+
+impl std::fmt::Debug for OptIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// One decoded instruction plus everything the graph stage learns about it.
+///
+/// There is one per instruction (millions in `vmlinux.o`), so it is kept small: optional
+/// links are [`OptIndex`]es, and what few instructions have (stack operations, alternative
+/// paths, jump tables) lives in side tables of [`Program`], reached by index.
 #[derive(Clone, Debug)]
 pub struct Insn {
-    /// Section index.
-    pub sec: u32,
     /// Offset in the section.
     pub offset: u64,
+    /// Section index.
+    pub sec: u32,
+    /// objtool's `insn->immediate` for direct jumps and calls (their displacement); 0 for
+    /// every other instruction, whose immediate nothing reads.
+    pub immediate: i32,
+    /// The function or label symbol covering the instruction.
+    pub sym: OptIndex,
+    /// Where a direct jump goes, inside this object.
+    pub jump_dest: OptIndex,
+    /// The symbol a call (or sibling call) goes to.
+    pub call_dest: OptIndex,
+    /// The first earlier instruction that jumps forward to this one (jump-table search).
+    pub first_jump_src: OptIndex,
+    /// The alternative group this instruction belongs to.
+    pub alt_group: OptIndex,
+    /// Stack operations (removed for ordinary calls): an index in [`Program::stack_ops`].
+    ops: OptIndex,
+    /// For a dynamic jump through a switch table: an index in [`Program::jump_tables`].
+    jump_table: OptIndex,
+    /// Alternative paths starting here: an index in [`Program::alts`].
+    alts: OptIndex,
     /// Length in bytes.
     pub len: u8,
     /// Control-flow kind (changed by the graph stage for retpolines, return thunks and
     /// intra-function calls).
     pub kind: InsnKind,
-    /// Stack operations (removed for ordinary calls).
-    pub ops: StackOps,
-    /// objtool's `insn->immediate`.
-    pub immediate: i64,
-    /// The function or label symbol covering the instruction.
-    pub sym: Option<SymId>,
+    /// `instrumentation_begin()` (+1) and `instrumentation_end()` (-1) annotations here.
+    pub instr: i8,
     /// Execution does not continue after this instruction.
     pub dead_end: bool,
     /// Not validated (`STACK_FRAME_NON_STANDARD`): no CFI, hence an undefined ORC entry.
@@ -142,39 +204,33 @@ pub struct Insn {
     pub retpoline_safe: bool,
     /// Annotated as needing no ENDBR.
     pub noendbr: bool,
-    /// Where a direct jump goes, inside this object.
-    pub jump_dest: Option<InsnId>,
-    /// The symbol a call (or sibling call) goes to.
-    pub call_dest: Option<SymId>,
-    /// For a dynamic jump through a switch table: the table's first relocation
-    /// (section index, index into that section's `relocs`).
-    pub jump_table: Option<(u32, u32)>,
-    /// The first earlier instruction that jumps forward to this one (jump-table search).
-    pub first_jump_src: Option<InsnId>,
-    /// Alternative paths starting here (most recently added first, as objtool keeps them).
-    /// Boxed: almost no instruction has any, and this record exists per instruction.
-    pub alts: Option<Box<Vec<Alt>>>,
-    /// The alternative group this instruction belongs to.
-    pub alt_group: Option<u32>,
     /// A NOP objtool invents to pad a short replacement; not in any section's range.
     pub fake: bool,
-    /// `instrumentation_begin()` (+1) and `instrumentation_end()` (-1) annotations here.
-    pub instr: i8,
     /// An entry point of the `--unret` walk.
     pub unret: bool,
 }
 
 impl Insn {
-    /// A decoded instruction that nothing is known about yet.
-    pub fn new(sec: u32, offset: u64, len: u8, kind: InsnKind, ops: StackOps, immediate: i64) -> Insn {
+    /// A decoded instruction that nothing is known about yet; its stack operations are
+    /// [`Program::stack_ops`]`[ops]` (`None`: it has none).
+    fn with_ops(sec: u32, offset: u64, len: u8, kind: InsnKind, ops: Option<u32>, immediate: i64) -> Insn {
+        let branch = kind.is_static_jump() || kind == InsnKind::Call;
         Insn {
-            sec,
             offset,
+            sec,
+            // A direct branch's displacement is rel8 or rel32.
+            immediate: if branch { immediate as i32 } else { 0 },
+            sym: OptIndex::NONE,
+            jump_dest: OptIndex::NONE,
+            call_dest: OptIndex::NONE,
+            first_jump_src: OptIndex::NONE,
+            alt_group: OptIndex::NONE,
+            ops: ops.into(),
+            jump_table: OptIndex::NONE,
+            alts: OptIndex::NONE,
             len,
             kind,
-            ops,
-            immediate,
-            sym: None,
+            instr: 0,
             // ud2 is a dead end unless annotated reachable (GCC 7 emits it for divisions by
             // zero).
             dead_end: kind == InsnKind::Bug,
@@ -185,26 +241,26 @@ impl Insn {
             restore: false,
             retpoline_safe: false,
             noendbr: false,
-            jump_dest: None,
-            call_dest: None,
-            jump_table: None,
-            first_jump_src: None,
-            alts: None,
-            alt_group: None,
             fake: false,
-            instr: 0,
             unret: false,
         }
     }
 
-    /// The alternative paths starting here.
-    pub fn alts(&self) -> &[Alt] {
-        self.alts.as_deref().map_or(&[], |v| v.as_slice())
+    /// A NOP objtool invents (no stack operations, no branch).
+    pub fn fake_nop(sec: u32, offset: u64, len: u8) -> Insn {
+        let mut insn = Insn::with_ops(sec, offset, len, InsnKind::Nop, None, 0);
+        insn.fake = true;
+        insn
     }
 
-    /// Adds an alternative path in front of the others (objtool prepends).
-    pub fn push_alt_front(&mut self, alt: Alt) {
-        self.alts.get_or_insert_with(Default::default).insert(0, alt);
+    /// True when alternative paths start here.
+    pub fn has_alts(&self) -> bool {
+        self.alts.is_some()
+    }
+
+    /// True for a dynamic jump through a switch table.
+    pub fn has_jump_table(&self) -> bool {
+        self.jump_table.is_some()
     }
 
     /// Offset just past the instruction.
@@ -221,6 +277,14 @@ pub struct Program<'d> {
     pub symbols: Vec<Symbol<'d>>,
     /// Instructions, section by section, then fake NOPs.
     pub insns: Vec<Insn>,
+    /// The stack operations of the instructions that have any (most have none).
+    stack_ops: Vec<StackOps>,
+    /// Switch tables of dynamic jumps: (section index, index of the table's first relocation
+    /// in that section's `relocs`).
+    jump_tables: Vec<(u32, u32)>,
+    /// Alternative paths of the instructions that have any, most recently added first (as
+    /// objtool keeps them).
+    alts: Vec<Vec<Alt>>,
     /// The first symbol of each name (a `vmlinux.o` has hundreds of thousands: looking names
     /// up by scanning was most of `check`'s time there).
     by_name: std::collections::HashMap<&'d str, SymId>,
@@ -340,7 +404,16 @@ impl<'d> Program<'d> {
             by_name.entry(s.name).or_insert(s.index);
         }
         let names_by_alias = era.warnings_name_aliases();
-        let mut program = Program { sections, symbols, insns: Vec::new(), by_name, names_by_alias };
+        let mut program = Program {
+            sections,
+            symbols,
+            insns: Vec::new(),
+            stack_ops: Vec::new(),
+            jump_tables: Vec::new(),
+            alts: Vec::new(),
+            by_name,
+            names_by_alias,
+        };
         program.decode()?;
         Ok(program)
     }
@@ -355,7 +428,7 @@ impl<'d> Program<'d> {
             let mut decoder = SectionDecoder::new(data);
             // Decode straight into the records (no intermediate list: on a large module that
             // list alone was as big as the records).
-            let (sections, symbols, insns) = (&self.sections, &self.symbols, &mut self.insns);
+            let (sections, symbols, insns, stack_ops) = (&self.sections, &self.symbols, &mut self.insns, &mut self.stack_ops);
             insns.reserve(data.len() / 4);
             let mut offset = 0u64;
             while (offset as usize) < data.len() {
@@ -363,7 +436,14 @@ impl<'d> Program<'d> {
                     .decode_at(offset, |off| containing(sections, symbols, si, off, |s| s.is_func()).is_some())
                     .map_err(|e| Fatal::new(format!("{}+0x{:x}: can't decode instruction", sections[si].name, e.offset)))?;
                 offset = d.end();
-                insns.push(Insn::new(si as u32, d.offset, d.len, d.kind, d.stack_ops, d.immediate));
+                let ops = (!d.stack_ops.is_empty()).then(|| {
+                    stack_ops.push(d.stack_ops);
+                    (stack_ops.len() - 1) as u32
+                });
+                insns.push(Insn::with_ops(si as u32, d.offset, d.len, d.kind, ops, d.immediate));
+            }
+            if self.insns.len() >= u32::MAX as usize {
+                return Err(Fatal::new("more than 2^32 instructions".to_string()));
             }
             let end = self.insns.len() as InsnId;
             self.sections[si].insns = start..end;
@@ -398,7 +478,7 @@ impl<'d> Program<'d> {
             let last = self.sections[si].insns.end;
             let mut i = first;
             while i < last && self.insns[i as usize].offset < end {
-                self.insns[i as usize].sym = Some(s);
+                self.insns[i as usize].sym = Some(s).into();
                 i += 1;
             }
         }
@@ -410,6 +490,54 @@ impl<'d> Program<'d> {
         let range = self.sections.get(sec)?.insns.clone();
         let slice = &self.insns[range.start as usize..range.end as usize];
         slice.binary_search_by_key(&offset, |i| i.offset).ok().map(|k| range.start + k as InsnId)
+    }
+
+    /// The instruction's stack operations.
+    #[inline]
+    pub fn ops(&self, id: InsnId) -> StackOps {
+        match self.insns[id as usize].ops.get() {
+            Some(k) => self.stack_ops[k as usize],
+            None => StackOps::NONE,
+        }
+    }
+
+    /// Removes an instruction's stack operations (a call's: the callee's return undoes its
+    /// push).
+    pub fn remove_ops(&mut self, id: InsnId) {
+        self.insns[id as usize].ops = OptIndex::NONE;
+    }
+
+    /// The alternative paths starting at the instruction.
+    #[inline]
+    pub fn alts(&self, id: InsnId) -> &[Alt] {
+        match self.insns[id as usize].alts.get() {
+            Some(k) => &self.alts[k as usize],
+            None => &[],
+        }
+    }
+
+    /// Adds an alternative path in front of the instruction's others (objtool prepends).
+    pub fn push_alt_front(&mut self, id: InsnId, alt: Alt) {
+        let k = match self.insns[id as usize].alts.get() {
+            Some(k) => k as usize,
+            None => {
+                self.alts.push(Vec::new());
+                self.insns[id as usize].alts = Some((self.alts.len() - 1) as u32).into();
+                self.alts.len() - 1
+            }
+        };
+        self.alts[k].insert(0, alt);
+    }
+
+    /// The switch table of a dynamic jump: (section index, index of its first relocation).
+    pub fn jump_table(&self, id: InsnId) -> Option<(u32, u32)> {
+        self.insns[id as usize].jump_table.get().map(|k| self.jump_tables[k as usize])
+    }
+
+    /// Records the switch table of a dynamic jump.
+    pub fn set_jump_table(&mut self, id: InsnId, table: (u32, u32)) {
+        self.jump_tables.push(table);
+        self.insns[id as usize].jump_table = Some((self.jump_tables.len() - 1) as u32).into();
     }
 
     /// The next instruction of the same section.
@@ -433,7 +561,7 @@ impl<'d> Program<'d> {
 
     /// The STT_FUNC symbol covering the instruction (objtool's `insn_func`).
     pub fn insn_func(&self, id: InsnId) -> Option<SymId> {
-        self.insns[id as usize].sym.filter(|&s| self.symbols[s as usize].is_func())
+        self.insns[id as usize].sym.get().filter(|&s| self.symbols[s as usize].is_func())
     }
 
     /// The symbol's parent function (itself unless it is a `.cold` part).
@@ -688,4 +816,27 @@ fn containing(sections: &[Section<'_>], symbols: &[Symbol<'_>], sec: usize, offs
             let sym = &symbols[s as usize];
             sym.len != 0 && offset - sym.offset < sym.len && sym.kind != SymbolKind::Section && pred(sym)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `vmlinux.o` has millions of instruction records: their size is most of `check`'s
+    /// memory there (they were 128 bytes each).
+    #[test]
+    fn instruction_record_stays_small() {
+        let size = std::mem::size_of::<Insn>();
+        eprintln!("Insn: {size} bytes");
+        assert!(size <= 64, "Insn grew to {size} bytes");
+        assert_eq!(std::mem::size_of::<OptIndex>(), 4);
+    }
+
+    #[test]
+    fn optional_index_round_trips() {
+        assert_eq!(OptIndex::from(None).get(), None);
+        assert_eq!(OptIndex::from(Some(0)).get(), Some(0));
+        assert_eq!(OptIndex::from(Some(u32::MAX - 1)).get(), Some(u32::MAX - 1));
+        assert!(OptIndex::NONE.is_none() && OptIndex::from(Some(7)).is_some());
+    }
 }

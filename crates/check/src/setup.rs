@@ -93,7 +93,7 @@ impl Checker<'_> {
             insn.kind = InsnKind::JumpUnconditional;
             let (sec, dest) = (insn.sec as usize, insn.end().wrapping_add(insn.immediate as u64));
             match self.p.find_insn(sec, dest) {
-                Some(d) => self.p.insns[id as usize].jump_dest = Some(d),
+                Some(d) => self.p.insns[id as usize].jump_dest = Some(d).into(),
                 None => {
                     let insn = &self.p.insns[id as usize];
                     return Err(Fatal::at(

@@ -45,7 +45,7 @@ impl Checker<'_> {
     /// The instruction executed after `id`: the next one in the section, except at the end of
     /// a replacement, where execution continues after the original (patching is in place).
     pub(crate) fn next_insn_to_validate(&self, id: InsnId) -> Option<InsnId> {
-        if let Some(g) = self.p.insns[id as usize].alt_group {
+        if let Some(g) = self.p.insns[id as usize].alt_group.get() {
             let group = &self.groups[g as usize];
             if let Some(nop) = group.nop {
                 if Some(id) == group.last_insn {
@@ -70,7 +70,7 @@ impl Checker<'_> {
     /// Stores the instruction's state in its site's shared per-byte array; a different state
     /// already there is the "stack layout conflict" of alternatives.
     fn propagate_alt_cfi(&mut self, id: InsnId) -> Walk {
-        let Some(g) = self.p.insns[id as usize].alt_group else { return Ok(()) };
+        let Some(g) = self.p.insns[id as usize].alt_group.get() else { return Ok(()) };
         let Some(cfi) = self.insn_cfi[id as usize] else {
             self.warn("CFI missing".to_string());
             return Err(());
@@ -103,7 +103,7 @@ impl Checker<'_> {
     fn handle_insn_ops(&mut self, id: InsnId, next: Option<InsnId>, state: &mut InsnState) -> Walk {
         let insn = &self.p.insns[id as usize];
         // Copied out (two inline slots, no allocation) so that warnings can borrow `self`.
-        let ops = insn.ops;
+        let ops = self.p.ops(id);
         let in_alt = insn.alt_group.is_some();
         let ctx = OpContext {
             in_function: self.p.insn_func(id).is_some(),
@@ -290,8 +290,8 @@ impl Checker<'_> {
             self.propagate_alt_cfi(id)?;
 
             let insn = &self.p.insns[id as usize];
-            if !insn.ignore_alts && !insn.alts().is_empty() {
-                let alts = insn.alts().to_vec();
+            if !insn.ignore_alts && insn.has_alts() {
+                let alts = self.p.alts(id).to_vec();
                 let mut skip_orig = false;
                 for alt in alts {
                     skip_orig |= alt.skip_orig;
@@ -320,7 +320,7 @@ impl Checker<'_> {
                 InsnKind::JumpConditional | InsnKind::JumpUnconditional => {
                     if self.is_sibling_call(id) {
                         self.validate_sibling_call(id, &state)?;
-                    } else if let Some(dest) = self.p.insns[id as usize].jump_dest {
+                    } else if let Some(dest) = self.p.insns[id as usize].jump_dest.get() {
                         self.validate_branch(func, dest, state.clone())?;
                     }
                     if self.p.insns[id as usize].kind == InsnKind::JumpUnconditional {
@@ -527,7 +527,7 @@ impl Checker<'_> {
                 if self.p.insns[id as usize].offset >= end {
                     break;
                 }
-                if let Some(dest) = self.p.insns[id as usize].jump_dest {
+                if let Some(dest) = self.p.insns[id as usize].jump_dest.get() {
                     if let Some(df) = self.p.insn_func(dest) {
                         if self.p.symbols[df as usize].name.contains(".cold") {
                             let mut d = Some(dest);
@@ -550,7 +550,7 @@ impl Checker<'_> {
         if let Some(prev) = self.p.prev_in_sec(start) {
             let insn = &self.p.insns[start as usize];
             let to_bug = insn.kind == InsnKind::JumpUnconditional
-                && insn.jump_dest.is_some_and(|d| self.p.insns[d as usize].kind == InsnKind::Bug);
+                && insn.jump_dest.get().is_some_and(|d| self.p.insns[d as usize].kind == InsnKind::Bug);
             if self.p.insns[prev as usize].dead_end && (insn.kind == InsnKind::Bug || to_bug) {
                 return true;
             }
@@ -568,7 +568,7 @@ impl Checker<'_> {
                 }
             }
             if insn.kind == InsnKind::JumpUnconditional {
-                match insn.jump_dest {
+                match insn.jump_dest.get() {
                     Some(d) if self.p.insn_func(d) == self.p.insn_func(id) => {
                         id = d;
                         continue;
