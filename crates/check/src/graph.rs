@@ -179,9 +179,21 @@ impl Checker<'_> {
         if self.p.insns[id as usize].kind == InsnKind::Call && !init {
             self.sites.calls.push(id);
         }
-        if !sibling && self.dead_end_function(Some(sym), 0) {
+        if !sibling && self.dead_end_function_memo(sym) {
             self.p.insns[id as usize].dead_end = true;
         }
+    }
+
+    /// [`Checker::dead_end_function`] of `sym`, computed once: vmlinux.o calls some functions
+    /// from thousands of places, and the answer does not change while calls are annotated
+    /// (it reads returns and sibling calls, which are all known by then).
+    fn dead_end_function_memo(&mut self, sym: SymId) -> bool {
+        if let Some(&known) = self.dead_end_memo.get(&sym) {
+            return known;
+        }
+        let dead = self.dead_end_function(Some(sym), 0);
+        self.dead_end_memo.insert(sym, dead);
+        dead
     }
 
     /// True for a function that never returns: named in the kernel's list, or a local

@@ -66,12 +66,15 @@ impl Checker<'_> {
         ) {
             return 0;
         }
-        let sec = insn.sec as usize;
-        let end = insn.end();
         let mut warnings = 0;
-        let mut from = insn.offset;
-        while let Some(r) = self.p.reloc_in(sec, from, end.saturating_sub(from)).copied() {
-            from = r.offset + 1;
+        let mut last = None;
+        for k in 0..self.p.insn_relocs(id).len() {
+            let r = self.p.insn_relocs(id)[k];
+            // One relocation per offset, the first (as objtool's lookup by offset finds).
+            if last == Some(r.offset) {
+                continue;
+            }
+            last = Some(r.offset);
             let sym = &self.p.symbols[r.symbol];
             if sym.static_call_tramp && !self.era.ibt_checks_static_call_trampolines() {
                 continue;

@@ -38,7 +38,7 @@ use orc_flow::{KernelEra, Noreturns};
 use orc_stack::{CfiId, CfiState, Interner};
 
 use crate::alternatives::AltGroup;
-use crate::program::{InsnId, Program};
+use crate::program::{InsnId, Program, SymId};
 pub use crate::report::{Fatal, Warning};
 
 /// objtool's action flags and options that change the analysis (the kernel passes
@@ -168,6 +168,8 @@ pub struct Checker<'d> {
     pub(crate) pv_ops: Option<noinstr::PvOps>,
     /// What the analysis assumed where objtool would have given up.
     pub assumptions: Vec<String>,
+    /// [`Checker::dead_end_function`]'s answers for called functions.
+    dead_end_memo: rustc_hash::FxHashMap<SymId, bool>,
 }
 
 /// What [`check`] found.
@@ -266,6 +268,7 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
         edits: edits::Edits::default(),
         pv_ops: None,
         assumptions: Vec::new(),
+        dead_end_memo: Default::default(),
     };
     let result = c.run(file);
     analysis.warnings = std::mem::take(&mut c.warnings);

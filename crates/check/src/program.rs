@@ -20,6 +20,8 @@ pub type InsnId = u32;
 pub type SymId = u32;
 
 const SHF_EXECINSTR: u64 = 0x4;
+/// The block size of [`Section`]'s instruction index.
+const INSN_BLOCK: usize = 16;
 const STB_GLOBAL: u8 = 1;
 const STB_LOCAL: u8 = 0;
 const STB_WEAK: u8 = 2;
@@ -51,6 +53,10 @@ pub struct Section<'d> {
     pub syms: Vec<SymId>,
     /// `max_end[i]`: the largest `offset + len` among `syms[..=i]` (for containment lookups).
     pub max_end: Vec<u64>,
+    /// `insn_at[b]`: the first instruction at or after offset `16 * b` (one more entry than
+    /// there are 16-byte blocks). An instruction is at most 15 bytes, so finding the one at
+    /// an offset looks at a few records, not a binary search over millions.
+    insn_at: Vec<InsnId>,
 }
 
 /// One symbol, with objtool's derived facts.
@@ -171,8 +177,9 @@ pub struct Insn {
     pub jump_dest: OptIndex,
     /// The symbol a call (or sibling call) goes to.
     pub call_dest: OptIndex,
-    /// The first earlier instruction that jumps forward to this one (jump-table search).
-    pub first_jump_src: OptIndex,
+    /// The first relocation inside the instruction's bytes: an index in its section's
+    /// `relocs` (objtool's `insn_reloc`, asked of most instructions by several passes).
+    reloc: OptIndex,
     /// The alternative group this instruction belongs to.
     pub alt_group: OptIndex,
     /// Stack operations (removed for ordinary calls): an index in [`Program::stack_ops`].
@@ -223,7 +230,7 @@ impl Insn {
             sym: OptIndex::NONE,
             jump_dest: OptIndex::NONE,
             call_dest: OptIndex::NONE,
-            first_jump_src: OptIndex::NONE,
+            reloc: OptIndex::NONE,
             alt_group: OptIndex::NONE,
             ops: ops.into(),
             jump_table: OptIndex::NONE,
@@ -312,6 +319,7 @@ impl<'d> Program<'d> {
             relocs: Vec::new(),
             syms: Vec::new(),
             max_end: Vec::new(),
+            insn_at: Vec::new(),
         });
         for s in file.sections() {
             let s = s.map_err(|e| Fatal::new(e.to_string()))?;
@@ -335,6 +343,7 @@ impl<'d> Program<'d> {
                 relocs,
                 syms: Vec::new(),
                 max_end: Vec::new(),
+            insn_at: Vec::new(),
             });
         }
 
@@ -430,6 +439,8 @@ impl<'d> Program<'d> {
             // list alone was as big as the records).
             let (sections, symbols, insns, stack_ops) = (&self.sections, &self.symbols, &mut self.insns, &mut self.stack_ops);
             insns.reserve(data.len() / 4);
+            let relocs = &sections[si].relocs;
+            let mut next_reloc = 0usize;
             let mut offset = 0u64;
             while (offset as usize) < data.len() {
                 let d = decoder
@@ -440,13 +451,31 @@ impl<'d> Program<'d> {
                     stack_ops.push(d.stack_ops);
                     (stack_ops.len() - 1) as u32
                 });
-                insns.push(Insn::with_ops(si as u32, d.offset, d.len, d.kind, ops, d.immediate));
+                let mut insn = Insn::with_ops(si as u32, d.offset, d.len, d.kind, ops, d.immediate);
+                // Instructions and relocations both go up by offset: one merge, no searches.
+                while next_reloc < relocs.len() && relocs[next_reloc].offset < d.offset {
+                    next_reloc += 1;
+                }
+                if next_reloc < relocs.len() && relocs[next_reloc].offset < d.end() {
+                    insn.reloc = Some(next_reloc as u32).into();
+                }
+                insns.push(insn);
             }
             if self.insns.len() >= u32::MAX as usize {
                 return Err(Fatal::new("more than 2^32 instructions".to_string()));
             }
             let end = self.insns.len() as InsnId;
             self.sections[si].insns = start..end;
+            let blocks = data.len() / INSN_BLOCK + 1;
+            let mut insn_at = Vec::with_capacity(blocks + 1);
+            let mut id = start;
+            for b in 0..=blocks {
+                while id < end && self.insns[id as usize].offset < (b * INSN_BLOCK) as u64 {
+                    id += 1;
+                }
+                insn_at.push(id);
+            }
+            self.sections[si].insn_at = insn_at;
             self.assign_symbols(si)?;
         }
         Ok(())
@@ -487,9 +516,26 @@ impl<'d> Program<'d> {
 
     /// The instruction starting exactly at `offset` of section `sec`.
     pub fn find_insn(&self, sec: usize, offset: u64) -> Option<InsnId> {
-        let range = self.sections.get(sec)?.insns.clone();
-        let slice = &self.insns[range.start as usize..range.end as usize];
-        slice.binary_search_by_key(&offset, |i| i.offset).ok().map(|k| range.start + k as InsnId)
+        let s = self.sections.get(sec)?;
+        let block = usize::try_from(offset / INSN_BLOCK as u64).ok()?;
+        let mut id = *s.insn_at.get(block)?;
+        while id < s.insns.end {
+            let at = self.insns[id as usize].offset;
+            if at >= offset {
+                return (at == offset).then_some(id);
+            }
+            id += 1;
+        }
+        None
+    }
+
+    /// Every relocation inside the instruction's bytes, in offset order.
+    pub fn insn_relocs(&self, id: InsnId) -> &[Relocation] {
+        let insn = &self.insns[id as usize];
+        let Some(k) = insn.reloc.get() else { return &[] };
+        let relocs = &self.sections[insn.sec as usize].relocs[k as usize..];
+        let n = relocs.iter().take_while(|r| r.offset < insn.end()).count();
+        &relocs[..n]
     }
 
     /// The instruction's stack operations.
@@ -619,10 +665,8 @@ impl<'d> Program<'d> {
     /// The relocation inside an instruction's bytes (objtool's `insn_reloc`).
     pub fn insn_reloc(&self, id: InsnId) -> Option<&Relocation> {
         let insn = &self.insns[id as usize];
-        if insn.fake {
-            return None;
-        }
-        self.reloc_in(insn.sec as usize, insn.offset, u64::from(insn.len))
+        let k = insn.reloc.get()?;
+        self.sections[insn.sec as usize].relocs.get(k as usize)
     }
 
     /// objtool's `offstr`: `func+0xoff` (the containing function, else any containing
