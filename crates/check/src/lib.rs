@@ -33,6 +33,8 @@ pub mod sites;
 pub mod strict;
 pub mod walk;
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use orc_elf::ElfFile;
 use orc_flow::{KernelEra, Noreturns};
 use orc_stack::{CfiId, CfiState, Interner};
@@ -88,6 +90,8 @@ pub struct Options {
     /// Also flag return addresses inside patch sites whose `ip - 1` lookup lands on another
     /// stream's entry (see [`strict`]). Not an objtool check.
     pub strict_alternatives: bool,
+    /// Threads one object's analysis may use (0 and 1: one). The results do not depend on it.
+    pub threads: usize,
 }
 
 impl Options {
@@ -214,12 +218,12 @@ impl<'d> Checker<'d> {
     pub(crate) fn warn_insn(&mut self, id: InsnId, message: String) {
         let insn = &self.p.insns[id as usize];
         let sym = insn.sym.get().map(|s| &self.p.symbols[s as usize]);
-        if !sym.is_some_and(|s| s.warned.get()) {
+        if !sym.is_some_and(|s| s.warned.load(Relaxed)) {
             let location = self.p.offstr(insn.sec as usize, insn.offset);
             self.warnings.push(Warning { location: Some(location), message });
         }
         if let Some(s) = sym {
-            s.warned.set(true);
+            s.warned.store(true, Relaxed);
         }
     }
 }
@@ -240,7 +244,7 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
         instructions: 0,
         assumptions: Vec::new(),
     };
-    let program = match Program::build(file, era) {
+    let program = match Program::build_with_threads(file, era, opts.threads) {
         Ok(p) => p,
         Err(fatal) => {
             analysis.warnings.push(fatal.warning.clone());

@@ -6,7 +6,7 @@
 //! one vector, section after section in section order, so "the next instruction in the
 //! section" is the next index.
 
-use std::cell::Cell;
+use std::sync::atomic::AtomicBool;
 use std::ops::Range;
 
 use orc_decode::{InsnKind, SectionDecoder, StackOps};
@@ -95,7 +95,7 @@ pub struct Symbol<'d> {
     /// `.L*` local label (STT_NOTYPE).
     pub local_label: bool,
     /// A warning was already printed for an instruction of this symbol.
-    pub warned: Cell<bool>,
+    pub warned: AtomicBool,
 }
 
 impl Symbol<'_> {
@@ -305,6 +305,18 @@ impl<'d> Program<'d> {
     /// Reads sections and symbols, and decodes every executable section.
     /// Reads `file` as objtool of `era` does.
     pub fn build(file: &ElfFile<'d>, era: orc_flow::KernelEra) -> Result<Program<'d>, Fatal> {
+        Program::build_with_threads(file, era, 1)
+    }
+
+    /// [`Program::build`], decoding each large executable section with up to `threads`
+    /// threads (the result is the same as with one).
+    pub fn build_with_threads(file: &ElfFile<'d>, era: orc_flow::KernelEra, threads: usize) -> Result<Program<'d>, Fatal> {
+        Program::build_in_chunks(file, era, threads, MIN_CHUNK)
+    }
+
+    /// [`Program::build_with_threads`], with sections split in chunks of at least
+    /// `min_chunk` bytes.
+    fn build_in_chunks(file: &ElfFile<'d>, era: orc_flow::KernelEra, threads: usize, min_chunk: u64) -> Result<Program<'d>, Fatal> {
         let mut sections = Vec::with_capacity(file.section_count());
         sections.push(Section {
             index: 0,
@@ -371,7 +383,7 @@ impl<'d> Program<'d> {
                 embedded_insn: global && (name == "retbleed_return_thunk" || name == "srso_safe_ret"),
                 fentry: global && name == "__fentry__",
                 local_label: sym.kind == SymbolKind::NoType && name.starts_with(".L"),
-                warned: Cell::new(false),
+                warned: AtomicBool::new(false),
             });
         }
         for sym in symbols.iter().skip(1) {
@@ -423,43 +435,55 @@ impl<'d> Program<'d> {
             by_name,
             names_by_alias,
         };
-        program.decode()?;
+        program.decode(threads, min_chunk)?;
         Ok(program)
     }
 
-    fn decode(&mut self) -> Result<(), Fatal> {
+    fn decode(&mut self, threads: usize, min_chunk: u64) -> Result<(), Fatal> {
         for si in 0..self.sections.len() {
             if !self.sections[si].exec {
                 continue;
             }
             let start = self.insns.len() as InsnId;
             let data = self.sections[si].data;
-            let mut decoder = SectionDecoder::new(data);
+            let bounds = self.chunk_bounds(si, threads, min_chunk);
             // Decode straight into the records (no intermediate list: on a large module that
-            // list alone was as big as the records).
-            let (sections, symbols, insns, stack_ops) = (&self.sections, &self.symbols, &mut self.insns, &mut self.stack_ops);
+            // list alone was as big as the records), except for the chunks other threads
+            // decode, which come back as small `Decoded` values.
+            let Program { sections, symbols, insns, stack_ops, .. } = self;
+            let (sections, symbols) = (&*sections, &*symbols);
             insns.reserve(data.len() / 4);
-            let relocs = &sections[si].relocs;
-            let mut next_reloc = 0usize;
-            let mut offset = 0u64;
-            while (offset as usize) < data.len() {
-                let d = decoder
-                    .decode_at(offset, |off| containing(sections, symbols, si, off, |s| s.is_func()).is_some())
-                    .map_err(|e| Fatal::new(format!("{}+0x{:x}: can't decode instruction", sections[si].name, e.offset)))?;
-                offset = d.end();
-                let ops = (!d.stack_ops.is_empty()).then(|| {
-                    stack_ops.push(d.stack_ops);
-                    (stack_ops.len() - 1) as u32
-                });
-                let mut insn = Insn::with_ops(si as u32, d.offset, d.len, d.kind, ops, d.immediate);
-                // Instructions and relocations both go up by offset: one merge, no searches.
-                while next_reloc < relocs.len() && relocs[next_reloc].offset < d.offset {
-                    next_reloc += 1;
+            let in_function = |off: u64| containing(sections, symbols, si, off, |s| s.is_func()).is_some();
+            let (first, others) = std::thread::scope(|scope| {
+                let workers: Vec<_> = bounds
+                    .windows(2)
+                    .skip(1)
+                    .map(|w| {
+                        let (from, to) = (w[0], w[1]);
+                        let in_function = &in_function;
+                        scope.spawn(move || decode_chunk(data, from, to, in_function))
+                    })
+                    .collect();
+                let first = decode_into(sections, si, 0, bounds[1], &in_function, insns, stack_ops);
+                let others: Vec<_> = workers.into_iter().map(|w| w.join().ok()).collect();
+                (first, others)
+            });
+            // A chunk counts only if the one before ended exactly where it starts (the linear
+            // sweep from the section's start reaches the same boundary); otherwise decode the
+            // rest here, as one thread would have.
+            let mut at = first?;
+            for (k, chunk) in others.into_iter().enumerate() {
+                if at != bounds[k + 1] {
+                    break;
                 }
-                if next_reloc < relocs.len() && relocs[next_reloc].offset < d.end() {
-                    insn.reloc = Some(next_reloc as u32).into();
+                match chunk {
+                    Some(Ok(chunk)) => at = chunk.append_to(sections, si, insns, stack_ops),
+                    Some(Err(offset)) => return Err(Fatal::new(format!("{}+0x{:x}: can't decode instruction", sections[si].name, offset))),
+                    None => break,
                 }
-                insns.push(insn);
+            }
+            if (at as usize) < data.len() {
+                decode_into(sections, si, at, data.len() as u64, &in_function, insns, stack_ops)?;
             }
             if self.insns.len() >= u32::MAX as usize {
                 return Err(Fatal::new("more than 2^32 instructions".to_string()));
@@ -479,6 +503,31 @@ impl<'d> Program<'d> {
             self.assign_symbols(si)?;
         }
         Ok(())
+    }
+
+    /// Where the decoding of a section is split between threads: `0`, then the starts of
+    /// functions near equal fractions of it, then its size. One chunk for small sections (a
+    /// thread costs more than it saves) or one thread.
+    fn chunk_bounds(&self, si: usize, threads: usize, min_chunk: u64) -> Vec<u64> {
+        let sec = &self.sections[si];
+        let size = sec.data.len() as u64;
+        let mut bounds = vec![0];
+        let chunks = (threads as u64).min(size / min_chunk.max(1)).max(1);
+        for k in 1..chunks {
+            let target = size * k / chunks;
+            let first = sec.syms.partition_point(|&s| self.symbols[s as usize].offset < target);
+            let start = sec.syms[first..]
+                .iter()
+                .map(|&s| &self.symbols[s as usize])
+                .find(|s| s.is_func())
+                .map(|s| s.offset)
+                .filter(|&o| o < size && o > *bounds.last().unwrap_or(&0));
+            if let Some(o) = start {
+                bounds.push(o);
+            }
+        }
+        bounds.push(size);
+        bounds
     }
 
     /// objtool's rule: every FUNC/NOTYPE symbol (its canonical alias) claims the instructions
@@ -736,7 +785,7 @@ fn null_symbol<'d>() -> Symbol<'d> {
         embedded_insn: false,
         fentry: false,
         local_label: false,
-        warned: Cell::new(false),
+        warned: AtomicBool::new(false),
     }
 }
 
@@ -862,6 +911,105 @@ fn containing(sections: &[Section<'_>], symbols: &[Symbol<'_>], sec: usize, offs
         })
 }
 
+/// Sections below this many bytes per thread are decoded by one thread.
+const MIN_CHUNK: u64 = 1 << 20;
+
+/// Decodes section `si` from `from` while the offset is below `to`, appending records to
+/// `insns`; returns where the last instruction ends.
+fn decode_into(
+    sections: &[Section<'_>],
+    si: usize,
+    from: u64,
+    to: u64,
+    in_function: &(impl Fn(u64) -> bool + Sync),
+    insns: &mut Vec<Insn>,
+    stack_ops: &mut Vec<StackOps>,
+) -> Result<u64, Fatal> {
+    let section = &sections[si];
+    let mut decoder = SectionDecoder::new(section.data);
+    let relocs = &section.relocs;
+    let mut next_reloc = relocs.partition_point(|r| r.offset < from);
+    let mut offset = from;
+    while offset < to {
+        let d = decoder
+            .decode_at(offset, in_function)
+            .map_err(|e| Fatal::new(format!("{}+0x{:x}: can't decode instruction", section.name, e.offset)))?;
+        offset = d.end();
+        let ops = (!d.stack_ops.is_empty()).then(|| {
+            stack_ops.push(d.stack_ops);
+            (stack_ops.len() - 1) as u32
+        });
+        let mut insn = Insn::with_ops(si as u32, d.offset, d.len, d.kind, ops, d.immediate);
+        // Instructions and relocations both go up by offset: one merge, no searches.
+        while next_reloc < relocs.len() && relocs[next_reloc].offset < d.offset {
+            next_reloc += 1;
+        }
+        if next_reloc < relocs.len() && relocs[next_reloc].offset < d.end() {
+            insn.reloc = Some(next_reloc as u32).into();
+        }
+        insns.push(insn);
+    }
+    Ok(offset)
+}
+
+/// An instruction a worker thread decoded: what the record is made of, in 24 bytes.
+struct Decoded {
+    offset: u64,
+    immediate: i64,
+    /// Index in the chunk's own stack operations.
+    ops: OptIndex,
+    len: u8,
+    kind: InsnKind,
+}
+
+/// The instructions of one chunk of a section, decoded by a worker thread.
+struct Chunk {
+    insns: Vec<Decoded>,
+    stack_ops: Vec<StackOps>,
+    /// Where the last instruction ends.
+    end: u64,
+}
+
+impl Chunk {
+    /// Appends the chunk's records (stack operations renumbered, relocations found);
+    /// returns where it ends.
+    fn append_to(self, sections: &[Section<'_>], si: usize, insns: &mut Vec<Insn>, stack_ops: &mut Vec<StackOps>) -> u64 {
+        let base = stack_ops.len() as u32;
+        stack_ops.extend_from_slice(&self.stack_ops);
+        let relocs = &sections[si].relocs;
+        let mut next_reloc = relocs.partition_point(|r| r.offset < self.insns.first().map_or(0, |d| d.offset));
+        for d in &self.insns {
+            let mut insn = Insn::with_ops(si as u32, d.offset, d.len, d.kind, d.ops.get().map(|k| k + base), d.immediate);
+            let end = d.offset + u64::from(d.len);
+            while next_reloc < relocs.len() && relocs[next_reloc].offset < d.offset {
+                next_reloc += 1;
+            }
+            if next_reloc < relocs.len() && relocs[next_reloc].offset < end {
+                insn.reloc = Some(next_reloc as u32).into();
+            }
+            insns.push(insn);
+        }
+        self.end
+    }
+}
+
+/// Decodes `data` from `from` while the offset is below `to` (a worker thread's share of a
+/// section); an error is the offset that does not decode.
+fn decode_chunk(data: &[u8], from: u64, to: u64, in_function: &(impl Fn(u64) -> bool + Sync)) -> Result<Chunk, u64> {
+    let mut decoder = SectionDecoder::new(data);
+    let mut chunk = Chunk { insns: Vec::with_capacity(((to - from) / 4) as usize), stack_ops: Vec::new(), end: from };
+    while chunk.end < to {
+        let d = decoder.decode_at(chunk.end, in_function).map_err(|e| e.offset)?;
+        chunk.end = d.end();
+        let ops = (!d.stack_ops.is_empty()).then(|| {
+            chunk.stack_ops.push(d.stack_ops);
+            (chunk.stack_ops.len() - 1) as u32
+        });
+        chunk.insns.push(Decoded { offset: d.offset, immediate: d.immediate, ops: ops.into(), len: d.len, kind: d.kind });
+    }
+    Ok(chunk)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -874,6 +1022,58 @@ mod tests {
         eprintln!("Insn: {size} bytes");
         assert!(size <= 64, "Insn grew to {size} bytes");
         assert_eq!(std::mem::size_of::<OptIndex>(), 4);
+    }
+
+    fn functions(stray: &str) -> Vec<u8> {
+        let mut src = String::from(".text\n");
+        for i in 0..64 {
+            src += &format!(".globl f{i}\n.type f{i},@function\nf{i}:\npush %rbp\nmov %rsp,%rbp\nsub $16,%rsp\n");
+            src += &format!("call f{}\nadd $16,%rsp\npop %rbp\nret\nint3\n.size f{i}, .-f{i}\n", (i + 1) % 64);
+            if i % 5 == 2 {
+                src += stray;
+            }
+        }
+        orc_testkit::assemble(&src)
+    }
+
+    fn describe(p: &Program<'_>) -> Vec<String> {
+        (0..p.insns.len() as InsnId).map(|id| format!("{:?} {:?}", p.insns[id as usize], p.ops(id))).collect()
+    }
+
+    /// Functions split between threads give the records one thread makes.
+    #[test]
+    fn threads_decode_what_one_thread_decodes() {
+        let bytes = functions(".byte 0x90\n");
+        let file = ElfFile::parse(&bytes).expect("assembled object");
+        let one = Program::build_in_chunks(&file, orc_flow::KernelEra::V6_12, 1, 64).expect("one thread");
+        assert!(one.insns.len() > 64 * 8);
+        let text = one.sections.iter().position(|s| s.name == ".text").expect(".text");
+        for threads in [2, 3, 8, 64] {
+            let many = Program::build_in_chunks(&file, orc_flow::KernelEra::V6_12, threads, 64).expect("threads");
+            assert!(many.chunk_bounds(text, threads, 64).len() > 2, "{threads} threads: the section is split");
+            assert_eq!(describe(&one), describe(&many), "{threads} threads");
+            for (a, b) in one.sections.iter().zip(&many.sections) {
+                assert_eq!((&a.insns, &a.insn_at), (&b.insns, &b.insn_at));
+            }
+        }
+    }
+
+    /// A stray `e9` (a 5-byte jmp to the linear sweep) swallows the next function's first
+    /// bytes: a chunk starting there is not what the sweep decodes, and the answer is the
+    /// sweep's (here objtool's refusal of a function that starts inside an instruction).
+    #[test]
+    fn a_chunk_the_sweep_does_not_reach_gives_way() {
+        let bytes = functions(".byte 0xe9\n");
+        let file = ElfFile::parse(&bytes).expect("assembled object");
+        let message = |threads| match Program::build_in_chunks(&file, orc_flow::KernelEra::V6_12, threads, 64) {
+            Ok(_) => "no error".to_string(),
+            Err(fatal) => fatal.warning.message,
+        };
+        let one = message(1);
+        assert!(one.contains("can't find starting instruction"), "{one}");
+        for threads in [2, 3, 8, 64] {
+            assert_eq!(message(threads), one, "{threads} threads");
+        }
     }
 
     #[test]

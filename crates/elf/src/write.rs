@@ -172,11 +172,31 @@ impl<'data> Rewriter<'data> {
 
     /// Makes `changes` and returns the new file.
     pub fn finish(self, changes: &Changes<'_>) -> Result<Vec<u8>, ElfError> {
-        apply(self.builder, self.input_len, changes)
+        let mut out = Vec::with_capacity(self.input_len + self.input_len / 8);
+        let builder = apply(self.builder, changes)?;
+        builder
+            .write(&mut out)
+            .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?;
+        Ok(out)
+    }
+
+    /// Makes `changes` and writes the new file to `out` as it is laid out, without holding a
+    /// copy of it in memory (`vmlinux.o`'s is as large as the input). On an error part of it
+    /// may have been written: write to a temporary file.
+    pub fn finish_to(self, changes: &Changes<'_>, out: impl std::io::Write) -> Result<(), ElfError> {
+        let builder = apply(self.builder, changes)?;
+        let mut stream = object::write::StreamingBuffer::new(std::io::BufWriter::with_capacity(1 << 20, out));
+        builder
+            .write(&mut stream)
+            .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?;
+        stream
+            .flush()
+            .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))
     }
 }
 
-fn apply(mut builder: Builder<'_>, input_len: usize, changes: &Changes<'_>) -> Result<Vec<u8>, ElfError> {
+/// Makes `changes` in the rebuilder: what is left is laying the file out.
+fn apply<'data>(mut builder: Builder<'data>, changes: &Changes<'_>) -> Result<Builder<'data>, ElfError> {
     let tables = changes.tables;
     let orc = changes.orc.filter(|r| !r.is_empty());
     if orc.is_some()
@@ -350,11 +370,7 @@ fn apply(mut builder: Builder<'_>, input_len: usize, changes: &Changes<'_>) -> R
         add_rela(&mut builder, ".orc_unwind_ip", symtab, ip_id, relocations);
     }
 
-    let mut out = Vec::with_capacity(input_len + input_len / 8);
-    builder
-        .write(&mut out)
-        .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?;
-    Ok(out)
+    Ok(builder)
 }
 
 /// Overwrites instructions in their sections' data and makes the relocation inside each

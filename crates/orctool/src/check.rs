@@ -252,6 +252,8 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         module: args.module,
         assume_intra_function_calls: !args.like_objtool,
         strict_alternatives: args.strict_alternatives,
+        // Several objects are checked in parallel already; one object gets the threads.
+        threads: if args.files.len() == 1 { jobs(args) } else { 1 },
     };
     let not_written: Vec<&str> = [
         (args.cfi || args.fineibt, ".cfi_sites"),
@@ -314,11 +316,23 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
                 Some(r) => r,
                 None => Rewriter::read(&bytes),
             };
-            let written = rewriter.and_then(|r| r.finish(&changes)).map_err(|e| {
+            let rewriter = rewriter.map_err(|e| {
                 out.truncate(before_warnings);
                 FileError::new(path, e)
             })?;
-            write_checked(args, path, &written)?;
+            // Streamed into the temporary file: no second copy of a vmlinux.o-sized object.
+            let mut failed_to_build = false;
+            write_checked_with(args, path, |file| {
+                rewriter.finish_to(&changes, file).map_err(|e| {
+                    failed_to_build = true;
+                    FileError::new(path, e)
+                })
+            })
+            .inspect_err(|_| {
+                if failed_to_build {
+                    out.truncate(before_warnings);
+                }
+            })?;
         }
     }
     Ok(if args.werror && !analysis.warnings.is_empty() { 1 } else { 0 })
@@ -360,22 +374,40 @@ fn site_tables(sites: &orc_check::sites::SiteRows) -> Vec<SiteTable> {
 /// Writes the checked file: to `-o OUT`, or over the input (kept as `FILE.orig` first with
 /// `--backup`). Returns where it went.
 pub fn write_checked<'p>(args: &'p CheckArgs, path: &'p Path, bytes: &[u8]) -> Result<&'p Path, FileError> {
+    write_checked_with(args, path, |file| file.write_all(bytes).map_err(|e| FileError::new(path, e)))
+}
+
+/// [`write_checked`] with the contents written by `write` into the temporary file.
+pub fn write_checked_with<'p>(
+    args: &'p CheckArgs,
+    path: &'p Path,
+    write: impl FnOnce(&mut std::fs::File) -> Result<(), FileError>,
+) -> Result<&'p Path, FileError> {
     let target = args.output.as_deref().unwrap_or(path);
     if args.backup && args.output.is_none() {
         let mut orig = path.as_os_str().to_owned();
         orig.push(".orig");
         std::fs::copy(path, &orig).map_err(|e| FileError::new(path, format!("cannot keep a backup: {e}")))?;
     }
-    write_atomically(target, bytes)?;
+    write_atomically_with(target, write)?;
     Ok(target)
 }
 
 /// Writes through a temporary file in the same directory and renames it over `target`, so a
 /// failure never leaves a half-written object.
 pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    write_atomically_with(target, |file| file.write_all(bytes).map_err(|e| FileError::new(target, e)))
+}
+
+/// [`write_atomically`] with the contents written by `write` into the temporary file (which
+/// is removed if `write` fails).
+pub fn write_atomically_with(
+    target: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> Result<(), FileError>,
+) -> Result<(), FileError> {
     let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| FileError::new(target, e))?;
-    tmp.write_all(bytes).map_err(|e| FileError::new(target, e))?;
+    write(tmp.as_file_mut())?;
     if let Ok(meta) = std::fs::metadata(target) {
         let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
     }
