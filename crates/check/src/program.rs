@@ -1022,6 +1022,8 @@ mod tests {
         eprintln!("Insn: {size} bytes");
         assert!(size <= 64, "Insn grew to {size} bytes");
         assert_eq!(std::mem::size_of::<OptIndex>(), 4);
+        // The state before each instruction.
+        assert_eq!(std::mem::size_of::<Option<orc_stack::CfiId>>(), 4);
     }
 
     fn functions(stray: &str) -> Vec<u8> {
