@@ -158,25 +158,46 @@ pub fn rewrite(input: &[u8], changes: &Changes<'_>) -> Result<Vec<u8>, ElfError>
 /// (`vmlinux.o`: millions of relocations) takes as long as a good part of the analysis, so a
 /// caller may read it on another thread while the analysis runs, then [`Rewriter::finish`].
 pub struct Rewriter<'data> {
-    builder: Builder<'data>,
+    how: How<'data>,
     input_len: usize,
 }
 
+/// How an object is rewritten.
+enum How<'data> {
+    /// Sections kept in place, the new ones appended ([`crate::append`]): most objects.
+    Append(crate::append::Layout<'data>),
+    /// Rebuilt and laid out anew by `object`'s builder: the others.
+    Rebuild(Box<Builder<'data>>),
+}
+
 impl<'data> Rewriter<'data> {
-    /// Reads `input` into the rebuilder.
+    /// Reads `input` for rewriting: its section headers when the appending writer takes it
+    /// (cheap), else the whole object into the rebuilder.
     pub fn read(input: &'data [u8]) -> Result<Self, ElfError> {
-        let builder = Builder::read64(input)
-            .map_err(|e| ElfError::Malformed(format!("cannot rewrite: {e}")))?;
-        Ok(Rewriter { builder, input_len: input.len() })
+        Self::read_as(input, true)
+    }
+
+    /// [`Rewriter::read`], always through the rebuilder (`append: false`): the two writers
+    /// must make the same object, and tests compare them.
+    pub fn read_as(input: &'data [u8], append: bool) -> Result<Self, ElfError> {
+        let how = match append.then(|| crate::append::Layout::read(input)).transpose()?.flatten() {
+            Some(layout) => How::Append(layout),
+            None => How::Rebuild(Box::new(
+                Builder::read64(input).map_err(|e| ElfError::Malformed(format!("cannot rewrite: {e}")))?,
+            )),
+        };
+        Ok(Rewriter { how, input_len: input.len() })
     }
 
     /// Makes `changes` and returns the new file.
     pub fn finish(self, changes: &Changes<'_>) -> Result<Vec<u8>, ElfError> {
         let mut out = Vec::with_capacity(self.input_len + self.input_len / 8);
-        let builder = apply(self.builder, changes)?;
-        builder
-            .write(&mut out)
-            .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?;
+        match self.how {
+            How::Append(layout) => layout.write(changes, &mut out)?,
+            How::Rebuild(builder) => apply(*builder, changes)?
+                .write(&mut out)
+                .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?,
+        }
         Ok(out)
     }
 
@@ -184,14 +205,21 @@ impl<'data> Rewriter<'data> {
     /// copy of it in memory (`vmlinux.o`'s is as large as the input). On an error part of it
     /// may have been written: write to a temporary file.
     pub fn finish_to(self, changes: &Changes<'_>, out: impl std::io::Write) -> Result<(), ElfError> {
-        let builder = apply(self.builder, changes)?;
-        let mut stream = object::write::StreamingBuffer::new(std::io::BufWriter::with_capacity(1 << 20, out));
-        builder
-            .write(&mut stream)
-            .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?;
-        stream
-            .flush()
-            .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))
+        let io = |e: std::io::Error| ElfError::Malformed(format!("cannot write: {e}"));
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+        match self.how {
+            How::Append(layout) => {
+                layout.write(changes, &mut out)?;
+                std::io::Write::flush(&mut out).map_err(io)
+            }
+            How::Rebuild(builder) => {
+                let mut stream = object::write::StreamingBuffer::new(out);
+                apply(*builder, changes)?
+                    .write(&mut stream)
+                    .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?;
+                stream.flush().map_err(io)
+            }
+        }
     }
 }
 
