@@ -294,7 +294,7 @@ pub struct Program<'d> {
     alts: Vec<Vec<Alt>>,
     /// The first symbol of each name (a `vmlinux.o` has hundreds of thousands: looking names
     /// up by scanning was most of `check`'s time there).
-    by_name: std::collections::HashMap<&'d str, SymId>,
+    by_name: rustc_hash::FxHashMap<&'d str, SymId>,
     /// Warnings name a place by the alias of the symbol containing it (objtool 7.x: the last
     /// symbol of the same address, type and size, e.g. `init_module` for a module's init
     /// function), not by the symbol itself (6.12).
@@ -341,7 +341,10 @@ impl<'d> Program<'d> {
                 Some(r) => file.relocations(r).map_err(|e| Fatal::new(e.to_string()))?,
                 None => Vec::new(),
             };
-            relocs.sort_by_key(|r| r.offset);
+            // Usually in order already; a stable sort would still allocate half their size.
+            if !relocs.is_sorted_by_key(|r| r.offset) {
+                relocs.sort_by_key(|r| r.offset);
+            }
             sections.push(Section {
                 index: s.index,
                 name,
@@ -413,16 +416,15 @@ impl<'d> Program<'d> {
                 return Err(Fatal::new(format!("can't find reloc entry symbol {} (relocations of {})", r.symbol, sec.name)));
             }
         }
+        let mut by_name = rustc_hash::FxHashMap::with_capacity_and_hasher(symbols.len(), Default::default());
+        for s in symbols.iter().skip(1) {
+            by_name.entry(s.name).or_insert(s.index);
+        }
         link_aliases(&sections, &mut symbols);
         if era.cold_parents_by_file_scope() {
             link_cold_parts_by_file_scope(&sections, &mut symbols)?;
         } else {
-            link_cold_parts(&mut symbols)?;
-        }
-
-        let mut by_name = std::collections::HashMap::with_capacity(symbols.len());
-        for s in symbols.iter().skip(1) {
-            by_name.entry(s.name).or_insert(s.index);
+            link_cold_parts(&mut symbols, &by_name)?;
         }
         let names_by_alias = era.warnings_name_aliases();
         let mut program = Program {
@@ -823,14 +825,15 @@ fn link_aliases(sections: &[Section<'_>], symbols: &mut [Symbol<'_>]) {
 
 /// `foo.cold` parts: link them to `foo`, and shrink `foo` when the part sits at its end
 /// (`-fno-reorder-functions` puts it inside).
-fn link_cold_parts(symbols: &mut [Symbol<'_>]) -> Result<(), Fatal> {
+fn link_cold_parts(symbols: &mut [Symbol<'_>], by_name: &rustc_hash::FxHashMap<&str, SymId>) -> Result<(), Fatal> {
     for i in 1..symbols.len() {
         if !symbols[i].is_func() || symbols[i].sec.is_none() {
             continue;
         }
         let Some(at) = symbols[i].name.find(".cold") else { continue };
         let parent_name = &symbols[i].name[..at];
-        let Some(p) = symbols.iter().skip(1).position(|s| s.name == parent_name).map(|p| p + 1) else {
+        // The first symbol of that name (a scan per part was quadratic in vmlinux.o).
+        let Some(p) = by_name.get(parent_name).map(|&p| p as usize) else {
             return Err(Fatal::new(format!("{}(): can't find parent function", symbols[i].name)));
         };
         symbols[i].pfunc = p as SymId;
