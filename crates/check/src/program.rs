@@ -943,16 +943,21 @@ fn decode_into(
             (stack_ops.len() - 1) as u32
         });
         let mut insn = Insn::with_ops(si as u32, d.offset, d.len, d.kind, ops, d.immediate);
-        // Instructions and relocations both go up by offset: one merge, no searches.
-        while next_reloc < relocs.len() && relocs[next_reloc].offset < d.offset {
-            next_reloc += 1;
-        }
-        if next_reloc < relocs.len() && relocs[next_reloc].offset < d.end() {
-            insn.reloc = Some(next_reloc as u32).into();
-        }
+        insn.reloc = first_reloc_in(relocs, &mut next_reloc, d.offset, d.end());
         insns.push(insn);
     }
     Ok(offset)
+}
+
+/// The first of `relocs` (sorted by offset) inside `[start, end)`, searched from `*next`,
+/// which moves up to `start`: instructions and relocations both go up by offset, so one merge
+/// finds every instruction's relocation without a search.
+fn first_reloc_in(relocs: &[Relocation], next: &mut usize, start: u64, end: u64) -> OptIndex {
+    while *next < relocs.len() && relocs[*next].offset < start {
+        *next += 1;
+    }
+    let found = *next < relocs.len() && relocs[*next].offset < end;
+    found.then_some(*next as u32).into()
 }
 
 /// An instruction a worker thread decoded: what the record is made of, in 24 bytes.
@@ -983,13 +988,7 @@ impl Chunk {
         let mut next_reloc = relocs.partition_point(|r| r.offset < self.insns.first().map_or(0, |d| d.offset));
         for d in &self.insns {
             let mut insn = Insn::with_ops(si as u32, d.offset, d.len, d.kind, d.ops.get().map(|k| k + base), d.immediate);
-            let end = d.offset + u64::from(d.len);
-            while next_reloc < relocs.len() && relocs[next_reloc].offset < d.offset {
-                next_reloc += 1;
-            }
-            if next_reloc < relocs.len() && relocs[next_reloc].offset < end {
-                insn.reloc = Some(next_reloc as u32).into();
-            }
+            insn.reloc = first_reloc_in(relocs, &mut next_reloc, d.offset, d.offset + u64::from(d.len));
             insns.push(insn);
         }
         self.end
