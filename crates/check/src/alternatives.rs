@@ -100,7 +100,7 @@ impl Checker<'_> {
         self.groups.push(AltGroup { orig_group: Some(orig_group), first_insn: orig, last_insn: None, nop: None, cfi, feature: alt.feature });
 
         let orig_sym = self.p.insns[orig as usize].sym.get();
-        let ignore = self.p.insns[orig as usize].ignore_alts;
+        let ignore = self.p.insns[orig as usize].ignore_alts();
         let mut nop = None;
         if alt.new_len < alt.orig_len {
             // Pad the replacement to the original's length with a fake NOP, so that the state
@@ -109,7 +109,7 @@ impl Checker<'_> {
             let id = self.p.insns.len() as InsnId;
             let mut pad = Insn::fake_nop(new_sec as u32, new_off + u64::from(alt.new_len), alt.orig_len - alt.new_len);
             pad.sym = orig_sym.into();
-            pad.ignore = ignore;
+            pad.set_ignore(ignore);
             pad.alt_group = Some(new_group).into();
             self.p.insns.push(pad);
             nop = Some(id);
@@ -133,7 +133,7 @@ impl Checker<'_> {
                 last_new = Some(id);
                 {
                     let insn = &mut self.p.insns[id as usize];
-                    insn.ignore = ignore;
+                    insn.set_ignore(ignore);
                     insn.sym = (orig_sym).into();
                     insn.alt_group = Some(new_group).into();
                 }
@@ -208,7 +208,8 @@ impl Checker<'_> {
             } else {
                 new
             };
-            self.p.insns[orig as usize].ignore_alts |= alt.skip_alt;
+            let ignore_alts = self.p.insns[orig as usize].ignore_alts() | alt.skip_alt;
+            self.p.insns[orig as usize].set_ignore_alts(ignore_alts);
             if let Some(t) = target {
                 self.p.push_alt_front(orig, Alt { insn: t, skip_orig: alt.skip_orig });
             }

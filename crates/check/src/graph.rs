@@ -111,7 +111,7 @@ impl Checker<'_> {
             InsnKind::JumpConditional => InsnKind::JumpDynamicConditional,
             _ => return,
         };
-        insn.retpoline_safe = true;
+        insn.set_retpoline_safe(true);
         self.remove_ops(id);
         self.annotate_call_site(id, false);
     }
@@ -119,7 +119,7 @@ impl Checker<'_> {
     fn add_return_call(&mut self, id: InsnId, add: bool) {
         let insn = &mut self.p.insns[id as usize];
         insn.kind = InsnKind::Return;
-        insn.retpoline_safe = true;
+        insn.set_retpoline_safe(true);
         if add {
             self.sites.return_sites.push(id);
         }
@@ -159,7 +159,7 @@ impl Checker<'_> {
             let insn = &mut self.p.insns[id as usize];
             insn.kind = if sibling { InsnKind::Return } else { InsnKind::Nop };
             if sibling {
-                insn.retpoline_safe = true;
+                insn.set_retpoline_safe(true);
             }
             return;
         }
@@ -180,7 +180,7 @@ impl Checker<'_> {
             self.sites.calls.push(id);
         }
         if !sibling && self.dead_end_function_memo(sym) {
-            self.p.insns[id as usize].dead_end = true;
+            self.p.insns[id as usize].set_dead_end(true);
         }
     }
 
@@ -263,7 +263,7 @@ impl Checker<'_> {
     pub(crate) fn add_jump_destinations(&mut self) -> Result<(), Fatal> {
         for id in 0..self.p.insns.len() as InsnId {
             let insn = &self.p.insns[id as usize];
-            if insn.fake || insn.jump_dest.is_some() || !insn.kind.is_static_jump() {
+            if insn.fake() || insn.jump_dest.is_some() || !insn.kind.is_static_jump() {
                 continue;
             }
             let func = self.p.insn_func(id);
@@ -356,7 +356,7 @@ impl Checker<'_> {
     pub(crate) fn add_call_destinations(&mut self) -> Result<(), Fatal> {
         for id in 0..self.p.insns.len() as InsnId {
             let insn = &self.p.insns[id as usize];
-            if insn.fake || insn.kind != InsnKind::Call {
+            if insn.fake() || insn.kind != InsnKind::Call {
                 continue;
             }
             let sec = insn.sec as usize;
@@ -365,7 +365,7 @@ impl Checker<'_> {
                     let dest_off = insn.end().wrapping_add(insn.immediate as u64);
                     let dest = self.find_call_destination(sec, dest_off);
                     self.add_call_dest(id, dest, false);
-                    if self.p.insns[id as usize].ignore {
+                    if self.p.insns[id as usize].ignore() {
                         continue;
                     }
                     let where_ = || self.p.offstr(sec, self.p.insns[id as usize].offset);

@@ -45,7 +45,7 @@ impl Checker<'_> {
         let s = &self.p.symbols[sym as usize];
         let Some(first) = s.sec.and_then(|sec| self.p.find_insn(sec, s.offset)) else { return false };
         let f = &self.p.insns[first as usize];
-        if f.kind != InsnKind::Endbr && !f.noendbr {
+        if f.kind != InsnKind::Endbr && !f.noendbr() {
             return false;
         }
         insn.offset == s.offset + s.len
@@ -96,7 +96,7 @@ impl Checker<'_> {
                     continue;
                 }
             }
-            if d.noendbr || self.noendbr_range(dest) {
+            if d.noendbr() || self.noendbr_range(dest) {
                 continue;
             }
             let target = self.p.offstr(dsec, d.offset);
@@ -130,7 +130,7 @@ impl Checker<'_> {
                     self.sites.endbr_used.insert(dest);
                     continue;
                 }
-                if d.noendbr {
+                if d.noendbr() {
                     continue;
                 }
                 let target = self.p.offstr(dsec, d.offset);
@@ -148,7 +148,7 @@ impl Checker<'_> {
         for si in 0..self.p.sections.len() {
             for id in self.p.sections[si].insns.clone() {
                 let insn = &self.p.insns[id as usize];
-                if insn.retpoline_safe {
+                if insn.retpoline_safe() {
                     continue;
                 }
                 let message = match insn.kind {

@@ -196,7 +196,7 @@ impl Checker<'_> {
     pub(crate) fn validate_unrets(&mut self) -> Result<usize, Fatal> {
         let mut warnings = 0;
         for id in 0..self.p.insns.len() as InsnId {
-            if !self.p.insns[id as usize].unret {
+            if !self.p.insns[id as usize].unret() {
                 continue;
             }
             match self.validate_unret(id) {
@@ -221,7 +221,7 @@ impl Checker<'_> {
             self.visited[id as usize] |= VISITED_UNRET;
 
             let insn = &self.p.insns[id as usize];
-            if !insn.ignore_alts {
+            if !insn.ignore_alts() {
                 if insn.has_alts() {
                     let alts = self.p.alts(id).to_vec();
                     let mut skip_orig = false;
@@ -275,10 +275,10 @@ impl Checker<'_> {
                     return Ok(1);
                 }
                 InsnKind::ContextSwitch if self.p.insn_func(id).is_none() => return Ok(0),
-                InsnKind::Nop if insn.retpoline_safe => return Ok(0),
+                InsnKind::Nop if insn.retpoline_safe() => return Ok(0),
                 _ => {}
             }
-            if self.p.insns[id as usize].dead_end {
+            if self.p.insns[id as usize].dead_end() {
                 return Ok(0);
             }
             let Some(next) = next else {

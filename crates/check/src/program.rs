@@ -195,26 +195,47 @@ pub struct Insn {
     pub kind: InsnKind,
     /// `instrumentation_begin()` (+1) and `instrumentation_end()` (-1) annotations here.
     pub instr: i8,
-    /// Execution does not continue after this instruction.
-    pub dead_end: bool,
-    /// Not validated (`STACK_FRAME_NON_STANDARD`): no CFI, hence an undefined ORC entry.
-    pub ignore: bool,
-    /// Do not follow this instruction's alternatives.
-    pub ignore_alts: bool,
-    /// Carries an unwind hint: its CFI is given, not computed.
-    pub hint: bool,
-    /// `UNWIND_HINT_SAVE` is here.
-    pub save: bool,
-    /// `UNWIND_HINT_RESTORE` is here.
-    pub restore: bool,
-    /// A retpoline or return-thunk site, or annotated safe.
-    pub retpoline_safe: bool,
-    /// Annotated as needing no ENDBR.
-    pub noendbr: bool,
-    /// A NOP objtool invents to pad a short replacement; not in any section's range.
-    pub fake: bool,
-    /// An entry point of the `--unret` walk.
-    pub unret: bool,
+    /// Yes/no facts (bits of [`Insn`]'s accessors: `dead_end`, `ignore`, ...), packed: there
+    /// are ten, and a record per instruction.
+    flags: u16,
+}
+
+/// Declares the flag bits of [`Insn`] with a reader and a setter each.
+macro_rules! insn_flags {
+    ($($bit:literal $name:ident $set:ident: $doc:literal;)*) => {
+        impl Insn {
+            $(
+                #[doc = $doc]
+                #[inline]
+                pub fn $name(&self) -> bool {
+                    self.flags & (1 << $bit) != 0
+                }
+
+                #[doc = concat!("Sets [`Insn::", stringify!($name), "`].")]
+                #[inline]
+                pub fn $set(&mut self, on: bool) {
+                    if on {
+                        self.flags |= 1 << $bit;
+                    } else {
+                        self.flags &= !(1 << $bit);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+insn_flags! {
+    0 dead_end set_dead_end: "Execution does not continue after this instruction.";
+    1 ignore set_ignore: "Not validated (`STACK_FRAME_NON_STANDARD`): no CFI, hence an undefined ORC entry.";
+    2 ignore_alts set_ignore_alts: "Do not follow this instruction's alternatives.";
+    3 hint set_hint: "Carries an unwind hint: its CFI is given, not computed.";
+    4 save set_save: "`UNWIND_HINT_SAVE` is here.";
+    5 restore set_restore: "`UNWIND_HINT_RESTORE` is here.";
+    6 retpoline_safe set_retpoline_safe: "A retpoline or return-thunk site, or annotated safe.";
+    7 noendbr set_noendbr: "Annotated as needing no ENDBR.";
+    8 fake set_fake: "A NOP objtool invents to pad a short replacement; not in any section's range.";
+    9 unret set_unret: "An entry point of the `--unret` walk.";
 }
 
 impl Insn {
@@ -240,23 +261,14 @@ impl Insn {
             instr: 0,
             // ud2 is a dead end unless annotated reachable (GCC 7 emits it for divisions by
             // zero).
-            dead_end: kind == InsnKind::Bug,
-            ignore: false,
-            ignore_alts: false,
-            hint: false,
-            save: false,
-            restore: false,
-            retpoline_safe: false,
-            noendbr: false,
-            fake: false,
-            unret: false,
+            flags: if kind == InsnKind::Bug { 1 } else { 0 },
         }
     }
 
     /// A NOP objtool invents (no stack operations, no branch).
     pub fn fake_nop(sec: u32, offset: u64, len: u8) -> Insn {
         let mut insn = Insn::with_ops(sec, offset, len, InsnKind::Nop, None, 0);
-        insn.fake = true;
+        insn.set_fake(true);
         insn
     }
 
@@ -640,7 +652,7 @@ impl<'d> Program<'d> {
     /// The next instruction of the same section.
     pub fn next_in_sec(&self, id: InsnId) -> Option<InsnId> {
         let insn = &self.insns[id as usize];
-        if insn.fake {
+        if insn.fake() {
             return None;
         }
         let next = id + 1;
@@ -650,7 +662,7 @@ impl<'d> Program<'d> {
     /// The previous instruction of the same section.
     pub fn prev_in_sec(&self, id: InsnId) -> Option<InsnId> {
         let insn = &self.insns[id as usize];
-        if insn.fake || id == 0 {
+        if insn.fake() || id == 0 {
             return None;
         }
         (id > self.sections[insn.sec as usize].insns.start).then(|| id - 1)
@@ -1022,7 +1034,7 @@ mod tests {
     fn instruction_record_stays_small() {
         let size = std::mem::size_of::<Insn>();
         eprintln!("Insn: {size} bytes");
-        assert!(size <= 64, "Insn grew to {size} bytes");
+        assert!(size <= 56, "Insn grew to {size} bytes");
         assert_eq!(std::mem::size_of::<OptIndex>(), 4);
         // The state before each instruction.
         assert_eq!(std::mem::size_of::<Option<orc_stack::CfiId>>(), 4);

@@ -107,7 +107,7 @@ impl Checker<'_> {
         let in_alt = insn.alt_group.is_some();
         let ctx = OpContext {
             in_function: self.p.insn_func(id).is_some(),
-            next_has_hint: next.is_some_and(|n| self.p.insns[n as usize].hint),
+            next_has_hint: next.is_some_and(|n| self.p.insns[n as usize].hint()),
             stackval: self.opts.stackval,
         };
         for &op in ops.iter() {
@@ -210,7 +210,7 @@ impl Checker<'_> {
                     return Err(());
                 }
             }
-            if func.is_some() && self.p.insns[id as usize].ignore {
+            if func.is_some() && self.p.insns[id as usize].ignore() {
                 self.warn_insn(id, "BUG: why am I validating an ignored function?".to_string());
                 return Err(());
             }
@@ -218,7 +218,7 @@ impl Checker<'_> {
             let visited_bit = VISITED_BRANCH << u8::from(state.uaccess);
             let visited = self.visited[id as usize];
             if visited & VISITED_BRANCH_MASK != 0 {
-                if !self.p.insns[id as usize].hint {
+                if !self.p.insns[id as usize].hint() {
                     let stored = self.insn_cfi[id as usize].map(|c| self.cfi(c));
                     match stored {
                         None => {
@@ -242,8 +242,8 @@ impl Checker<'_> {
             }
 
             let insn = &self.p.insns[id as usize];
-            if insn.hint {
-                if insn.restore {
+            if insn.hint() {
+                if insn.restore() {
                     // UNWIND_HINT_RESTORE: the state saved by the nearest SAVE before it.
                     let mut save = None;
                     let sym_start = func.map(|f| self.p.symbols[f as usize].offset);
@@ -252,7 +252,7 @@ impl Checker<'_> {
                         if self.p.insns[i as usize].offset < lo {
                             break;
                         }
-                        if self.p.insns[i as usize].save {
+                        if self.p.insns[i as usize].save() {
                             save = Some(i);
                             break;
                         }
@@ -290,7 +290,7 @@ impl Checker<'_> {
             self.propagate_alt_cfi(id)?;
 
             let insn = &self.p.insns[id as usize];
-            if !insn.ignore_alts && insn.has_alts() {
+            if !insn.ignore_alts() && insn.has_alts() {
                 let alts = self.p.alts(id).to_vec();
                 let mut skip_orig = false;
                 for alt in alts {
@@ -313,7 +313,7 @@ impl Checker<'_> {
                         self.warn_insn(id, "call without frame pointer save/setup".to_string());
                         return Err(());
                     }
-                    if self.p.insns[id as usize].dead_end {
+                    if self.p.insns[id as usize].dead_end() {
                         return Ok(());
                     }
                 }
@@ -337,7 +337,7 @@ impl Checker<'_> {
                 }
                 InsnKind::ContextSwitch => {
                     if func.is_some() {
-                        if !next.is_some_and(|n| self.p.insns[n as usize].hint) {
+                        if !next.is_some_and(|n| self.p.insns[n as usize].hint()) {
                             self.warn_insn(id, "unsupported instruction in callable function".to_string());
                             return Err(());
                         }
@@ -380,7 +380,7 @@ impl Checker<'_> {
                 _ => {}
             }
 
-            if self.p.insns[id as usize].dead_end {
+            if self.p.insns[id as usize].dead_end() {
                 return Ok(());
             }
             let Some(n) = next else {
@@ -440,7 +440,7 @@ impl Checker<'_> {
             return Ok(());
         }
         let Some(id) = self.p.find_insn(sec, sym.offset) else { return Ok(()) };
-        if self.p.insns[id as usize].ignore || self.visited[id as usize] != 0 {
+        if self.p.insns[id as usize].ignore() || self.visited[id as usize] != 0 {
             return Ok(());
         }
         if self.opts.uaccess {
@@ -459,7 +459,7 @@ impl Checker<'_> {
         let mut warnings = 0;
         for id in 0..self.p.insns.len() as InsnId {
             let insn = &self.p.insns[id as usize];
-            if insn.fake || !insn.hint || self.visited[id as usize] != 0 || insn.ignore {
+            if insn.fake() || !insn.hint() || self.visited[id as usize] != 0 || insn.ignore() {
                 continue;
             }
             let state = InsnState::new(CfiState::UNKNOWN);
@@ -482,7 +482,7 @@ impl Checker<'_> {
                     continue;
                 }
                 if let Some(prev) = self.p.prev_in_sec(id) {
-                    if self.p.insns[prev as usize].dead_end {
+                    if self.p.insns[prev as usize].dead_end() {
                         if let Some(dest) = self.call_dest(prev) {
                             let name = self.p.symbols[dest as usize].name;
                             let text = if self.era.noreturn_warning_names_noreturns_h() {
@@ -506,7 +506,7 @@ impl Checker<'_> {
     /// objtool's `ignore_unreachable_insn`: unreached code that is not worth a warning.
     fn ignore_unreachable_insn(&mut self, start: InsnId) -> bool {
         let insn = &self.p.insns[start as usize];
-        if insn.ignore || matches!(insn.kind, InsnKind::Nop | InsnKind::Trap) {
+        if insn.ignore() || matches!(insn.kind, InsnKind::Nop | InsnKind::Trap) {
             return true;
         }
         let sec = insn.sec as usize;
@@ -532,7 +532,7 @@ impl Checker<'_> {
                         if self.p.symbols[df as usize].name.contains(".cold") {
                             let mut d = Some(dest);
                             while let Some(x) = d {
-                                self.p.insns[x as usize].ignore = true;
+                                self.p.insns[x as usize].set_ignore(true);
                                 d = self.next_insn_same_func(x);
                             }
                         }
@@ -551,7 +551,7 @@ impl Checker<'_> {
             let insn = &self.p.insns[start as usize];
             let to_bug = insn.kind == InsnKind::JumpUnconditional
                 && insn.jump_dest.get().is_some_and(|d| self.p.insns[d as usize].kind == InsnKind::Bug);
-            if self.p.insns[prev as usize].dead_end && (insn.kind == InsnKind::Bug || to_bug) {
+            if self.p.insns[prev as usize].dead_end() && (insn.kind == InsnKind::Bug || to_bug) {
                 return true;
             }
         }
