@@ -65,7 +65,7 @@ impl Checker<'_> {
     /// objtool's `handle_group_alt`: sets up the original group (once per site) and a
     /// replacement group, and returns the replacement's first instruction.
     fn handle_group_alt(&mut self, alt: &SpecialAlt, orig: InsnId, new: Option<InsnId>) -> Result<Option<InsnId>, Fatal> {
-        let orig_group = match self.p.insns[orig as usize].alt_group.get() {
+        let orig_group = match self.p.alt_group(orig) {
             None => {
                 let cfi = self.alt_cfi.len() as u32;
                 self.alt_cfi.push(vec![None; alt.orig_len as usize]);
@@ -77,7 +77,7 @@ impl Checker<'_> {
                     if self.p.insns[id as usize].offset >= end {
                         break;
                     }
-                    self.p.insns[id as usize].alt_group = Some(g).into();
+                    self.p.set_alt_group(id, g);
                     last = id;
                     it = self.p.next_in_sec(id);
                 }
@@ -110,8 +110,8 @@ impl Checker<'_> {
             let mut pad = Insn::fake_nop(new_sec as u32, new_off + u64::from(alt.new_len), alt.orig_len - alt.new_len);
             pad.sym = orig_sym.into();
             pad.set_ignore(ignore);
-            pad.alt_group = Some(new_group).into();
             self.p.insns.push(pad);
+            self.p.set_alt_group(id, new_group);
             nop = Some(id);
         }
 
@@ -135,8 +135,8 @@ impl Checker<'_> {
                     let insn = &mut self.p.insns[id as usize];
                     insn.set_ignore(ignore);
                     insn.sym = (orig_sym).into();
-                    insn.alt_group = Some(new_group).into();
                 }
+                self.p.set_alt_group(id, new_group);
                 // (objtool rejects PC-relative relocations in replacements on architectures
                 // that cannot fix them up when patching; x86 fixes them all.)
                 let insn = &self.p.insns[id as usize];

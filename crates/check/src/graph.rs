@@ -77,15 +77,15 @@ impl Checker<'_> {
 
     pub(crate) fn is_jump_table_jump(&self, id: InsnId) -> bool {
         let insn = &self.p.insns[id as usize];
-        if insn.kind == InsnKind::JumpDynamic && insn.has_jump_table() {
+        if insn.kind == InsnKind::JumpDynamic && self.p.jump_table(id).is_some() {
             return true;
         }
         // A retpoline alternative standing for a jump-table jump.
-        if let Some(g) = insn.alt_group.get() {
+        if let Some(g) = self.p.alt_group(id) {
             if let Some(orig) = self.groups[g as usize].orig_group {
                 let first = self.groups[orig as usize].first_insn;
                 let f = &self.p.insns[first as usize];
-                return matches!(f.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic) && f.has_jump_table();
+                return matches!(f.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic) && self.p.jump_table(first).is_some();
             }
         }
         false

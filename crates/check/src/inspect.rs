@@ -200,7 +200,7 @@ impl Checker<'_> {
                         break;
                     }
                     let mut site = None;
-                    if let Some(g) = insn.alt_group.get() {
+                    if let Some(g) = self.p.alt_group(id) {
                         let group = &self.groups[g as usize];
                         if group.first_insn == id && group.orig_group.is_none() {
                             site = Some(view.sites.len());

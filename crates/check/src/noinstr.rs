@@ -222,7 +222,7 @@ impl Checker<'_> {
 
             let insn = &self.p.insns[id as usize];
             if !insn.ignore_alts() {
-                if insn.has_alts() {
+                if !self.p.alts(id).is_empty() {
                     let alts = self.p.alts(id).to_vec();
                     let mut skip_orig = false;
                     for alt in alts.iter() {

@@ -180,14 +180,11 @@ pub struct Insn {
     /// The first relocation inside the instruction's bytes: an index in its section's
     /// `relocs` (objtool's `insn_reloc`, asked of most instructions by several passes).
     reloc: OptIndex,
-    /// The alternative group this instruction belongs to.
-    pub alt_group: OptIndex,
     /// Stack operations (removed for ordinary calls): an index in [`Program::stack_ops`].
     ops: OptIndex,
-    /// For a dynamic jump through a switch table: an index in [`Program::jump_tables`].
-    jump_table: OptIndex,
-    /// Alternative paths starting here: an index in [`Program::alts`].
-    alts: OptIndex,
+    /// What few instructions have (an alternative group, alternative paths, a switch
+    /// table): an index in [`Program::extras`].
+    extra: OptIndex,
     /// Length in bytes.
     pub len: u8,
     /// Control-flow kind (changed by the graph stage for retpolines, return thunks and
@@ -252,10 +249,8 @@ impl Insn {
             jump_dest: OptIndex::NONE,
             call_dest: OptIndex::NONE,
             reloc: OptIndex::NONE,
-            alt_group: OptIndex::NONE,
             ops: ops.into(),
-            jump_table: OptIndex::NONE,
-            alts: OptIndex::NONE,
+            extra: OptIndex::NONE,
             len,
             kind,
             instr: 0,
@@ -272,19 +267,27 @@ impl Insn {
         insn
     }
 
-    /// True when alternative paths start here.
-    pub fn has_alts(&self) -> bool {
-        self.alts.is_some()
-    }
-
-    /// True for a dynamic jump through a switch table.
-    pub fn has_jump_table(&self) -> bool {
-        self.jump_table.is_some()
-    }
-
     /// Offset just past the instruction.
     pub fn end(&self) -> u64 {
         self.offset + u64::from(self.len)
+    }
+}
+
+/// What few instructions have, kept beside their records.
+#[derive(Clone, Debug)]
+struct Extra {
+    /// The alternative group the instruction belongs to.
+    alt_group: OptIndex,
+    /// Alternative paths starting here, most recently added first.
+    alts: Vec<Alt>,
+    /// For a dynamic jump through a switch table: (section index, index of the table's first
+    /// relocation in that section's `relocs`).
+    jump_table: Option<(u32, u32)>,
+}
+
+impl Default for Extra {
+    fn default() -> Extra {
+        Extra { alt_group: OptIndex::NONE, alts: Vec::new(), jump_table: None }
     }
 }
 
@@ -298,12 +301,8 @@ pub struct Program<'d> {
     pub insns: Vec<Insn>,
     /// The stack operations of the instructions that have any (most have none).
     stack_ops: Vec<StackOps>,
-    /// Switch tables of dynamic jumps: (section index, index of the table's first relocation
-    /// in that section's `relocs`).
-    jump_tables: Vec<(u32, u32)>,
-    /// Alternative paths of the instructions that have any, most recently added first (as
-    /// objtool keeps them).
-    alts: Vec<Vec<Alt>>,
+    /// What few instructions have, by [`Insn`]'s `extra` index.
+    extras: Vec<Extra>,
     /// The first symbol of each name (a `vmlinux.o` has hundreds of thousands: looking names
     /// up by scanning was most of `check`'s time there).
     by_name: rustc_hash::FxHashMap<&'d str, SymId>,
@@ -444,8 +443,7 @@ impl<'d> Program<'d> {
             symbols,
             insns: Vec::new(),
             stack_ops: Vec::new(),
-            jump_tables: Vec::new(),
-            alts: Vec::new(),
+            extras: Vec::new(),
             by_name,
             names_by_alias,
         };
@@ -616,37 +614,53 @@ impl<'d> Program<'d> {
         self.insns[id as usize].ops = OptIndex::NONE;
     }
 
-    /// The alternative paths starting at the instruction.
+    fn extra(&self, id: InsnId) -> Option<&Extra> {
+        self.insns[id as usize].extra.get().map(|k| &self.extras[k as usize])
+    }
+
+    fn extra_mut(&mut self, id: InsnId) -> &mut Extra {
+        let k = match self.insns[id as usize].extra.get() {
+            Some(k) => k as usize,
+            None => {
+                self.extras.push(Extra::default());
+                self.insns[id as usize].extra = Some((self.extras.len() - 1) as u32).into();
+                self.extras.len() - 1
+            }
+        };
+        &mut self.extras[k]
+    }
+
+    /// The alternative group the instruction belongs to.
+    #[inline]
+    pub fn alt_group(&self, id: InsnId) -> Option<u32> {
+        self.extra(id).and_then(|e| e.alt_group.get())
+    }
+
+    /// Puts the instruction in an alternative group.
+    pub fn set_alt_group(&mut self, id: InsnId, group: u32) {
+        self.extra_mut(id).alt_group = Some(group).into();
+    }
+
+    /// The alternative paths starting at the instruction, most recently added first (as
+    /// objtool keeps them).
     #[inline]
     pub fn alts(&self, id: InsnId) -> &[Alt] {
-        match self.insns[id as usize].alts.get() {
-            Some(k) => &self.alts[k as usize],
-            None => &[],
-        }
+        self.extra(id).map_or(&[], |e| &e.alts)
     }
 
     /// Adds an alternative path in front of the instruction's others (objtool prepends).
     pub fn push_alt_front(&mut self, id: InsnId, alt: Alt) {
-        let k = match self.insns[id as usize].alts.get() {
-            Some(k) => k as usize,
-            None => {
-                self.alts.push(Vec::new());
-                self.insns[id as usize].alts = Some((self.alts.len() - 1) as u32).into();
-                self.alts.len() - 1
-            }
-        };
-        self.alts[k].insert(0, alt);
+        self.extra_mut(id).alts.insert(0, alt);
     }
 
     /// The switch table of a dynamic jump: (section index, index of its first relocation).
     pub fn jump_table(&self, id: InsnId) -> Option<(u32, u32)> {
-        self.insns[id as usize].jump_table.get().map(|k| self.jump_tables[k as usize])
+        self.extra(id).and_then(|e| e.jump_table)
     }
 
     /// Records the switch table of a dynamic jump.
     pub fn set_jump_table(&mut self, id: InsnId, table: (u32, u32)) {
-        self.jump_tables.push(table);
-        self.insns[id as usize].jump_table = Some((self.jump_tables.len() - 1) as u32).into();
+        self.extra_mut(id).jump_table = Some(table);
     }
 
     /// The next instruction of the same section.
@@ -1034,7 +1048,7 @@ mod tests {
     fn instruction_record_stays_small() {
         let size = std::mem::size_of::<Insn>();
         eprintln!("Insn: {size} bytes");
-        assert!(size <= 56, "Insn grew to {size} bytes");
+        assert!(size <= 48, "Insn grew to {size} bytes");
         assert_eq!(std::mem::size_of::<OptIndex>(), 4);
         // The state before each instruction.
         assert_eq!(std::mem::size_of::<Option<orc_stack::CfiId>>(), 4);
@@ -1053,7 +1067,7 @@ mod tests {
     }
 
     fn describe(p: &Program<'_>) -> Vec<String> {
-        (0..p.insns.len() as InsnId).map(|id| format!("{:?} {:?}", p.insns[id as usize], p.ops(id))).collect()
+        (0..p.insns.len() as InsnId).map(|id| format!("{:?} {:?} {:?}", p.insns[id as usize], p.ops(id), p.extra(id))).collect()
     }
 
     /// Functions split between threads give the records one thread makes.

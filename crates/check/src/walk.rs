@@ -45,7 +45,7 @@ impl Checker<'_> {
     /// The instruction executed after `id`: the next one in the section, except at the end of
     /// a replacement, where execution continues after the original (patching is in place).
     pub(crate) fn next_insn_to_validate(&self, id: InsnId) -> Option<InsnId> {
-        if let Some(g) = self.p.insns[id as usize].alt_group.get() {
+        if let Some(g) = self.p.alt_group(id) {
             let group = &self.groups[g as usize];
             if let Some(nop) = group.nop {
                 if Some(id) == group.last_insn {
@@ -70,7 +70,7 @@ impl Checker<'_> {
     /// Stores the instruction's state in its site's shared per-byte array; a different state
     /// already there is the "stack layout conflict" of alternatives.
     fn propagate_alt_cfi(&mut self, id: InsnId) -> Walk {
-        let Some(g) = self.p.insns[id as usize].alt_group.get() else { return Ok(()) };
+        let Some(g) = self.p.alt_group(id) else { return Ok(()) };
         let Some(cfi) = self.insn_cfi[id as usize] else {
             self.warn("CFI missing".to_string());
             return Err(());
@@ -101,10 +101,9 @@ impl Checker<'_> {
 
     /// Applies the instruction's stack operations to the state.
     fn handle_insn_ops(&mut self, id: InsnId, next: Option<InsnId>, state: &mut InsnState) -> Walk {
-        let insn = &self.p.insns[id as usize];
         // Copied out (two inline slots, no allocation) so that warnings can borrow `self`.
         let ops = self.p.ops(id);
-        let in_alt = insn.alt_group.is_some();
+        let in_alt = self.p.alt_group(id).is_some();
         let ctx = OpContext {
             in_function: self.p.insn_func(id).is_some(),
             next_has_hint: next.is_some_and(|n| self.p.insns[n as usize].hint()),
@@ -290,7 +289,7 @@ impl Checker<'_> {
             self.propagate_alt_cfi(id)?;
 
             let insn = &self.p.insns[id as usize];
-            if !insn.ignore_alts() && insn.has_alts() {
+            if !insn.ignore_alts() && !self.p.alts(id).is_empty() {
                 let alts = self.p.alts(id).to_vec();
                 let mut skip_orig = false;
                 for alt in alts {
