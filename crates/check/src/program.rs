@@ -524,7 +524,8 @@ impl<'d> Program<'d> {
         let sec = &self.sections[si];
         let size = sec.data.len() as u64;
         let mut bounds = vec![0];
-        let chunks = (threads as u64).min(size / min_chunk.max(1)).max(1);
+        // (Chunks give offsets as 32-bit deltas.)
+        let chunks = if size > u64::from(u32::MAX) { 1 } else { (threads as u64).min(size / min_chunk.max(1)).max(1) };
         for k in 1..chunks {
             let target = size * k / chunks;
             let first = sec.syms.partition_point(|&s| self.symbols[s as usize].offset < target);
@@ -986,10 +987,12 @@ fn first_reloc_in(relocs: &[Relocation], next: &mut usize, start: u64, end: u64)
     found.then_some(*next as u32).into()
 }
 
-/// An instruction a worker thread decoded: what the record is made of, in 24 bytes.
+/// An instruction a worker thread decoded: what the record is made of, in 16 bytes.
 struct Decoded {
-    offset: u64,
-    immediate: i64,
+    /// Offset from the chunk's start.
+    delta: u32,
+    /// The immediate as [`Insn`] keeps it (a branch's displacement fits).
+    immediate: i32,
     /// Index in the chunk's own stack operations.
     ops: OptIndex,
     len: u8,
@@ -998,6 +1001,8 @@ struct Decoded {
 
 /// The instructions of one chunk of a section, decoded by a worker thread.
 struct Chunk {
+    /// Where it starts.
+    from: u64,
     insns: Vec<Decoded>,
     stack_ops: Vec<StackOps>,
     /// Where the last instruction ends.
@@ -1011,10 +1016,11 @@ impl Chunk {
         let base = stack_ops.len() as u32;
         stack_ops.extend_from_slice(&self.stack_ops);
         let relocs = &sections[si].relocs;
-        let mut next_reloc = relocs.partition_point(|r| r.offset < self.insns.first().map_or(0, |d| d.offset));
+        let mut next_reloc = relocs.partition_point(|r| r.offset < self.from);
         for d in &self.insns {
-            let mut insn = Insn::with_ops(si as u32, d.offset, d.len, d.kind, d.ops.get().map(|k| k + base), d.immediate);
-            insn.reloc = first_reloc_in(relocs, &mut next_reloc, d.offset, d.offset + u64::from(d.len));
+            let offset = self.from + u64::from(d.delta);
+            let mut insn = Insn::with_ops(si as u32, offset, d.len, d.kind, d.ops.get().map(|k| k + base), i64::from(d.immediate));
+            insn.reloc = first_reloc_in(relocs, &mut next_reloc, offset, offset + u64::from(d.len));
             insns.push(insn);
         }
         self.end
@@ -1025,7 +1031,7 @@ impl Chunk {
 /// section); an error is the offset that does not decode.
 fn decode_chunk(data: &[u8], from: u64, to: u64, in_function: &(impl Fn(u64) -> bool + Sync)) -> Result<Chunk, u64> {
     let mut decoder = SectionDecoder::new(data);
-    let mut chunk = Chunk { insns: Vec::with_capacity(((to - from) / 4) as usize), stack_ops: Vec::new(), end: from };
+    let mut chunk = Chunk { from, insns: Vec::with_capacity(((to - from) / 4) as usize), stack_ops: Vec::new(), end: from };
     while chunk.end < to {
         let d = decoder.decode_at(chunk.end, in_function).map_err(|e| e.offset)?;
         chunk.end = d.end();
@@ -1033,7 +1039,8 @@ fn decode_chunk(data: &[u8], from: u64, to: u64, in_function: &(impl Fn(u64) -> 
             chunk.stack_ops.push(d.stack_ops);
             (chunk.stack_ops.len() - 1) as u32
         });
-        chunk.insns.push(Decoded { offset: d.offset, immediate: d.immediate, ops: ops.into(), len: d.len, kind: d.kind });
+        let delta = u32::try_from(d.offset - from).map_err(|_| d.offset)?;
+        chunk.insns.push(Decoded { delta, immediate: d.immediate as i32, ops: ops.into(), len: d.len, kind: d.kind });
     }
     Ok(chunk)
 }
