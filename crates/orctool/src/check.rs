@@ -267,8 +267,9 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         let _ = writeln!(out, "orctool: {name}: note: validated, but not written yet: {}", not_written.join(", "));
     }
 
-    // One object and a second thread: read the object for rewriting while the analysis runs
-    // (on vmlinux.o reading it is a good part of the whole job).
+    // One object and a second thread: read the object for rewriting while the analysis runs.
+    // Most objects are rewritten by appending, whose reading is only the section headers;
+    // those the builder rebuilds (section groups) are read whole, which takes a while.
     let overlap = !args.dry_run && args.files.len() == 1 && jobs(args) >= 2;
     let (analysis, early_rewriter) = if overlap {
         std::thread::scope(|scope| {
