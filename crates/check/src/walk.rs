@@ -193,6 +193,10 @@ impl Checker<'_> {
     pub(crate) fn validate_branch(&mut self, func: Option<SymId>, start: InsnId, mut state: InsnState) -> Walk {
         let mut id = start;
         let mut prev: Option<InsnId> = None;
+        // The interned handle of `state.cfi` while it is known (equal states have one handle):
+        // most instructions leave the state alone, and comparing or hashing it at each one
+        // was a good part of the walk.
+        let mut current: Option<orc_stack::CfiId> = None;
         let sec = self.p.insns[start as usize].sec as usize;
         loop {
             let next = self.next_insn_to_validate(id);
@@ -217,7 +221,7 @@ impl Checker<'_> {
             let visited_bit = VISITED_BRANCH << u8::from(state.uaccess);
             let visited = self.visited[id as usize];
             if visited & VISITED_BRANCH_MASK != 0 {
-                if !self.p.insns[id as usize].hint() {
+                if !self.p.insns[id as usize].hint() && (current.is_none() || self.insn_cfi[id as usize] != current) {
                     let stored = self.insn_cfi[id as usize].map(|c| self.cfi(c));
                     match stored {
                         None => {
@@ -271,18 +275,22 @@ impl Checker<'_> {
                     self.insn_cfi[id as usize] = self.insn_cfi[save as usize];
                 }
                 match self.insn_cfi[id as usize] {
-                    Some(c) => state.cfi = *self.cfi(c),
+                    Some(c) => {
+                        state.cfi = *self.cfi(c);
+                        current = Some(c);
+                    }
                     None => {
                         self.warn("CFI missing".to_string());
                         return Err(());
                     }
                 }
             } else {
-                let reuse = prev.and_then(|p| self.insn_cfi[p as usize]).filter(|&c| *self.cfi(c) == state.cfi);
-                self.insn_cfi[id as usize] = Some(match reuse {
+                let c = match current {
                     Some(c) => c,
                     None => self.intern(&state.cfi),
-                });
+                };
+                current = Some(c);
+                self.insn_cfi[id as usize] = Some(c);
             }
             self.visited[id as usize] |= visited_bit;
 
@@ -302,6 +310,9 @@ impl Checker<'_> {
             }
 
             self.handle_insn_ops(id, next, &mut state)?;
+            if !self.p.ops(id).is_empty() {
+                current = current.filter(|&c| *self.cfi(c) == state.cfi);
+            }
 
             let insn = &self.p.insns[id as usize];
             match insn.kind {
