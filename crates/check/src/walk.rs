@@ -190,13 +190,19 @@ impl Checker<'_> {
     }
 
     /// objtool's `validate_branch`.
-    pub(crate) fn validate_branch(&mut self, func: Option<SymId>, start: InsnId, mut state: InsnState) -> Walk {
+    pub(crate) fn validate_branch(&mut self, func: Option<SymId>, start: InsnId, state: InsnState) -> Walk {
+        self.validate_branch_from(func, start, state, None)
+    }
+
+    /// [`Checker::validate_branch`], given the interned handle of `state.cfi` when the caller
+    /// knows it.
+    fn validate_branch_from(&mut self, func: Option<SymId>, start: InsnId, mut state: InsnState, known: Option<orc_stack::CfiId>) -> Walk {
         let mut id = start;
         let mut prev: Option<InsnId> = None;
         // The interned handle of `state.cfi` while it is known (equal states have one handle):
         // most instructions leave the state alone, and comparing or hashing it at each one
         // was a good part of the walk.
-        let mut current: Option<orc_stack::CfiId> = None;
+        let mut current: Option<orc_stack::CfiId> = known;
         let sec = self.p.insns[start as usize].sec as usize;
         loop {
             let next = self.next_insn_to_validate(id);
@@ -302,7 +308,7 @@ impl Checker<'_> {
                 let mut skip_orig = false;
                 for alt in alts {
                     skip_orig |= alt.skip_orig;
-                    self.validate_branch(func, alt.insn, state.clone())?;
+                    self.validate_branch_from(func, alt.insn, state.clone(), current)?;
                 }
                 if skip_orig {
                     return Ok(());
@@ -331,7 +337,7 @@ impl Checker<'_> {
                     if self.is_sibling_call(id) {
                         self.validate_sibling_call(id, &state)?;
                     } else if let Some(dest) = self.p.insns[id as usize].jump_dest.get() {
-                        self.validate_branch(func, dest, state.clone())?;
+                        self.validate_branch_from(func, dest, state.clone(), current)?;
                     }
                     if self.p.insns[id as usize].kind == InsnKind::JumpUnconditional {
                         return Ok(());
