@@ -2,7 +2,7 @@
 # Speed and memory of `orctool check` against the real objtool on a stripped corpus (6.12 by
 # default; `--kernel 7.2` runs objtool 7.2 as the corpus runs it, through sid's ld.so).
 #
-# Usage: scripts/bench-check.sh [--kernel 6.12|7.2] [--sample N] [--orctool PATH]
+# Usage: scripts/bench-check.sh [--kernel 6.12|7.2] [--sample N] [--orctool PATH] [--interleave]
 #
 # 1. Makes (once) a copy of every shipped module of the corpus with objtool's seven output sections
 #    removed: $ORCTOOL_CACHE/corpus/<kernel>/stripped/.
@@ -14,18 +14,24 @@
 # 3. Peak memory (maximum resident set) of both on amdgpu.ko, the largest module.
 # Prints a markdown table for docs/benchmarks.md. The machine has 2 cores and is shared:
 # run it when nothing else runs, and quote ratios from one run.
+# --interleave: on a loaded machine, time the two one-process-per-module rows module by module
+# instead (objtool, then orctool, on fresh copies of the same module; wall time of each process
+# from bash's clock, summed), so that a change of load falls on both; the -j2 row and amdgpu
+# are left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 sample=0
 orctool=""
 kernel=6.12
+interleave=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --sample) sample=$2; shift 2 ;;
         --kernel) kernel=$2; shift 2 ;;
         --orctool) orctool=$2; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        --interleave) interleave=1; shift ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "bench-check: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -74,6 +80,25 @@ copy_all() { # fresh copies of the chosen modules under $work/tree
     rm -rf "$work/tree"
     for m in "${all[@]}"; do mkdir -p "$work/tree/$(dirname "$m")"; cp "$stripped/$m" "$work/tree/$m"; done
 }
+
+if [ "$interleave" = 1 ]; then
+    echo "bench-check: $n modules, interleaved; load at start $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    us() { echo "${EPOCHREALTIME/./}"; }
+    t_objtool=0 t_one=0
+    for m in "${all[@]}"; do
+        cp "$stripped/$m" "$work/a.ko"; cp "$stripped/$m" "$work/b.ko"
+        t0=$(us); "$objtool" "${flags[@]}" "$work/a.ko" 2>/dev/null || true; t1=$(us)
+        "$orctool" check -j1 "${flags[@]}" "$work/b.ko" 2>/dev/null || true; t2=$(us)
+        t_objtool=$((t_objtool + t1 - t0)); t_one=$((t_one + t2 - t1))
+    done
+    echo
+    echo "| run ($n modules, stripped $kernel, interleaved, load $(cut -d' ' -f1 /proc/loadavg) at end) | wall (s) | per module (ms) | objtool ÷ this |"
+    echo "|---|---:|---:|---:|"
+    awk -v o="$t_objtool" -v r="$t_one" -v n="$n" 'BEGIN {
+        printf "| objtool, one process per module | %.1f | %.2f | 1.00 |\n", o / 1e6, o / 1e3 / n
+        printf "| orctool check -j1, one process per module | %.1f | %.2f | %.2f |\n", r / 1e6, r / 1e3 / n, o / r }'
+    exit 0
+fi
 
 t0=$(now); copy_all; t1=$(now); t_copy=$(elapsed "$t0" "$t1")
 

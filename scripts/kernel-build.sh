@@ -40,6 +40,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib/corpus.sh"
 # shellcheck source=scripts/lib/orctool.sh
 . "$here/lib/orctool.sh"
+# shellcheck source=scripts/lib/initramfs.sh
+. "$here/lib/initramfs.sh"
 
 die()  { echo "kernel-build: error: $*" >&2; exit 2; }
 note() { echo "kernel-build: $*" >&2; }
@@ -433,34 +435,24 @@ GUEST_MODULES="null_blk tun veth"       # loaded by /init before the checks (the
 QEMU_APPEND="console=ttyS0 panic=-1 unwind_debug loglevel=7"
 qemu_args() { printf '%s\n' -nographic -no-reboot -m 512 -smp 1 -cpu max -kernel "$1" -initrd "$2" -append "$QEMU_APPEND"; }
 
-# module_deps KO: the `depends=` of a module's .modinfo, one per line.
-module_deps() {
-    objcopy -O binary --only-section=.modinfo "$1" /dev/stdout 2> /dev/null | tr '\0' '\n' | sed -n 's/^depends=//p' | tr ',' '\n' | sed '/^$/d'
-}
-
 # make_initramfs IMAGE_DIR OUT: busybox-static, /init, the guest modules (in load order) and livepatch-sample.
 make_initramfs() {
     local img=$1 out=$2 root m ko
     root=$(mktemp -d "$bdir/.initramfs.XXXXXX")
-    mkdir -p "$root/bin" "$root/lib/modules" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
-    cp /bin/busybox "$root/bin/busybox"
-    cp "$here/lib/kernel-guest-init.sh" "$root/init"; chmod +x "$root/init"
+    initramfs_root "$root" "$here/lib/kernel-guest-init.sh"
     declare -A path_of=() loaded=()
     while IFS= read -r m; do ko=${m%.o}.ko; path_of[$(basename "${ko%.ko}" | tr - _)]=$ko; done < "$img/modules.order"
-    : > "$root/lib/modules/load.list"
     add_module() {
         local name=${1//-/_} dep
         [[ -z ${loaded[$name]-} ]] || return 0
         [[ -n ${path_of[$name]-} ]] || die "module $1 is not in $img/modules.order"
-        for dep in $(module_deps "$img/modules/${path_of[$name]}"); do add_module "$dep"; done
+        for dep in $(initramfs_module_deps "$img/modules/${path_of[$name]}"); do add_module "$dep"; done
         loaded[$name]=1
-        cp "$img/modules/${path_of[$name]}" "$root/lib/modules/"
-        basename "${path_of[$name]}" >> "$root/lib/modules/load.list"
+        initramfs_add_module "$root" "$img/modules/${path_of[$name]}"
     }
     for m in $GUEST_MODULES; do add_module "$m"; done
     cp "$img/modules/${path_of[livepatch_sample]}" "$root/lib/modules/livepatch-sample.ko"
-    (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --owner 0:0 --quiet | gzip -9n) > "$out.tmp"
-    mv "$out.tmp" "$out"
+    initramfs_pack "$root" "$out"
     rm -rf "$root"
 }
 
@@ -468,7 +460,7 @@ make_initramfs() {
 boot_kernel() {
     local name=$1 run=$2 key t0 rc
     local bd=$run/boot
-    key=$( (sha256sum < "$run/image/bzImage"; sha256sum < "$here/lib/kernel-guest-init.sh"; sha256sum < "$here/lib/kernel-console.py"
+    key=$( (sha256sum < "$run/image/bzImage"; sha256sum < "$here/lib/kernel-guest-init.sh"; sha256sum < "$here/lib/guest-setup.sh"; sha256sum < "$here/lib/kernel-console.py"
             echo "$GUEST_MODULES $QEMU_APPEND") | sha256sum | cut -c1-16)
     if stage_done "boot-$name" "$key" && [[ -f $bd/summary ]]; then
         stage_skip "boot-$name" "$bd"; cat "$bd/summary" >&2

@@ -13,12 +13,15 @@
 #      at every patch site (the 6.1 corpus has one known hazard, docs/findings.md); and, when
 #      scripts/build-gold.sh has built the gold set, whole objects against objtool on it; with
 #      ORCTOOL_KERNEL=1 (CI), a small 6.12 kernel built with orctool as its objtool, compared
-#      object by object with objtool's and booted under QEMU (scripts/kernel-build.sh);
+#      object by object with objtool's and booted under QEMU (scripts/kernel-build.sh); crash
+#      dumps of Debian's 6.12 and 6.1 kernels (scripts/make-vmcore.sh, made before step 2, whose
+#      vmcore tests read them): every task's stack against drgn's (scripts/compare-drgn.py);
 #   6. user space: `orctool unwind --pid` against gdb's backtrace on every C test program
 #      (scripts/compare-gdb.sh, must match frame for frame), and the analysis of linked code
 #      against the converted .eh_frame over /usr/bin (scripts/cfi-compare.sh: a report; it
 #      fails only if orctool cannot read a file). verify-exec on the test programs is part of
-#      step 2 (crates/orctool/tests/verify_exec_cli.rs).
+#      step 2 (crates/orctool/tests/verify_exec_cli.rs), and so is SFrame v3 against sid's
+#      objdump --sframe on them (crates/orctool/tests/sframe_cli.rs, docs/sframe.md).
 # Set ORCTOOL_SKIP_CORPUS=1 to skip steps 1 and 3 (no network); the real-module tests then say
 # they were skipped. Ends with one line, `tests: N passed, M failed (...)`, counting every test of
 # every test binary of step 2 (a binary that crashed counts as one failure) and each script
@@ -30,6 +33,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 corpus=1
+vmcore_failures=0
 [ "${ORCTOOL_SKIP_CORPUS:-0}" = 1 ] && corpus=0
 if [ "$corpus" = 1 ]; then
     bash scripts/fetch-corpus.sh all
@@ -40,7 +44,25 @@ if [ "$corpus" = 1 ]; then
     # only when ORCTOOL_SKIP_IMAGES=1 left them out).
     if [ "${ORCTOOL_SKIP_IMAGES:-0}" != 1 ]; then
         bash scripts/fetch-images.sh 6.12 && bash scripts/fetch-images.sh 6.1
+        # Crash dumps of both kernels under QEMU (TCG, 256 MB, about 30 s each, cached): the
+        # vmcore tests of step 2 read them (crates/orctool/tests/vmcore_cli.rs), step 5 compares
+        # them with drgn. Without QEMU they are skipped, and the tests say so.
+        # A dump that could not be made with QEMU present is a failure (counted below).
+        if command -v qemu-system-x86_64 > /dev/null; then
+            for k in 6.12 6.1; do
+                if dump=$(bash scripts/make-vmcore.sh "$k"); then
+                    export "ORCTOOL_VMCORE_${k//./}=$dump"
+                else
+                    echo "vmcore $k: scripts/make-vmcore.sh failed" >&2
+                    vmcore_failures=$((vmcore_failures + 1))
+                fi
+            done
+        fi
     fi
+    # Debian unstable's binutils (objdump --sframe, about 7 MB, cached): the SFrame tests compare
+    # orctool's SFrame v3 with it (they say SKIP for that part without it).
+    ORCTOOL_SID_BINUTILS=$(bash scripts/fetch-sid-binutils.sh) || ORCTOOL_SID_BINUTILS=
+    export ORCTOOL_SID_BINUTILS
 fi
 
 cargo build --release --workspace --all-targets
@@ -109,6 +131,18 @@ if [ "$corpus" = 1 ]; then
     else
         echo "gold set not built (scripts/build-gold.sh): compat-gold skipped"
     fi
+    # Crash dumps: every task's stack against drgn's, frame for frame, and the time both take.
+    failed=$((failed + vmcore_failures))
+    for k in 6.12 6.1; do
+        var=ORCTOOL_VMCORE_${k//./}
+        [ -n "${!var-}" ] || { echo "vmcore $k: no dump (QEMU missing?): drgn comparison skipped"; continue; }
+        if python3 scripts/compare-drgn.py --vmcore "${!var}" --vmlinux "$(bash scripts/lib/corpus.sh cache)/images/$k/vmlinux" \
+            --orctool "$orctool"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+        fi
+    done
     # A kernel built with orctool as its objtool: every object compared with objtool's, both
     # kernels booted under QEMU with in-guest unwinder checks (docs/kernel-build.md). About 20
     # minutes on a fresh machine (cached afterwards: a new orctool binary reruns the objtool steps,

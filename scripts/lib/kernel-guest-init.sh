@@ -6,13 +6,7 @@
 #   ORCLAST <source> <name> <n> <n> traces of <source> ended at <name> (where the unwinder stopped)
 # Kernel output (sysrq call traces, unwinder warnings) reaches the same console through printk.
 # Every phase runs whatever the previous one did; the last line is `ORCTEST done`, then power off.
-export PATH=/bin:/sbin
-/bin/busybox mkdir -p /proc /sys /dev /tmp /sbin
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mount -t tmpfs tmpfs /tmp
+. /lib/guest-setup.sh
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 T=/sys/kernel/tracing
 

@@ -23,7 +23,7 @@ fn main() {
         eprintln!("usage: rate [--rounds N] [--every N] -- CMD ARGS");
         std::process::exit(2);
     }
-    let cache = TableCache::new(TableCache::default_dir(), Source::Combined);
+    let cache = TableCache::with_default_dir(Source::Combined);
     let checked_rate = || {
         let report = run(command, &cache, Options { every, ..Options::default() }).expect("verify-exec run");
         report.steps_per_second()

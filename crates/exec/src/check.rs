@@ -75,18 +75,23 @@ pub fn compare<L: OrcLookup, M: Memory>(
             None => false,
         }
     });
-    let verdict = if let Some(depth) = wrong {
+    let ended = if trace.end == End::EndOfStack { Ok(()) } else { Err(describe_end(trace.end)) };
+    (judge(wrong, got.len(), expected.len(), ended), trace.end)
+}
+
+/// The verdict of a walk against the expected chain: the first wrong frame (`wrong`), the
+/// frames found and expected, and whether the walk ended at the end of the stack (else why it
+/// stopped).
+pub fn judge(wrong: Option<usize>, got: usize, expected: usize, ended: Result<(), String>) -> Result<(), Mismatch> {
+    if let Some(depth) = wrong {
         Err(Mismatch::WrongFrame { depth })
-    } else if got.len() > expected.len() {
+    } else if got > expected {
         Err(Mismatch::NoEndOfStack { why: "more frames".to_string() })
-    } else if got.len() < expected.len() {
-        Err(Mismatch::StoppedEarly { depth: got.len(), why: describe_end(trace.end) })
-    } else if trace.end != End::EndOfStack {
-        Err(Mismatch::NoEndOfStack { why: describe_end(trace.end) })
+    } else if got < expected {
+        Err(Mismatch::StoppedEarly { depth: got, why: ended.err().unwrap_or_default() })
     } else {
-        Ok(())
-    };
-    (verdict, trace.end)
+        ended.map_err(|why| Mismatch::NoEndOfStack { why })
+    }
 }
 
 /// The whole ORC chain from `state`, at most `limit` frames, for a report.

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! use orc_process::{Source, TableCache};
-//! let cache = TableCache::new(TableCache::default_dir(), Source::Combined);
+//! let cache = TableCache::with_default_dir(Source::Combined);
 //! let command = vec!["/bin/true".to_string()];
 //! let report = orc_exec::run(&command, &cache, orc_exec::Options::default()).unwrap();
 //! println!("{} of {} checked steps agree", report.agree, report.checked);
@@ -18,6 +18,7 @@ mod check;
 mod insn;
 mod memory;
 mod report;
+mod sframe_walk;
 mod shadow;
 mod stacks;
 mod sys;

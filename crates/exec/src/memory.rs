@@ -113,3 +113,10 @@ pub fn read_word(pid: i32, addr: u64) -> Option<u64> {
 pub const fn regs_range() -> StackRange {
     StackRange::new(REGS_ADDR, REGS_ADDR + REGS_SIZE)
 }
+
+impl orc_sframe::unwind::Memory for ReadAhead {
+    #[inline]
+    fn read_u64(&mut self, addr: u64) -> Option<u64> {
+        self.word(addr)
+    }
+}

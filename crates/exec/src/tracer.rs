@@ -11,7 +11,8 @@ use orc_process::{AddressSpace, TableCache};
 use orc_format::EntryType;
 use orc_unwind::{Config, OrcLookup, StackRange, UnwindState, Unwinder};
 
-use crate::check::{compare, describe_end, full_chain, Mismatch};
+use crate::check::{compare, describe_end, full_chain, judge, Mismatch};
+use crate::sframe_walk;
 use crate::insn::{AddrMap, Class, DecodeCache, Insn};
 use crate::memory::{read_word, regs_range, ReadAhead, REGS_ADDR};
 use crate::report::{BinaryStats, Disagreement, ProgramExit, Report, ShownFrame};
@@ -45,11 +46,14 @@ pub struct Options<'a> {
     pub max_disagreements: usize,
     /// Called every few thousand steps with the report so far.
     pub progress: Option<&'a mut dyn FnMut(&Report)>,
+    /// Unwind with each file's SFrame v3 table (as `orctool check --sframe` writes it) instead
+    /// of its ORC table.
+    pub sframe: bool,
 }
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { every: 1, max_steps: None, max_disagreements: 200, progress: None }
+        Options { every: 1, max_steps: None, max_disagreements: 200, progress: None, sframe: false }
     }
 }
 
@@ -429,7 +433,22 @@ impl Tracer<'_, '_> {
             self.last_module = (0, 0, 0);
         }
         let binary = self.binary_of(ip);
-        match self.space.find(ip) {
+        if self.options.sframe {
+            match sframe_walk::lookup(&self.space, ip) {
+                sframe_walk::Lookup::Row => {}
+                sframe_walk::Lookup::NoTable => {
+                    self.report.no_table += 1;
+                    self.report.binaries[binary].no_table += 1;
+                    return;
+                }
+                sframe_walk::Lookup::NoRow => {
+                    self.report.undefined += 1;
+                    self.report.binaries[binary].undefined += 1;
+                    return;
+                }
+            }
+        } else {
+            match self.space.find(ip) {
             None => {
                 self.report.no_table += 1;
                 self.report.binaries[binary].no_table += 1;
@@ -441,6 +460,7 @@ impl Tracer<'_, '_> {
                 return;
             }
             Some(_) => {}
+            }
         }
         let Some(t) = self.threads.get(&tid) else { return };
         t.shadow.expected_chain(ip, &mut self.expected);
@@ -460,7 +480,9 @@ impl Tracer<'_, '_> {
         self.ranges.push(regs_range());
         let mut config = Config::user_space();
         config.max_frames = self.expected.len() + 2;
-        let mut verdict = {
+        let mut verdict = if self.options.sframe {
+            self.sframe_verdict(regs)
+        } else {
             let unwinder = Unwinder::new(&self.space, &self.ranges).with_config(config);
             let state = start(&unwinder, &mut self.mem, regs);
             compare(&unwinder, state, &mut self.mem, &self.expected, &mut self.got).0
@@ -470,9 +492,13 @@ impl Tracer<'_, '_> {
             let unknown = self.got.iter().any(|f| self.space.module_for(f.ip).is_none());
             if unknown && self.refresh() {
                 self.last_module = (0, 0, 0);
-                let unwinder = Unwinder::new(&self.space, &self.ranges).with_config(config);
-                let state = start(&unwinder, &mut self.mem, regs);
-                verdict = compare(&unwinder, state, &mut self.mem, &self.expected, &mut self.got).0;
+                verdict = if self.options.sframe {
+                    self.sframe_verdict(regs)
+                } else {
+                    let unwinder = Unwinder::new(&self.space, &self.ranges).with_config(config);
+                    let state = start(&unwinder, &mut self.mem, regs);
+                    compare(&unwinder, state, &mut self.mem, &self.expected, &mut self.got).0
+                };
             }
         }
         self.report.checked += 1;
@@ -508,10 +534,15 @@ impl Tracer<'_, '_> {
         }
         let limit = self.expected.len() + 16;
         config.max_frames = limit;
-        let (orc, end) = {
+        let (orc, end) = if self.options.sframe {
+            let mut frames = Vec::new();
+            let end = sframe_walk::walk(&self.space, &mut self.mem, regs, limit, &mut frames, |_, _| true);
+            (frames, end.unwrap_or_else(|| "end of stack".to_string()))
+        } else {
             let unwinder = Unwinder::new(&self.space, &self.ranges).with_config(config);
             let state = start(&unwinder, &mut self.mem, regs);
-            full_chain(&unwinder, state, &mut self.mem, limit)
+            let (frames, end) = full_chain(&unwinder, state, &mut self.mem, limit);
+            (frames, describe_end(end))
         };
         let show = |f: &ChainFrame| ShownFrame { ip: f.ip, exact: f.exact, symbol: self.symbol(f.ip, f.exact) };
         let module = self.space.module_for(ip);
@@ -525,12 +556,27 @@ impl Tracer<'_, '_> {
             mismatch,
             expected: self.expected.iter().map(show).collect(),
             orc: orc.iter().map(show).collect(),
-            orc_end: describe_end(end),
+            orc_end: end,
             tid,
             step: self.report.steps,
         };
         self.seen.insert(ip, Seen { index: self.report.disagreements.len() });
         self.report.disagreements.push(d);
+    }
+
+    /// The SFrame walk from `regs` against the expected chain.
+    fn sframe_verdict(&mut self, regs: &Regs) -> Result<(), Mismatch> {
+        let expected = &self.expected;
+        let mut wrong = None;
+        let end = sframe_walk::walk(&self.space, &mut self.mem, regs, expected.len() + 2, &mut self.got, |k, f| match expected.get(k) {
+            Some(e) if *e == f => true,
+            Some(_) => {
+                wrong = Some(k);
+                false
+            }
+            None => false,
+        });
+        judge(wrong, self.got.len(), expected.len(), end.map_or(Ok(()), Err))
     }
 
     fn symbol(&self, ip: u64, exact: bool) -> String {

@@ -23,6 +23,7 @@ pub mod eh_frame;
 mod funcs;
 mod image;
 mod jumptable;
+pub mod sframe;
 pub mod sidecar;
 mod table;
 pub mod write;

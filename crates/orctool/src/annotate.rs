@@ -21,7 +21,8 @@ static SEED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pv_save_fl.o"));
 static CONFLICT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pv_conflict.o"));
 static HAZARD: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pv_hazard.o"));
 
-/// Options of `orctool annotate`.
+// Options of `orctool annotate`.
+// (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(clap::Args, Debug)]
 pub struct AnnotateArgs {
     /// The object to annotate; without it, the embedded example.

@@ -10,7 +10,8 @@ use rayon::prelude::*;
 
 use crate::input::{read_input, FileError};
 
-/// Options of `orctool cfi-compare`.
+// Options of `orctool cfi-compare`.
+// (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(clap::Args, Debug)]
 pub struct CfiCompareArgs {
     /// Executables and shared libraries.

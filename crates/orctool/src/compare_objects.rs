@@ -9,7 +9,8 @@ use orc_elf::ElfFile;
 
 use crate::input::{read_input, FileError};
 
-/// Options of `orctool compare-objects`.
+// Options of `orctool compare-objects`.
+// (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(clap::Args, Debug)]
 pub struct CompareObjectsArgs {
     /// The first object (e.g. what objtool wrote).

@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::input::{expand_paths, read_input, FileError};
 use crate::progress::Progress;
 
-/// Options of `orctool dump`.
+// Options of `orctool dump`.
+// (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(clap::Args, Debug)]
 pub struct DumpArgs {
     /// Files to dump; directories are walked for `.ko`, `.ko.xz`, `.o` and `vmlinux`.

@@ -1,6 +1,7 @@
 //! `orctool`: the command line. Thin by design: each command parses its options and calls the
 //! library crates; nothing here knows ELF or x86.
 
+mod alloc;
 mod annotate;
 mod cfi_compare;
 mod check;
@@ -8,21 +9,31 @@ mod check_linked;
 mod compare_objects;
 mod dump;
 mod input;
+mod perf_script;
 mod progress;
+mod sframe_dump;
 mod unwind;
 mod verify_exec;
 mod verify_patching;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 
-#[derive(Parser, Debug)]
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
+
+#[derive(clap::Parser, Debug)]
 #[command(name = "orctool", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+// `defer`: a command's options are built only when that command runs (or its help is shown).
+// kbuild starts one process per object, and building every command's parser up front was a
+// third of the instructions of `orctool dump` on a small module. (A deferred command takes its
+// description from the options struct's doc comment over the one here: they have none.)
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 enum Command {
     /// Print the ORC table of kernel objects, modules or vmlinux, as objtool --dump=orc does.
     Dump(dump::DumpArgs),
@@ -46,6 +57,12 @@ enum Command {
     /// Compare two objects as a linker sees them: sections' bytes, symbols as a set,
     /// relocations by symbol name (layout aside). Exit 0 if the same, 1 if not.
     CompareObjects(compare_objects::CompareObjectsArgs),
+    /// A perf.data from `perf record --call-graph dwarf`, its user stacks unwound with ORC,
+    /// printed as `perf script` prints it.
+    PerfScript(perf_script::PerfScriptArgs),
+    /// Print the SFrame v3 section of a file (as `objdump --sframe` lays it out), read with
+    /// orctool's own reader.
+    SframeDump(sframe_dump::SframeDumpArgs),
 }
 
 /// objtool is run as `objtool --dump=orc FILE` (5.18+); accept that spelling so orctool can
@@ -61,8 +78,20 @@ fn objtool_style(args: Vec<String>) -> Vec<String> {
     out
 }
 
+/// `Cli::parse_from`, without freeing the parser: the process exits soon after, and dropping
+/// clap's command tree cost as much as a small module's dump.
+fn parse_args() -> Cli {
+    let mut command = Cli::command();
+    let parsed = command
+        .try_get_matches_from_mut(objtool_style(std::env::args().collect()))
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches));
+    let cli = parsed.unwrap_or_else(|e| e.format(&mut command).exit());
+    std::mem::forget(command);
+    cli
+}
+
 fn main() {
-    let cli = Cli::parse_from(objtool_style(std::env::args().collect()));
+    let cli = parse_args();
     let code = match cli.command {
         Command::Dump(args) => dump::run(&args),
         Command::Check(args) => check::run(&args),
@@ -72,6 +101,8 @@ fn main() {
         Command::VerifyExec(args) => verify_exec::run(&args),
         Command::CfiCompare(args) => cfi_compare::run(&args),
         Command::CompareObjects(args) => compare_objects::run(&args),
+        Command::PerfScript(args) => perf_script::run(&args),
+        Command::SframeDump(args) => sframe_dump::run(&args),
     };
     std::process::exit(code);
 }

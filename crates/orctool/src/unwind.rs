@@ -13,25 +13,33 @@
 //! Numbers are `0x` hex strings (plain JSON numbers are accepted too).
 //!
 //! With `--pid PID` or `--core FILE` it unwinds a user-space process instead (every thread,
-//! see `unwind_process.rs`).
+//! see `unwind_process.rs`); with `--vmcore FILE --vmlinux F`, every task of a kernel crash dump
+//! (`unwind_vmcore.rs`).
 
 #[path = "unwind_process.rs"]
 mod process;
+#[path = "unwind_vmcore.rs"]
+mod vmcore;
+/// Opening a dump and its image, shared with `verify-patching --vmcore`.
+pub(crate) mod vmcore_input {
+    pub(crate) use super::vmcore::{error, open};
+}
 
 use std::path::{Path, PathBuf};
 
 use orc_elf::orc::{read_orc_table, OrcAddress};
 use orc_elf::{ElfFile, FileKind, SymbolKind};
 use orc_format::Layout;
-use orc_unwind::{Config, End, Frame, IndexKind, ModuleTables, OwnedTable, SpIndirect, StackSnapshot, Snapshots, Unwinder};
+use orc_unwind::{Config, End, Frame, IndexKind, ModuleTables, OwnedTable, StackSnapshot, Snapshots, Unwinder};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::input::{read_input, FileError};
 
-/// Options of `orctool unwind`.
+// Options of `orctool unwind`.
+// (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(clap::Args, Debug)]
-#[command(group = clap::ArgGroup::new("target").args(["snapshot", "pid", "core"]).required(true).multiple(false))]
+#[command(group = clap::ArgGroup::new("target").args(["snapshot", "pid", "core", "vmcore"]).required(true).multiple(false))]
 pub struct UnwindArgs {
     /// The register and stack snapshot to unwind (JSON, see docs/unwinder.md).
     #[arg(long)]
@@ -43,6 +51,10 @@ pub struct UnwindArgs {
     /// Unwind every thread of this core dump (threads from NT_PRSTATUS, files from NT_FILE).
     #[arg(long)]
     pub core: Option<PathBuf>,
+    /// Unwind every task of this kernel crash dump (an ELF vmcore: kdump's, or QEMU's
+    /// dump-guest-memory with -device vmcoreinfo); needs --vmlinux, the -dbg image.
+    #[arg(long)]
+    pub vmcore: Option<PathBuf>,
     /// Where the ORC tables of user-space files are cached (default: $ORCTOOL_CACHE, else
     /// $XDG_CACHE_HOME/orctool/orc, else ~/.cache/orctool/orc).
     #[arg(long)]
@@ -252,13 +264,20 @@ fn symbolize(funcs: &[Func], frame: &Frame) -> String {
     }
 }
 
+/// One frame in `--json` output (kernel stacks: snapshots and crash dumps).
 #[derive(Serialize)]
-struct JsonFrame {
+pub(crate) struct JsonFrame {
     ip: String,
     sp: String,
     bp: String,
     exact: bool,
     symbol: String,
+}
+
+impl JsonFrame {
+    pub(crate) fn of(f: &Frame, symbol: String) -> JsonFrame {
+        JsonFrame { ip: format!("{:#x}", f.ip), sp: format!("{:#x}", f.sp), bp: format!("{:#x}", f.bp), exact: f.signal, symbol }
+    }
 }
 
 #[derive(Serialize)]
@@ -287,6 +306,9 @@ fn run_inner(args: &UnwindArgs) -> Result<i32, FileError> {
     if let Some(core) = &args.core {
         return process::run_core(args, core);
     }
+    if let Some(dump) = &args.vmcore {
+        return vmcore::run(args, dump);
+    }
     let Some(snapshot) = &args.snapshot else {
         return Err(FileError::new(Path::new("unwind"), "give --snapshot, --pid or --core"));
     };
@@ -308,12 +330,7 @@ fn run_inner(args: &UnwindArgs) -> Result<i32, FileError> {
     let snapshots: Vec<StackSnapshot<'_>> = snap.stacks.iter().map(|(_, base, bytes)| StackSnapshot::new(*base, bytes)).collect();
     let ranges: Vec<_> = snapshots.iter().map(StackSnapshot::range).collect();
     let (major, minor) = loaded.version.unwrap_or((6, 12));
-    let config = Config {
-        sp_indirect: if (major, minor) >= (5, 12) { SpIndirect::DerefThenAdd } else { SpIndirect::AddThenDeref },
-        frame_pointer_fallback: (major, minor) >= (6, 3),
-        max_frames: args.max_frames.max(1),
-        ..Config::default()
-    };
+    let config = Config { max_frames: args.max_frames.max(1), ..Config::for_kernel(major, minor) };
     let unwinder = Unwinder::new(&modules, &ranges).with_config(config);
     let mut mem = Snapshots(&snapshots);
     let mut state = match snap.pt_regs {
@@ -338,16 +355,7 @@ fn run_inner(args: &UnwindArgs) -> Result<i32, FileError> {
     let unreliable = trace.unreliable.map(|u| format!("{u:?}"));
     if args.json {
         let doc = JsonTrace {
-            frames: frames
-                .iter()
-                .map(|f| JsonFrame {
-                    ip: format!("{:#x}", f.ip),
-                    sp: format!("{:#x}", f.sp),
-                    bp: format!("{:#x}", f.bp),
-                    exact: f.signal,
-                    symbol: symbolize(&loaded.funcs, f),
-                })
-                .collect(),
+            frames: frames.iter().map(|f| JsonFrame::of(f, symbolize(&loaded.funcs, f))).collect(),
             end,
             reliable: unreliable.is_none(),
             unreliable,

@@ -26,7 +26,10 @@ fn cache(args: &UnwindArgs) -> TableCache {
     if args.no_cache {
         TableCache::in_memory(Source::Combined)
     } else {
-        TableCache::new(args.cache_dir.clone().unwrap_or_else(TableCache::default_dir), Source::Combined)
+        match args.cache_dir.clone() {
+            Some(dir) => TableCache::new(dir, Source::Combined),
+            None => TableCache::with_default_dir(Source::Combined),
+        }
     }
 }
 

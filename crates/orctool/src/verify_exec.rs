@@ -36,7 +36,8 @@ impl From<SourceArg> for Source {
     }
 }
 
-/// Arguments of `verify-exec`.
+// Arguments of `verify-exec`.
+// (Not a doc comment: clap would show it as the command's description, over main.rs's.)
 #[derive(Args, Debug)]
 pub struct VerifyExecArgs {
     /// Check one step in N (1: every step).
@@ -69,6 +70,11 @@ pub struct VerifyExecArgs {
     /// Only single-step the program and report the bare rate (the peer of a checked run).
     #[arg(long)]
     pub raw: bool,
+    /// Prove the SFrame v3 tables instead of ORC: each file's section as `orctool check
+    /// --sframe` writes it (cached as `<build-id>.g<N>.sframe`), read back and walked with
+    /// orctool's SFrame reader.
+    #[arg(long)]
+    pub sframe: bool,
     /// The program and its arguments (after `--`).
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
@@ -82,8 +88,10 @@ pub fn run(args: &VerifyExecArgs) -> i32 {
     if args.raw {
         return run_raw(args, program);
     }
-    let dir = args.cache_dir.clone().unwrap_or_else(TableCache::default_dir);
-    let cache = TableCache::new(dir, args.source.into());
+    let cache = match args.cache_dir.clone() {
+        Some(dir) => TableCache::new(dir, args.source.into()),
+        None => TableCache::with_default_dir(args.source.into()),
+    };
     let mut last = Instant::now();
     let mut progress = |r: &Report| {
         if last.elapsed().as_secs_f64() >= 2.0 {
@@ -104,6 +112,7 @@ pub fn run(args: &VerifyExecArgs) -> i32 {
         // steps is not repeated to see the rest.
         max_disagreements: args.max_shown.max(DETAILED_DISAGREEMENTS),
         progress: if show_progress { Some(&mut progress) } else { None },
+        sframe: args.sframe,
     };
     let report = match orc_exec::run(&args.command, &cache, options) {
         Ok(r) => r,

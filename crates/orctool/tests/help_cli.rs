@@ -84,3 +84,26 @@ fn every_command_has_the_same_shape_of_help() {
         }
     }
 }
+
+#[test]
+fn each_command_describes_itself_as_the_command_list_does() {
+    // Commands are built lazily (clap's `defer`); a doc comment on a command's options struct
+    // would then replace the description main.rs gives it. Words are compared, not wrapping.
+    let help = stdout(&orctool(&["--help"]));
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    for command in commands() {
+        let from = help.find(&format!("\n  {command} ")).expect("listed") + 1;
+        let listed: Vec<&str> = help[from..]
+            .lines()
+            .enumerate()
+            .take_while(|(i, l)| *i == 0 || l.starts_with("   "))
+            .map(|(_, l)| l)
+            .collect();
+        let listed = words(&listed.join(" "));
+        let listed = listed.strip_prefix(&command).expect("starts with the command").trim();
+        let own = stdout(&orctool(&[&command, "--help"]));
+        let own = words(own.split("\n\n").next().expect("a first paragraph"));
+        let listed = listed.trim_end_matches('.');
+        assert!(own.starts_with(listed), "{command}: `orctool --help` says {listed:?}, its own help {own:?}");
+    }
+}

@@ -41,6 +41,7 @@
 
 pub mod choices;
 pub mod nops;
+pub mod running;
 pub mod state;
 pub mod table;
 pub mod verify;

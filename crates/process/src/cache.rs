@@ -56,19 +56,30 @@ impl TableCache {
         TableCache { dir: None, source, loaded: Mutex::new(HashMap::new()) }
     }
 
-    /// `$ORCTOOL_CACHE`, else `$XDG_CACHE_HOME/orctool/orc`, else `~/.cache/orctool/orc`
-    /// (`/tmp/orctool-cache/orc` without a home).
-    pub fn default_dir() -> PathBuf {
+    /// `$ORCTOOL_CACHE`, else `$XDG_CACHE_HOME/orctool/orc`, else `~/.cache/orctool/orc`;
+    /// without a home, a directory of this user's own under the temporary directory
+    /// (`orctool-<uid>`, mode 0700, checked to be ours and private), never one shared by all
+    /// users (another user could plant tables there). `None` when even that cannot be had:
+    /// then tables are kept in memory only ([`TableCache::in_memory`]).
+    pub fn default_dir() -> Option<PathBuf> {
         let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         if let Some(dir) = env("ORCTOOL_CACHE") {
-            return dir;
+            return Some(dir);
         }
         if let Some(xdg) = env("XDG_CACHE_HOME") {
-            return xdg.join("orctool").join("orc");
+            return Some(xdg.join("orctool").join("orc"));
         }
         match env("HOME") {
-            Some(home) => home.join(".cache").join("orctool").join("orc"),
-            None => PathBuf::from("/tmp/orctool-cache/orc"),
+            Some(home) => Some(home.join(".cache").join("orctool").join("orc")),
+            None => private_temp_dir(),
+        }
+    }
+
+    /// A cache in [`TableCache::default_dir`], or in memory when there is none.
+    pub fn with_default_dir(source: Source) -> TableCache {
+        match TableCache::default_dir() {
+            Some(dir) => TableCache::new(dir, source),
+            None => TableCache::in_memory(source),
         }
     }
 
@@ -109,6 +120,18 @@ impl TableCache {
     pub fn table_for_image(&self, name: &str, image: Vec<u8>) -> Result<Arc<FileTable>, ProcessError> {
         Ok(Arc::new(FileTable::new(PathBuf::from(name), Bytes::Owned(image), None, self.source)?))
     }
+}
+
+/// `$TMPDIR/orctool-<uid>/orc`, if `orctool-<uid>` is (or could be made) a directory owned by
+/// this user that no one else may enter.
+fn private_temp_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    // Our effective uid, without a libc call: /proc/self belongs to it.
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let dir = std::env::temp_dir().join(format!("orctool-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    (meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0).then(|| dir.join("orc"))
 }
 
 fn poisoned(path: &Path) -> ProcessError {
@@ -152,6 +175,8 @@ pub struct FileTable {
     dir: Option<PathBuf>,
     source: Source,
     orc: OnceLock<Result<(OwnedTable, Origin), String>>,
+    /// The SFrame v3 section (at address 0, link-time addresses) and where it came from.
+    sframe: OnceLock<Result<(Vec<u8>, Origin), String>>,
     /// The function symbols, and whether they are the separate debug file's.
     symbols: OnceLock<(Vec<FuncSym>, bool)>,
     debug: OnceLock<Option<Bytes>>,
@@ -181,6 +206,7 @@ impl FileTable {
             dir,
             source,
             orc: OnceLock::new(),
+            sframe: OnceLock::new(),
             symbols: OnceLock::new(),
             debug: OnceLock::new(),
             lines: Mutex::new(None),
@@ -205,6 +231,11 @@ impl FileTable {
     /// Its build-id, if it has one.
     pub fn build_id(&self) -> Option<&[u8]> {
         self.info.build_id.as_deref()
+    }
+
+    /// The link-time address of its build-id's bytes (in its note segment).
+    pub fn build_id_vaddr(&self) -> Option<u64> {
+        self.info.build_id_vaddr
     }
 
     /// Its build-id in hex.
@@ -283,6 +314,36 @@ impl FileTable {
         }
         OwnedTable::build(rows.ips.into_iter().zip(rows.entries), Layout::V3, text, IndexKind::default())
             .map_err(|e| format!("cannot index the table: {e:?}"))
+    }
+
+    /// The file's SFrame v3 table: the bytes of the section `orctool check --sframe` writes,
+    /// placed at address 0 (so its addresses are link-time ones), read from the cache
+    /// directory (`<build-id>.g<generator>.sframe`) or generated and stored on first call.
+    /// The unwinder reads these bytes with `orc-sframe`'s reader: what it proves is what a
+    /// file gets.
+    pub fn sframe(&self) -> Result<&[u8], ProcessError> {
+        match self.sframe.get_or_init(|| self.load_sframe()) {
+            Ok((b, _)) => Ok(b),
+            Err(m) => Err(ProcessError::Table { path: self.path.clone(), message: m.clone() }),
+        }
+    }
+
+    fn sframe_path(&self) -> Option<PathBuf> {
+        Some(self.dir.as_ref()?.join(format!("{}.g{}.sframe", self.build_id_hex()?, orc_linked::GENERATOR)))
+    }
+
+    fn load_sframe(&self) -> Result<(Vec<u8>, Origin), String> {
+        let path = self.sframe_path();
+        if let Some(bytes) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
+            if orc_sframe::read::Section::parse(&bytes, 0).and_then(|s| s.validate()).is_ok() {
+                return Ok((bytes, Origin::Cache));
+            }
+        }
+        let bytes = linked_api::generate_sframe(self.data())?;
+        if let Some(p) = &path {
+            let _ = store_atomically(p, &bytes);
+        }
+        Ok((bytes, Origin::Generated))
     }
 
     /// Whether loading the ORC table was tried and failed (no I/O).

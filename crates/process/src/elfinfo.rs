@@ -55,6 +55,9 @@ pub struct ElfInfo {
     pub segments: Vec<Segment>,
     /// The `NT_GNU_BUILD_ID` note's bytes.
     pub build_id: Option<Vec<u8>>,
+    /// The link-time address of those bytes (in the note segment), where a process that maps
+    /// the file has them too.
+    pub build_id_vaddr: Option<u64>,
     /// `e_type` is `ET_CORE`.
     pub is_core: bool,
 }
@@ -65,6 +68,7 @@ pub fn read_info(data: &[u8]) -> Result<ElfInfo, String> {
     let phdrs = header.program_headers(LE, data).map_err(|e| format!("bad program headers: {e}"))?;
     let mut segments = Vec::new();
     let mut build_id = None;
+    let mut build_id_vaddr = None;
     for ph in phdrs {
         match ph.p_type(LE) {
             elf::PT_LOAD => segments.push(Segment::of(ph)),
@@ -74,6 +78,9 @@ pub fn read_info(data: &[u8]) -> Result<ElfInfo, String> {
                     while let Ok(Some(note)) = notes.next() {
                         if note.name() == b"GNU" && note.n_type(LE) == elf::NT_GNU_BUILD_ID && !note.desc().is_empty() {
                             build_id = Some(note.desc().to_vec());
+                            // The descriptor's file offset, from where the slice lies in `data`.
+                            let file_off = (note.desc().as_ptr() as usize).wrapping_sub(data.as_ptr() as usize) as u64;
+                            build_id_vaddr = file_off.checked_sub(ph.p_offset(LE)).map(|d| ph.p_vaddr(LE).wrapping_add(d));
                             break;
                         }
                     }
@@ -82,7 +89,7 @@ pub fn read_info(data: &[u8]) -> Result<ElfInfo, String> {
             _ => {}
         }
     }
-    Ok(ElfInfo { segments, build_id, is_core: header.e_type(LE) == elf::ET_CORE })
+    Ok(ElfInfo { segments, build_id, build_id_vaddr, is_core: header.e_type(LE) == elf::ET_CORE })
 }
 
 pub(crate) fn parse_header(data: &[u8]) -> Result<&Header, String> {

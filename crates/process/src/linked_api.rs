@@ -42,3 +42,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Vec<u8>, Rows), String> {
     }
     Ok((s.build_id, Rows { ips: s.ips, entries: s.entries }))
 }
+
+/// The SFrame v3 section of an ELF file, at address 0.
+pub(crate) fn generate_sframe(data: &[u8]) -> Result<Vec<u8>, String> {
+    let elf = orc_elf::ElfFile::parse(data).map_err(|e| e.to_string())?;
+    let t = orc_linked::sframe::generate(&elf).map_err(|e| e.to_string())?;
+    orc_sframe::write::write(&t.functions, 0).map_err(|e| e.to_string())
+}

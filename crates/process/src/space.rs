@@ -47,6 +47,8 @@ pub struct Module {
     pub table: Option<Arc<FileTable>>,
     /// Why there is no table (or why the file could not be placed).
     pub problem: Option<String>,
+    /// Checked against the live process (vDSO image read, build-id compared).
+    pub checked: bool,
 }
 
 impl Module {
@@ -100,6 +102,7 @@ impl AddressSpace {
         let mappings = parse_maps(pid, &text)?;
         let mut space = AddressSpace::from_mappings(mappings, cache);
         space.maps_text = text;
+        check_in_memory(&mut space.modules, pid, cache);
         Ok(space)
     }
 
@@ -131,6 +134,7 @@ impl AddressSpace {
             }
         }
         modules.sort_by_key(|m| m.start);
+        check_in_memory(&mut modules, pid, cache);
         self.modules = modules;
         self.mappings = mappings;
         self.maps_text = text;
@@ -240,7 +244,7 @@ fn display_name(m: &Mapping) -> String {
 
 fn make_module(m: &Mapping, cache: &TableCache) -> Module {
     let name = display_name(m);
-    let mut module = Module { name, start: m.start, end: m.end, bias: 0, table: None, problem: None };
+    let mut module = Module { name, start: m.start, end: m.end, bias: 0, table: None, problem: None, checked: false };
     let Some(path) = &m.path else {
         module.problem = Some("no file".to_string());
         return module;
@@ -253,6 +257,54 @@ fn make_module(m: &Mapping, cache: &TableCache) -> Module {
         Err(e) => module.problem = Some(e.to_string()),
     }
     module
+}
+
+/// What only the live process can say about its modules, for modules not yet checked:
+/// - `[vdso]` has no file: its table is made from the image read out of the process (the
+///   kernel maps the whole ELF image there);
+/// - a file's table was made from the file at the mapped path, which may have been replaced
+///   since the process mapped it (an upgrade, another mount namespace): the build-id bytes the
+///   process has at the note's address must be the file's, else the module gets no table
+///   rather than another file's.
+fn check_in_memory(modules: &mut [Module], pid: i32, cache: &TableCache) {
+    let mut mem = crate::memory::ProcessMemory::new(pid);
+    for m in modules.iter_mut().filter(|m| !m.checked) {
+        m.checked = true;
+        if m.name == "[vdso]" && m.table.is_none() {
+            let mut image = vec![0u8; usize::try_from(m.end - m.start).unwrap_or(0).min(1 << 20)];
+            if !mem.read_exact(m.start, &mut image) {
+                m.problem = Some("the vDSO image cannot be read from the process".to_string());
+                continue;
+            }
+            let placed = cache.table_for_image("[vdso]", image).and_then(|t| {
+                let bias = place(&t, &Mapping { start: m.start, end: m.end, offset: 0, executable: true, path: None, label: String::new() }, Path::new("[vdso]"))?;
+                Ok((t, bias))
+            });
+            match placed {
+                Ok((t, bias)) => {
+                    m.table = Some(t);
+                    m.bias = bias;
+                    m.problem = None;
+                }
+                Err(e) => m.problem = Some(e.to_string()),
+            }
+            continue;
+        }
+        let Some(t) = &m.table else { continue };
+        let (Some(id), Some(at)) = (t.build_id(), t.build_id_vaddr()) else { continue };
+        let mut seen = vec![0u8; id.len()];
+        // The note may lie in a segment this process did not map readable: then nothing is
+        // known either way and the table stays.
+        if mem.read_exact(at.wrapping_add(m.bias), &mut seen) && seen != id {
+            m.problem = Some(format!(
+                "{} has build-id {} but the process mapped one with {}: the file was replaced; no table",
+                t.path().display(),
+                crate::cache::hex(id),
+                crate::cache::hex(&seen)
+            ));
+            m.table = None;
+        }
+    }
 }
 
 /// The load bias of a file mapped by `m`: the segment whose file pages `m` maps gives the

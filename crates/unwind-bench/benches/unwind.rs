@@ -51,10 +51,24 @@ mod walk {
             .bench_local(|| Fixture::orc_walk_ips(&table, black_box(s), &mut out).frames);
     }
 
-    /// orctool, default index (32-byte blocks), no cache: what the kernel does per frame.
+    /// orctool, default index (direct slots over 16-byte blocks), no cache.
     #[divan::bench(args = DEPTHS)]
     fn orctool(bencher: Bencher, depth: usize) {
         orc(bencher, depth, &FX.orc);
+    }
+
+    /// orctool with the block index alone (32-byte blocks, the default before direct slots):
+    /// count, then a search of the block's addresses, then the entry.
+    #[divan::bench(args = DEPTHS)]
+    fn orctool_blocks_32b(bencher: Bencher, depth: usize) {
+        orc(bencher, depth, &FX.orc_table_with(IndexKind::Blocks(5)));
+    }
+
+    /// orctool with direct slots over 8-byte blocks (nearly every lookup one load; 150% of
+    /// the text's size in index).
+    #[divan::bench(args = DEPTHS)]
+    fn orctool_direct_8b(bencher: Bencher, depth: usize) {
+        orc(bencher, depth, &FX.orc_table_with(IndexKind::Direct(3)));
     }
 
     /// orctool with a warm 512-slot lookup cache in front of the default index (the analogue of
@@ -128,7 +142,17 @@ mod walk {
 mod lookup {
     use super::*;
 
-    const INDEXES: [&str; 6] = ["binary_search", "kernel_256B", "blocks_128B", "blocks_64B", "blocks_32B", "blocks_16B"];
+    const INDEXES: [&str; 9] = [
+        "binary_search",
+        "kernel_256B",
+        "blocks_128B",
+        "blocks_64B",
+        "blocks_32B",
+        "blocks_16B",
+        "direct_32B",
+        "direct_16B",
+        "direct_8B",
+    ];
 
     fn kind(name: &str) -> IndexKind {
         match name {
@@ -138,6 +162,9 @@ mod lookup {
             "blocks_64B" => IndexKind::Blocks(6),
             "blocks_32B" => IndexKind::Blocks(5),
             "blocks_16B" => IndexKind::Blocks(4),
+            "direct_32B" => IndexKind::Direct(5),
+            "direct_16B" => IndexKind::Direct(4),
+            "direct_8B" => IndexKind::Direct(3),
             _ => unreachable!(),
         }
     }

@@ -1,7 +1,7 @@
 //! Walks the 64-frame stack N times with one unwinder, for profilers (`valgrind
 //! --tool=callgrind` counts instructions, immune to a busy machine; `perf record`).
 //!
-//! `cargo run --release -p orc-unwind-bench --example walk_loop -- [N] [orc|orc-cached|orc-frames|framehop|framehop-cold|dwarf]`
+//! `cargo run --release -p orc-unwind-bench --example walk_loop -- [N] [orc|orc-blocks|orc-direct8|orc-cached|orc-frames|framehop|framehop-cold|dwarf]`
 use framehop::x86_64::CacheX86_64;
 use orc_unwind::Frame;
 use orc_unwind_bench::{DwarfUncached, Fixture};
@@ -11,6 +11,13 @@ fn main() {
     let which = std::env::args().nth(2).unwrap_or_else(|| "orc".into());
     let fx = Fixture::load(&[64]).unwrap();
     let table = fx.orc.table();
+    // `orc` is the default index (direct slots over 16-byte blocks); for comparison in one
+    // run, the block index alone (32-byte blocks, the default before direct slots) and direct
+    // slots over 8-byte blocks.
+    let blocks = fx.orc_table_with(orc_unwind::IndexKind::Blocks(orc_unwind::DEFAULT_BLOCK_ORDER));
+    let blocks = blocks.table();
+    let direct8 = fx.orc_table_with(orc_unwind::IndexKind::Direct(3));
+    let direct8 = direct8.table();
     let dwarf = DwarfUncached::new(&fx.binary).unwrap();
     let mut out = vec![Frame::default(); 256];
     let mut ips = Vec::with_capacity(256);
@@ -24,6 +31,8 @@ fn main() {
         ips.clear();
         frames += match which.as_str() {
             "orc" => Fixture::orc_walk_ips(&table, snap, &mut ips).frames,
+            "orc-direct8" => Fixture::orc_walk_ips(&direct8, snap, &mut ips).frames,
+            "orc-blocks" => Fixture::orc_walk_ips(&blocks, snap, &mut ips).frames,
             "orc-cached" => Fixture::orc_walk_ips_cached(&cached, snap, &mut ips).frames,
             "orc-frames" => Fixture::orc_walk(&table, snap, &mut out).frames,
             "framehop" => {

@@ -21,7 +21,7 @@ fn all_unwinders_agree_on_real_stacks() {
         dwarf.walk(snap, &mut d).unwrap();
         let mut fh = Vec::new();
         fx.framehop_walk(&mut cache, snap, &mut fh).unwrap();
-        for index in [IndexKind::BinarySearch, IndexKind::Blocks(8), IndexKind::Blocks(6), IndexKind::Blocks(5), IndexKind::Blocks(4)] {
+        for index in [IndexKind::BinarySearch, IndexKind::Blocks(8), IndexKind::Blocks(6), IndexKind::Blocks(5), IndexKind::Blocks(4), IndexKind::Direct(5), IndexKind::Direct(4)] {
             let owned = fx.orc_table_with(index);
             let mut out = vec![Frame::default(); 256];
             let trace = Fixture::orc_walk(&owned.table(), snap, &mut out);

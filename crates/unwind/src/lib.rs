@@ -56,13 +56,13 @@ mod unwinder;
 pub use cache::CachedLookup;
 pub use memory::{Memory, Snapshots, StackRange, StackSnapshot};
 #[cfg(feature = "alloc")]
-pub use owned::{IndexKind, OwnedTable, DEFAULT_BLOCK_ORDER, KERNEL_BLOCK_ORDER};
+pub use owned::{IndexKind, OwnedTable, DEFAULT_BLOCK_ORDER, DEFAULT_DIRECT_ORDER, KERNEL_BLOCK_ORDER};
 pub use rule::{
     pt_regs, sigcontext, BpRule, Decision, FrameRule, PackedEntry, RegsField, RegsLayout, RuleError, SpIndirect, SpRule,
     UnwindRule,
 };
 pub use table::{
-    block_index_len, build_block_index, is_weak, pack_entries, sort_entries, sort_key, Index, IndexError, ModuleTables,
-    OrcLookup, OrcTable,
+    block_index_len, build_block_index, build_direct_index, is_weak, pack_entries, sort_entries, sort_key, Index, IndexError, ModuleTables,
+    OrcLookup, OrcTable, DIRECT_MISS,
 };
 pub use unwinder::{Config, End, Frame, RegsAt, Trace, Unreliable, UnwindError, UnwindState, Unwinder};

@@ -8,7 +8,7 @@ use core::ops::Range;
 use orc_format::{Layout, RawEntry};
 
 use crate::rule::PackedEntry;
-use crate::table::{block_index_len, build_block_index, sort_key, Index, IndexError, OrcTable};
+use crate::table::{block_index_len, build_block_index, build_direct_index, sort_key, Index, IndexError, OrcTable};
 
 /// The block size [`OwnedTable::build`] uses by default: 32-byte blocks (`order` 5).
 ///
@@ -18,6 +18,13 @@ use crate::table::{block_index_len, build_block_index, sort_key, Index, IndexErr
 /// 1.6%): about twice the kernel's lookup speed on the addresses a walk looks up, for a
 /// user-space-sized table. A kernel-sized embedder may prefer [`KERNEL_BLOCK_ORDER`].
 pub const DEFAULT_BLOCK_ORDER: u8 = 5;
+
+/// The block size of the direct index [`OwnedTable::build`] makes by default
+/// ([`IndexKind::default`]): 16-byte blocks (`order` 4), each with a 4-byte count and an
+/// 8-byte slot, 75% of the text's size. Measured in `docs/benchmarks.md` ("Unwinder"): on a
+/// walk's addresses 3 lookups in 4 are answered by the slot alone; 8-byte blocks answer
+/// nearly all (150% of text), 32-byte blocks half (37.5%).
+pub const DEFAULT_DIRECT_ORDER: u8 = 4;
 
 /// The kernel's `LOOKUP_BLOCK_ORDER`: 256-byte blocks.
 pub const KERNEL_BLOCK_ORDER: u8 = 8;
@@ -29,11 +36,14 @@ pub enum IndexKind {
     BinarySearch,
     /// A block table with blocks of `1 << order` bytes.
     Blocks(u8),
+    /// A block table plus a direct slot per block ([`crate::Index::Direct`]): 8 more bytes
+    /// per block.
+    Direct(u8),
 }
 
 impl Default for IndexKind {
     fn default() -> Self {
-        IndexKind::Blocks(DEFAULT_BLOCK_ORDER)
+        IndexKind::Direct(DEFAULT_DIRECT_ORDER)
     }
 }
 
@@ -45,6 +55,7 @@ pub struct OwnedTable {
     entries: Vec<RawEntry>,
     packed: Vec<PackedEntry>,
     counts: Vec<u32>,
+    slots: Vec<PackedEntry>,
     layout: Layout,
     text: Range<u64>,
     index: IndexKind,
@@ -65,16 +76,21 @@ impl OwnedTable {
         pairs.sort_unstable_by_key(|&(ip, raw)| sort_key(layout, ip, raw));
         let (ips, entries): (Vec<u64>, Vec<RawEntry>) = pairs.into_iter().unzip();
         let mut counts = Vec::new();
+        let mut slots = Vec::new();
         let mut kind = IndexKind::BinarySearch;
-        if let IndexKind::Blocks(order) = index {
+        if let IndexKind::Blocks(order) | IndexKind::Direct(order) = index {
             if let Some(len) = block_index_len(&text, order) {
                 counts.resize(len, 0);
                 build_block_index(&ips, &text, order, &mut counts)?;
+                if let IndexKind::Direct(_) = index {
+                    slots.resize(len - 1, PackedEntry(0));
+                    build_direct_index(&ips, &entries, layout, &text, order, &counts, &mut slots)?;
+                }
                 kind = index;
             }
         }
         let packed = entries.iter().map(|&raw| PackedEntry::new(raw, layout)).collect();
-        Ok(OwnedTable { ips, entries, packed, counts, layout, text, index: kind })
+        Ok(OwnedTable { ips, entries, packed, counts, slots, layout, text, index: kind })
     }
 
     /// The borrowed view the unwinder searches.
@@ -83,6 +99,7 @@ impl OwnedTable {
         match self.index {
             IndexKind::BinarySearch => t,
             IndexKind::Blocks(order) => OrcTable { index: Index::Blocks { order, counts: &self.counts }, ..t },
+            IndexKind::Direct(order) => OrcTable { index: Index::Direct { order, counts: &self.counts, slots: &self.slots }, ..t },
         }
     }
 
@@ -96,9 +113,9 @@ impl OwnedTable {
         &self.entries
     }
 
-    /// Bytes used by the index (4 per block).
+    /// Bytes used by the index (4 per block, 12 with direct slots).
     pub fn index_bytes(&self) -> usize {
-        self.counts.len() * 4
+        self.counts.len() * 4 + self.slots.len() * 8
     }
 
     /// The index kind actually built.

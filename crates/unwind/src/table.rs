@@ -74,7 +74,25 @@ pub enum Index<'a> {
         /// One count per block plus one for the end of the text.
         counts: &'a [u32],
     },
+    /// [`Index::Blocks`] plus one word per block that answers the lookup by itself: when one
+    /// entry covers the whole block (no entry starts inside it, the common case inside a
+    /// function body), `slots[i]` is that entry, packed; else it has [`DIRECT_MISS`] set and
+    /// the lookup searches through `counts` as [`Index::Blocks`] does. Built by
+    /// [`build_direct_index`]. One load answers most lookups, with no dependent chain of
+    /// count, addresses, entry.
+    Direct {
+        /// log2 of the block size in bytes.
+        order: u8,
+        /// As in [`Index::Blocks`].
+        counts: &'a [u32],
+        /// One per block (`counts.len() - 1`).
+        slots: &'a [PackedEntry],
+    },
 }
+
+/// Set in an [`Index::Direct`] slot whose block is not covered by a single entry (no packed
+/// entry has bit 63 set).
+pub const DIRECT_MISS: u64 = 1 << 63;
 
 /// The sorted ORC table of one object (vmlinux, a module, a user-space binary).
 ///
@@ -109,6 +127,11 @@ impl<'a> OrcTable<'a> {
         OrcTable { packed: Some(packed), ..self }
     }
 
+    /// The same table with direct slots over its block index (see [`build_direct_index`]).
+    pub fn with_direct(self, order: u8, counts: &'a [u32], slots: &'a [PackedEntry]) -> Self {
+        OrcTable { index: Index::Direct { order, counts, slots }, ..self }
+    }
+
     /// The same table searched through a block index (see [`build_block_index`]).
     pub fn with_blocks(self, order: u8, counts: &'a [u32]) -> Self {
         OrcTable { index: Index::Blocks { order, counts }, ..self }
@@ -136,7 +159,7 @@ impl<'a> OrcTable<'a> {
         let ips = self.ips.get(..self.entries.len()).unwrap_or(self.ips);
         let (lo, hi) = match self.index {
             Index::None => (0, ips.len()),
-            Index::Blocks { order, counts } => {
+            Index::Blocks { order, counts } | Index::Direct { order, counts, .. } => {
                 let block = usize::try_from(off.checked_shr(u32::from(order)).unwrap_or(0)).ok()?;
                 match counts.get(block..block.wrapping_add(2)) {
                     Some(&[lo, hi]) => (lo as usize, hi as usize),
@@ -157,7 +180,24 @@ impl<'a> OrcTable<'a> {
     /// The raw entry that covers `addr`.
     #[inline(always)]
     pub fn find_raw(&self, addr: u64) -> Option<RawEntry> {
+        if let Some(p) = self.direct(addr) {
+            return Some(p.raw());
+        }
         self.entries.get(self.position(addr)?).copied()
+    }
+
+    /// The answer of an [`Index::Direct`] slot, if the table has one and the block of `addr`
+    /// is covered by a single entry.
+    #[inline(always)]
+    fn direct(&self, addr: u64) -> Option<PackedEntry> {
+        let Index::Direct { order, slots, .. } = self.index else { return None };
+        let off = addr.wrapping_sub(self.text.start);
+        if off >= self.text.end.wrapping_sub(self.text.start) || self.text.end < self.text.start {
+            return None;
+        }
+        let block = usize::try_from(off.checked_shr(u32::from(order))?).ok()?;
+        let slot = *slots.get(block)?;
+        (slot.0 & DIRECT_MISS == 0).then_some(slot)
     }
 }
 
@@ -192,6 +232,9 @@ impl OrcLookup for OrcTable<'_> {
 
     #[inline(always)]
     fn lookup_packed(&self, addr: u64) -> Option<PackedEntry> {
+        if let Some(p) = self.direct(addr) {
+            return Some(p);
+        }
         let i = self.position(addr)?;
         match self.packed {
             Some(packed) if packed.len() == self.entries.len() => packed.get(i).copied(),
@@ -235,6 +278,11 @@ impl OrcLookup for ModuleTables<'_, '_> {
     }
 
     #[inline]
+    fn lookup_packed(&self, addr: u64) -> Option<PackedEntry> {
+        self.table_for(addr)?.lookup_packed(addr)
+    }
+
+    #[inline]
     fn is_text(&self, addr: u64) -> bool {
         self.table_for(addr).is_some()
     }
@@ -249,6 +297,44 @@ pub fn pack_entries<'o>(entries: &[RawEntry], layout: Layout, out: &'o mut [Pack
         *o = PackedEntry::new(raw, layout);
     }
     Some(out)
+}
+
+/// Builds the slots of an [`Index::Direct`] into `out` (one per block: `counts.len() - 1`)
+/// from sorted `ips`, their `entries` of `layout`, and the block counts `build_block_index`
+/// made with the same `text` and `order`; returns the part of `out` used. Allocation-free,
+/// one merge pass.
+pub fn build_direct_index<'o>(
+    ips: &[u64],
+    entries: &[RawEntry],
+    layout: Layout,
+    text: &Range<u64>,
+    order: u8,
+    counts: &[u32],
+    out: &'o mut [PackedEntry],
+) -> Result<&'o [PackedEntry], IndexError> {
+    let needed = block_index_len(text, order).ok_or(IndexError::BadRange)?;
+    if counts.len() != needed {
+        return Err(IndexError::BadRange);
+    }
+    let blocks = needed - 1;
+    let out = out.get_mut(..blocks).ok_or(IndexError::BufferTooSmall { needed: blocks })?;
+    let n = ips.len().min(entries.len());
+    // `below` = number of ips <= the last address of the current block.
+    let mut below = 0usize;
+    for (i, slot) in out.iter_mut().enumerate() {
+        let next = text.start.saturating_add(((i as u64) + 1) << order).min(text.end);
+        let last = next - 1;
+        while below < n && ips[below] <= last {
+            below += 1;
+        }
+        let at_start = counts[i] as usize;
+        *slot = if at_start > 0 && at_start == below && at_start <= n {
+            PackedEntry::new(entries[at_start - 1], layout)
+        } else {
+            PackedEntry(DIRECT_MISS)
+        };
+    }
+    Ok(out)
 }
 
 /// Why a block index could not be built.

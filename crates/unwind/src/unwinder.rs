@@ -199,6 +199,16 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The kernel's rules of version `major.minor`: SP_INDIRECT is `*sp + off` from 5.12
+    /// (before: `*(sp + off)`), the frame-pointer guess for addresses without entry from 6.3.
+    pub fn for_kernel(major: u32, minor: u32) -> Config {
+        Config {
+            sp_indirect: if (major, minor) >= (5, 12) { SpIndirect::DerefThenAdd } else { SpIndirect::AddThenDeref },
+            frame_pointer_fallback: (major, minor) >= (6, 3),
+            ..Config::default()
+        }
+    }
+
     /// A user-space process: REGS entries are signal frames (`struct sigcontext`, as the
     /// tables of `orc-linked` describe the signal trampoline), there is no user mode to stop
     /// at, and an address without entry still gets the frame-pointer guess (marked
@@ -494,6 +504,36 @@ impl<'s, L: OrcLookup> Unwinder<'s, L> {
         // them: for a CALL frame `regs` is dropped, so "unchanged" is the current bp.
         let p = packed.0;
         if p & PACKED_SLOW == 0 {
+            // The common case of the common case: the caller's frame is on the same stack,
+            // above this one, with every word read inside it. Then the bounds checks are two
+            // compares against that stack's ends, and the progress check is implied. Anything
+            // else (a stack switch, a read elsewhere, an error) takes the general code below,
+            // which gives the same answers and the same errors.
+            if let Some(s) = state.stack.and_then(|i| self.stacks.get(i)) {
+                let cur = &state.frame;
+                let base = if p & PACKED_SP_IS_BP != 0 { cur.bp } else { cur.sp };
+                if let Some(prev_sp) = base.checked_add_signed(i64::from(p as u16 as i16)) {
+                    let ra_at = prev_sp.wrapping_sub(8);
+                    if prev_sp > cur.sp && prev_sp <= s.end && prev_sp >= 8 && ra_at >= s.start {
+                        let bp_at = if p & PACKED_BP_AT_PREV_SP != 0 {
+                            prev_sp.checked_add_signed(i64::from((p >> 16) as u16 as i16)).filter(|&a| s.contains(a, 8))
+                        } else {
+                            None
+                        };
+                        if p & PACKED_BP_AT_PREV_SP == 0 || bp_at.is_some() {
+                            let new_ip = mem.read_u64(ra_at).ok_or(UnwindError::BadRead { addr: ra_at })?;
+                            let new_bp = match bp_at {
+                                Some(a) => mem.read_u64(a).ok_or(UnwindError::BadRead { addr: a })?,
+                                None => cur.bp,
+                            };
+                            let signal = p & PACKED_SIGNAL != 0;
+                            state.frame = Frame { ip: new_ip, sp: prev_sp, bp: new_bp, signal, regs: None, user_mode: false };
+                            state.prev_regs = None;
+                            return Ok(true);
+                        }
+                    }
+                }
+            }
             let cur = &state.frame;
             let hint = state.stack;
             let base = if p & PACKED_SP_IS_BP != 0 { cur.bp } else { cur.sp };
