@@ -65,7 +65,7 @@ impl Checker<'_> {
     /// objtool's `handle_group_alt`: sets up the original group (once per site) and a
     /// replacement group, and returns the replacement's first instruction.
     fn handle_group_alt(&mut self, alt: &SpecialAlt, orig: InsnId, new: Option<InsnId>) -> Result<Option<InsnId>, Fatal> {
-        let orig_group = match self.p.insns[orig as usize].alt_group {
+        let orig_group = match self.p.alt_group(orig) {
             None => {
                 let cfi = self.alt_cfi.len() as u32;
                 self.alt_cfi.push(vec![None; alt.orig_len as usize]);
@@ -77,7 +77,7 @@ impl Checker<'_> {
                     if self.p.insns[id as usize].offset >= end {
                         break;
                     }
-                    self.p.insns[id as usize].alt_group = Some(g);
+                    self.p.set_alt_group(id, g);
                     last = id;
                     it = self.p.next_in_sec(id);
                 }
@@ -99,20 +99,19 @@ impl Checker<'_> {
         let new_group = self.groups.len() as u32;
         self.groups.push(AltGroup { orig_group: Some(orig_group), first_insn: orig, last_insn: None, nop: None, cfi, feature: alt.feature });
 
-        let orig_sym = self.p.insns[orig as usize].sym;
-        let ignore = self.p.insns[orig as usize].ignore_alts;
+        let orig_sym = self.p.insns[orig as usize].sym.get();
+        let ignore = self.p.insns[orig as usize].ignore_alts();
         let mut nop = None;
         if alt.new_len < alt.orig_len {
             // Pad the replacement to the original's length with a fake NOP, so that the state
             // after its last instruction lands in the shared array at the original's end.
             let (new_sec, new_off) = alt.new.unwrap_or((alt.orig_sec, alt.orig_off));
             let id = self.p.insns.len() as InsnId;
-            let mut pad = Insn::new(new_sec as u32, new_off + u64::from(alt.new_len), alt.orig_len - alt.new_len, InsnKind::Nop, Default::default(), 0);
-            pad.sym = orig_sym;
-            pad.ignore = ignore;
-            pad.alt_group = Some(new_group);
-            pad.fake = true;
+            let mut pad = Insn::fake_nop(new_sec as u32, new_off + u64::from(alt.new_len), alt.orig_len - alt.new_len);
+            pad.sym = orig_sym.into();
+            pad.set_ignore(ignore);
             self.p.insns.push(pad);
+            self.p.set_alt_group(id, new_group);
             nop = Some(id);
         }
 
@@ -134,10 +133,10 @@ impl Checker<'_> {
                 last_new = Some(id);
                 {
                     let insn = &mut self.p.insns[id as usize];
-                    insn.ignore = ignore;
-                    insn.sym = orig_sym;
-                    insn.alt_group = Some(new_group);
+                    insn.set_ignore(ignore);
+                    insn.sym = (orig_sym).into();
                 }
+                self.p.set_alt_group(id, new_group);
                 // (objtool rejects PC-relative relocations in replacements on architectures
                 // that cannot fix them up when patching; x86 fixes them all.)
                 let insn = &self.p.insns[id as usize];
@@ -148,7 +147,7 @@ impl Checker<'_> {
                         let Some(after) = self.p.next_in_sec(orig_last) else {
                             return Err(self.fatal_at(id, "can't find alternative jump destination"));
                         };
-                        self.p.insns[id as usize].jump_dest = Some(after);
+                        self.p.insns[id as usize].jump_dest = Some(after).into();
                     }
                 }
                 it = self.p.next_in_sec(id);
@@ -209,10 +208,10 @@ impl Checker<'_> {
             } else {
                 new
             };
-            let insn = &mut self.p.insns[orig as usize];
-            insn.ignore_alts |= alt.skip_alt;
+            let ignore_alts = self.p.insns[orig as usize].ignore_alts() | alt.skip_alt;
+            self.p.insns[orig as usize].set_ignore_alts(ignore_alts);
             if let Some(t) = target {
-                insn.push_alt_front(Alt { insn: t, skip_orig: alt.skip_orig });
+                self.p.push_alt_front(orig, Alt { insn: t, skip_orig: alt.skip_orig });
             }
         }
         Ok(())

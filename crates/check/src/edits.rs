@@ -80,7 +80,7 @@ impl Checker<'_> {
     /// A length objtool cannot fill is its `invalid NOP size` warning, and nothing is written.
     pub(crate) fn overwrite_insn(&mut self, id: InsnId, bytes: Option<Vec<u8>>, what: &str) {
         let insn = &self.p.insns[id as usize];
-        if insn.fake {
+        if insn.fake() {
             return;
         }
         let Some(bytes) = bytes else {

@@ -44,7 +44,7 @@ impl Checker<'_> {
     /// A jump to the start of another function (a tail call), as opposed to a jump inside the
     /// same function or its `.cold` part.
     fn jump_is_sibling_call(&self, from: InsnId, to: InsnId) -> bool {
-        let (Some(fs), Some(ts)) = (self.p.insns[from as usize].sym, self.p.insns[to as usize].sym) else {
+        let (Some(fs), Some(ts)) = (self.p.insns[from as usize].sym.get(), self.p.insns[to as usize].sym.get()) else {
             return false;
         };
         if !self.is_first_func_insn(to, ts) {
@@ -71,21 +71,21 @@ impl Checker<'_> {
         let insn = &self.p.insns[id as usize];
         match insn.kind {
             InsnKind::JumpDynamic | InsnKind::CallDynamic => None,
-            _ => insn.call_dest,
+            _ => insn.call_dest.get(),
         }
     }
 
     pub(crate) fn is_jump_table_jump(&self, id: InsnId) -> bool {
         let insn = &self.p.insns[id as usize];
-        if insn.kind == InsnKind::JumpDynamic && insn.jump_table.is_some() {
+        if insn.kind == InsnKind::JumpDynamic && self.p.jump_table(id).is_some() {
             return true;
         }
         // A retpoline alternative standing for a jump-table jump.
-        if let Some(g) = insn.alt_group {
+        if let Some(g) = self.p.alt_group(id) {
             if let Some(orig) = self.groups[g as usize].orig_group {
                 let first = self.groups[orig as usize].first_insn;
                 let f = &self.p.insns[first as usize];
-                return matches!(f.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic) && f.jump_table.is_some();
+                return matches!(f.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic) && self.p.jump_table(first).is_some();
             }
         }
         false
@@ -93,11 +93,11 @@ impl Checker<'_> {
 
     /// Removes a call's stack operations: the callee's return undoes the push.
     fn remove_ops(&mut self, id: InsnId) {
-        self.p.insns[id as usize].ops = Default::default();
+        self.p.remove_ops(id);
     }
 
     fn add_call_dest(&mut self, id: InsnId, dest: Option<SymId>, sibling: bool) {
-        self.p.insns[id as usize].call_dest = dest;
+        self.p.insns[id as usize].call_dest = (dest).into();
         let Some(_) = dest else { return };
         self.remove_ops(id);
         self.annotate_call_site(id, sibling);
@@ -111,7 +111,7 @@ impl Checker<'_> {
             InsnKind::JumpConditional => InsnKind::JumpDynamicConditional,
             _ => return,
         };
-        insn.retpoline_safe = true;
+        insn.set_retpoline_safe(true);
         self.remove_ops(id);
         self.annotate_call_site(id, false);
     }
@@ -119,7 +119,7 @@ impl Checker<'_> {
     fn add_return_call(&mut self, id: InsnId, add: bool) {
         let insn = &mut self.p.insns[id as usize];
         insn.kind = InsnKind::Return;
-        insn.retpoline_safe = true;
+        insn.set_retpoline_safe(true);
         if add {
             self.sites.return_sites.push(id);
         }
@@ -159,7 +159,7 @@ impl Checker<'_> {
             let insn = &mut self.p.insns[id as usize];
             insn.kind = if sibling { InsnKind::Return } else { InsnKind::Nop };
             if sibling {
-                insn.retpoline_safe = true;
+                insn.set_retpoline_safe(true);
             }
             return;
         }
@@ -179,9 +179,21 @@ impl Checker<'_> {
         if self.p.insns[id as usize].kind == InsnKind::Call && !init {
             self.sites.calls.push(id);
         }
-        if !sibling && self.dead_end_function(Some(sym), 0) {
-            self.p.insns[id as usize].dead_end = true;
+        if !sibling && self.dead_end_function_memo(sym) {
+            self.p.insns[id as usize].set_dead_end(true);
         }
+    }
+
+    /// [`Checker::dead_end_function`] of `sym`, computed once: vmlinux.o calls some functions
+    /// from thousands of places, and the answer does not change while calls are annotated
+    /// (it reads returns and sibling calls, which are all known by then).
+    fn dead_end_function_memo(&mut self, sym: SymId) -> bool {
+        if let Some(&known) = self.dead_end_memo.get(&sym) {
+            return known;
+        }
+        let dead = self.dead_end_function(Some(sym), 0);
+        self.dead_end_memo.insert(sym, dead);
+        dead
     }
 
     /// True for a function that never returns: named in the kernel's list, or a local
@@ -217,7 +229,7 @@ impl Checker<'_> {
         let mut it = Some(first);
         while let Some(id) = it {
             if self.is_sibling_call(id) {
-                let Some(dest) = self.p.insns[id as usize].jump_dest else {
+                let Some(dest) = self.p.insns[id as usize].jump_dest.get() else {
                     return false;
                 };
                 if recursion == 5 {
@@ -251,7 +263,7 @@ impl Checker<'_> {
     pub(crate) fn add_jump_destinations(&mut self) -> Result<(), Fatal> {
         for id in 0..self.p.insns.len() as InsnId {
             let insn = &self.p.insns[id as usize];
-            if insn.fake || insn.jump_dest.is_some() || !insn.kind.is_static_jump() {
+            if insn.fake() || insn.jump_dest.is_some() || !insn.kind.is_static_jump() {
                 continue;
             }
             let func = self.p.insn_func(id);
@@ -304,7 +316,7 @@ impl Checker<'_> {
                 ));
             };
             // An intra-object jump to a thunk without a relocation.
-            if let Some(ds) = self.p.insns[dest as usize].sym {
+            if let Some(ds) = self.p.insns[dest as usize].sym.get() {
                 let s = &self.p.symbols[ds as usize];
                 if self.p.insns[dest as usize].offset == s.offset {
                     if s.retpoline_thunk {
@@ -330,7 +342,7 @@ impl Checker<'_> {
                 self.add_call_dest(id, df, true);
                 continue;
             }
-            self.p.insns[id as usize].jump_dest = Some(dest);
+            self.p.insns[id as usize].jump_dest = Some(dest).into();
         }
         Ok(())
     }
@@ -344,7 +356,7 @@ impl Checker<'_> {
     pub(crate) fn add_call_destinations(&mut self) -> Result<(), Fatal> {
         for id in 0..self.p.insns.len() as InsnId {
             let insn = &self.p.insns[id as usize];
-            if insn.fake || insn.kind != InsnKind::Call {
+            if insn.fake() || insn.kind != InsnKind::Call {
                 continue;
             }
             let sec = insn.sec as usize;
@@ -353,7 +365,7 @@ impl Checker<'_> {
                     let dest_off = insn.end().wrapping_add(insn.immediate as u64);
                     let dest = self.find_call_destination(sec, dest_off);
                     self.add_call_dest(id, dest, false);
-                    if self.p.insns[id as usize].ignore {
+                    if self.p.insns[id as usize].ignore() {
                         continue;
                     }
                     let where_ = || self.p.offstr(sec, self.p.insns[id as usize].offset);
@@ -373,7 +385,7 @@ impl Checker<'_> {
                         };
                         let insn = &mut self.p.insns[id as usize];
                         insn.kind = InsnKind::JumpUnconditional;
-                        insn.jump_dest = Some(dest);
+                        insn.jump_dest = Some(dest).into();
                         continue;
                     };
                     if self.p.insn_func(id).is_some() && !self.p.symbols[d as usize].is_func() {

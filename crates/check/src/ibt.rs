@@ -45,7 +45,7 @@ impl Checker<'_> {
         let s = &self.p.symbols[sym as usize];
         let Some(first) = s.sec.and_then(|sec| self.p.find_insn(sec, s.offset)) else { return false };
         let f = &self.p.insns[first as usize];
-        if f.kind != InsnKind::Endbr && !f.noendbr {
+        if f.kind != InsnKind::Endbr && !f.noendbr() {
             return false;
         }
         // Checked: the symbol's size is the file's (the fuzz target `check_kernel` gave one that
@@ -68,12 +68,15 @@ impl Checker<'_> {
         ) {
             return 0;
         }
-        let sec = insn.sec as usize;
-        let end = insn.end();
         let mut warnings = 0;
-        let mut from = insn.offset;
-        while let Some(r) = self.p.reloc_in(sec, from, end.saturating_sub(from)).copied() {
-            from = r.offset + 1;
+        let mut last = None;
+        for k in 0..self.p.insn_relocs(id).len() {
+            let r = self.p.insn_relocs(id)[k];
+            // One relocation per offset, the first (as objtool's lookup by offset finds).
+            if last == Some(r.offset) {
+                continue;
+            }
+            last = Some(r.offset);
             let sym = &self.p.symbols[r.symbol];
             if sym.static_call_tramp && !self.era.ibt_checks_static_call_trampolines() {
                 continue;
@@ -95,7 +98,7 @@ impl Checker<'_> {
                     continue;
                 }
             }
-            if d.noendbr || self.noendbr_range(dest) {
+            if d.noendbr() || self.noendbr_range(dest) {
                 continue;
             }
             let target = self.p.offstr(dsec, d.offset);
@@ -129,7 +132,7 @@ impl Checker<'_> {
                     self.sites.endbr_used.insert(dest);
                     continue;
                 }
-                if d.noendbr {
+                if d.noendbr() {
                     continue;
                 }
                 let target = self.p.offstr(dsec, d.offset);
@@ -147,7 +150,7 @@ impl Checker<'_> {
         for si in 0..self.p.sections.len() {
             for id in self.p.sections[si].insns.clone() {
                 let insn = &self.p.insns[id as usize];
-                if insn.retpoline_safe {
+                if insn.retpoline_safe() {
                     continue;
                 }
                 let message = match insn.kind {

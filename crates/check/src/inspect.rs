@@ -136,7 +136,7 @@ impl Checker<'_> {
     fn insn_view(&self, id: InsnId, site: Option<usize>) -> InsnView {
         let insn = &self.p.insns[id as usize];
         let sec = &self.p.sections[insn.sec as usize];
-        let bytes = if insn.fake {
+        let bytes = if insn.fake() {
             Vec::new()
         } else {
             let start = insn.offset as usize;
@@ -159,7 +159,7 @@ impl Checker<'_> {
         let mut out = Vec::new();
         let mut it = Some(first);
         while let Some(id) = it {
-            if self.p.insns[id as usize].fake {
+            if self.p.insns[id as usize].fake() {
                 break;
             }
             out.push(self.insn_view(id, None));
@@ -200,7 +200,7 @@ impl Checker<'_> {
                         break;
                     }
                     let mut site = None;
-                    if let Some(g) = insn.alt_group {
+                    if let Some(g) = self.p.alt_group(id) {
                         let group = &self.groups[g as usize];
                         if group.first_insn == id && group.orig_group.is_none() {
                             site = Some(view.sites.len());
@@ -233,7 +233,7 @@ impl Checker<'_> {
                 continue;
             }
             let start = self.p.insns[g.first_insn as usize].offset;
-            let insns = if self.p.insns[g.first_insn as usize].fake {
+            let insns = if self.p.insns[g.first_insn as usize].fake() {
                 vec![self.insn_view(g.first_insn, None)]
             } else {
                 self.stream(g.first_insn, g.last_insn, g.nop)

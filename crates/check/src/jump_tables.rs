@@ -6,6 +6,8 @@
 use orc_decode::InsnKind;
 use orc_elf::SymbolKind;
 
+use rustc_hash::FxHashMap;
+
 use crate::program::{Alt, InsnId, SymId};
 use crate::report::Fatal;
 use crate::Checker;
@@ -51,7 +53,7 @@ impl Checker<'_> {
 
     /// objtool's `find_jump_table`: walk back from the dynamic jump (using the first
     /// forward-jump source to skip blocks) to the instruction that loads the table.
-    fn find_jump_table(&mut self, func: SymId, jump: InsnId) -> Option<(u32, u32)> {
+    fn find_jump_table(&mut self, func: SymId, jump: InsnId, first_jump_src: &FxHashMap<InsnId, InsnId>) -> Option<(u32, u32)> {
         let mut it = Some(jump);
         while let Some(id) = it {
             let Some(f) = self.p.insn_func(id) else { break };
@@ -59,12 +61,12 @@ impl Checker<'_> {
                 break;
             }
             let insn = &self.p.insns[id as usize];
-            let next = insn.first_jump_src.or_else(|| self.prev_insn_same_sym(id));
+            let next = first_jump_src.get(&id).copied().or_else(|| self.prev_insn_same_sym(id));
             if id != jump && insn.kind == InsnKind::JumpDynamic {
                 break;
             }
             if insn.kind == InsnKind::JumpUnconditional {
-                if let Some(d) = insn.jump_dest {
+                if let Some(d) = insn.jump_dest.get() {
                     let doff = self.p.insns[d as usize].offset;
                     if doff <= insn.offset || doff > self.p.insns[jump as usize].offset {
                         break;
@@ -83,20 +85,22 @@ impl Checker<'_> {
         None
     }
 
-    fn mark_func_jump_tables(&mut self, func: SymId) {
+    /// `first_jump_src`: for an instruction, the first earlier one that jumps forward to it
+    /// (kept aside: few instructions have one, and the instruction record is kept small).
+    fn mark_func_jump_tables(&mut self, func: SymId, first_jump_src: &mut FxHashMap<InsnId, InsnId>) {
         let s = &self.p.symbols[func as usize];
         let Some(sec) = s.sec else { return };
         let mut it = self.p.find_insn(sec, s.offset);
         while let Some(id) = it {
-            if let Some(dest) = self.p.insns[id as usize].jump_dest {
+            if let Some(dest) = self.p.insns[id as usize].jump_dest.get() {
                 let doff = self.p.insns[dest as usize].offset;
-                if doff > self.p.insns[id as usize].offset && self.p.insns[dest as usize].first_jump_src.is_none() {
-                    self.p.insns[dest as usize].first_jump_src = Some(id);
+                if doff > self.p.insns[id as usize].offset {
+                    first_jump_src.entry(dest).or_insert(id);
                 }
             }
             if self.p.insns[id as usize].kind == InsnKind::JumpDynamic {
-                if let Some(t) = self.find_jump_table(func, id) {
-                    self.p.insns[id as usize].jump_table = Some(t);
+                if let Some(t) = self.find_jump_table(func, id, first_jump_src) {
+                    self.p.set_jump_table(id, t);
                 }
             }
             it = self.next_insn_same_func(id);
@@ -112,7 +116,7 @@ impl Checker<'_> {
             let p = &self.p.symbols[pfunc as usize];
             (p.sec, p.offset, p.len)
         };
-        let Some(table) = self.p.insns[id as usize].jump_table else { return Ok(()) };
+        let Some(table) = self.p.jump_table(id) else { return Ok(()) };
         let (tsec, start) = (table.0 as usize, table.1 as usize);
         let mut prev_offset = 0u64;
         let mut k = start;
@@ -135,7 +139,7 @@ impl Checker<'_> {
                     Some(df) if self.p.pfunc(df) == pfunc => {}
                     _ => break,
                 }
-                self.p.insns[id as usize].push_alt_front(Alt { insn: dest, skip_orig: false });
+                self.p.push_alt_front(id, Alt { insn: dest, skip_orig: false });
             }
             prev_offset = r.offset;
             k += 1;
@@ -155,7 +159,7 @@ impl Checker<'_> {
         while let Some(id) = it {
             let insn = &self.p.insns[id as usize];
             if matches!(insn.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic) {
-                if let Some(t) = insn.jump_table {
+                if let Some(t) = self.p.jump_table(id) {
                     if let Some(prev) = pending {
                         self.add_jump_table(prev, Some(t))?;
                     }
@@ -175,11 +179,12 @@ impl Checker<'_> {
         if !self.p.sections.iter().any(|s| s.rodata) {
             return Ok(());
         }
+        let mut first_jump_src = FxHashMap::default();
         for f in 1..self.p.symbols.len() as SymId {
             if !self.p.symbols[f as usize].is_func() {
                 continue;
             }
-            self.mark_func_jump_tables(f);
+            self.mark_func_jump_tables(f, &mut first_jump_src);
             self.add_func_jump_tables(f)?;
         }
         Ok(())

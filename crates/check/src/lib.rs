@@ -33,12 +33,14 @@ pub mod sites;
 pub mod strict;
 pub mod walk;
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use orc_elf::ElfFile;
 use orc_flow::{KernelEra, Noreturns};
 use orc_stack::{CfiId, CfiState, Interner};
 
 use crate::alternatives::AltGroup;
-use crate::program::{InsnId, Program};
+use crate::program::{InsnId, Program, SymId};
 pub use crate::report::{Fatal, Warning};
 
 /// objtool's action flags and options that change the analysis (the kernel passes
@@ -88,6 +90,8 @@ pub struct Options {
     /// Also flag return addresses inside patch sites whose `ip - 1` lookup lands on another
     /// stream's entry (see [`strict`]). Not an objtool check.
     pub strict_alternatives: bool,
+    /// Threads one object's analysis may use (0 and 1: one). The results do not depend on it.
+    pub threads: usize,
 }
 
 impl Options {
@@ -168,6 +172,8 @@ pub struct Checker<'d> {
     pub(crate) pv_ops: Option<noinstr::PvOps>,
     /// What the analysis assumed where objtool would have given up.
     pub assumptions: Vec<String>,
+    /// [`Checker::dead_end_function`]'s answers for called functions.
+    dead_end_memo: rustc_hash::FxHashMap<SymId, bool>,
 }
 
 /// What [`check`] found.
@@ -211,13 +217,13 @@ impl<'d> Checker<'d> {
     /// A warning about an instruction; like objtool, only the first per symbol is kept.
     pub(crate) fn warn_insn(&mut self, id: InsnId, message: String) {
         let insn = &self.p.insns[id as usize];
-        let sym = insn.sym.map(|s| &self.p.symbols[s as usize]);
-        if !sym.is_some_and(|s| s.warned.get()) {
+        let sym = insn.sym.get().map(|s| &self.p.symbols[s as usize]);
+        if !sym.is_some_and(|s| s.warned.load(Relaxed)) {
             let location = self.p.offstr(insn.sec as usize, insn.offset);
             self.warnings.push(Warning { location: Some(location), message });
         }
         if let Some(s) = sym {
-            s.warned.set(true);
+            s.warned.store(true, Relaxed);
         }
     }
 }
@@ -238,7 +244,7 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
         instructions: 0,
         assumptions: Vec::new(),
     };
-    let program = match Program::build(file, era) {
+    let program = match Program::build_with_threads(file, era, opts.threads) {
         Ok(p) => p,
         Err(fatal) => {
             analysis.warnings.push(fatal.warning.clone());
@@ -266,6 +272,7 @@ pub(crate) fn analyse<'d>(file: &ElfFile<'d>, era: KernelEra, opts: &Options) ->
         edits: edits::Edits::default(),
         pv_ops: None,
         assumptions: Vec::new(),
+        dead_end_memo: Default::default(),
     };
     let result = c.run(file);
     analysis.warnings = std::mem::take(&mut c.warnings);

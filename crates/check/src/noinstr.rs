@@ -196,7 +196,7 @@ impl Checker<'_> {
     pub(crate) fn validate_unrets(&mut self) -> Result<usize, Fatal> {
         let mut warnings = 0;
         for id in 0..self.p.insns.len() as InsnId {
-            if !self.p.insns[id as usize].unret {
+            if !self.p.insns[id as usize].unret() {
                 continue;
             }
             match self.validate_unret(id) {
@@ -221,8 +221,9 @@ impl Checker<'_> {
             self.visited[id as usize] |= VISITED_UNRET;
 
             let insn = &self.p.insns[id as usize];
-            if !insn.ignore_alts {
-                if let Some(alts) = insn.alts.clone() {
+            if !insn.ignore_alts() {
+                if !self.p.alts(id).is_empty() {
+                    let alts = self.p.alts(id).to_vec();
                     let mut skip_orig = false;
                     for alt in alts.iter() {
                         skip_orig |= alt.skip_orig;
@@ -245,7 +246,7 @@ impl Checker<'_> {
                 }
                 InsnKind::JumpUnconditional | InsnKind::JumpConditional if !self.is_sibling_call(id) => {
                     let kind = insn.kind;
-                    let Some(dest) = insn.jump_dest else {
+                    let Some(dest) = insn.jump_dest.get() else {
                         self.warn_insn(id, "unresolved jump target after linking?!?".to_string());
                         return Err(());
                     };
@@ -274,10 +275,10 @@ impl Checker<'_> {
                     return Ok(1);
                 }
                 InsnKind::ContextSwitch if self.p.insn_func(id).is_none() => return Ok(0),
-                InsnKind::Nop if insn.retpoline_safe => return Ok(0),
+                InsnKind::Nop if insn.retpoline_safe() => return Ok(0),
                 _ => {}
             }
-            if self.p.insns[id as usize].dead_end {
+            if self.p.insns[id as usize].dead_end() {
                 return Ok(0);
             }
             let Some(next) = next else {

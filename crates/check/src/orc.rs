@@ -52,7 +52,7 @@ impl Checker<'_> {
             while id < sec.insns.end {
                 let insn = &self.p.insns[id as usize];
                 let fail = |e: OrcError| Fatal::at(self.p.offstr(si, insn.offset), e.to_string());
-                match insn.alt_group {
+                match self.p.alt_group(id) {
                     None => {
                         let state = self.insn_cfi[id as usize].map(|c| self.cfi(c));
                         let entry = row_entry(state, self.row_layout()).map_err(fail)?;

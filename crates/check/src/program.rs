@@ -6,7 +6,7 @@
 //! one vector, section after section in section order, so "the next instruction in the
 //! section" is the next index.
 
-use std::cell::Cell;
+use std::sync::atomic::AtomicBool;
 use std::ops::Range;
 
 use orc_decode::{InsnKind, SectionDecoder, StackOps};
@@ -20,6 +20,8 @@ pub type InsnId = u32;
 pub type SymId = u32;
 
 const SHF_EXECINSTR: u64 = 0x4;
+/// The block size of [`Section`]'s instruction index.
+const INSN_BLOCK: usize = 16;
 const STB_GLOBAL: u8 = 1;
 const STB_LOCAL: u8 = 0;
 const STB_WEAK: u8 = 2;
@@ -51,6 +53,10 @@ pub struct Section<'d> {
     pub syms: Vec<SymId>,
     /// `max_end[i]`: the largest `offset + len` among `syms[..=i]` (for containment lookups).
     pub max_end: Vec<u64>,
+    /// `insn_at[b]`: the first instruction at or after offset `16 * b` (one more entry than
+    /// there are 16-byte blocks). An instruction is at most 15 bytes, so finding the one at
+    /// an offset looks at a few records, not a binary search over millions.
+    insn_at: Vec<InsnId>,
 }
 
 /// One symbol, with objtool's derived facts.
@@ -89,7 +95,7 @@ pub struct Symbol<'d> {
     /// `.L*` local label (STT_NOTYPE).
     pub local_label: bool,
     /// A warning was already printed for an instruction of this symbol.
-    pub warned: Cell<bool>,
+    pub warned: AtomicBool,
 }
 
 impl Symbol<'_> {
@@ -108,108 +114,180 @@ pub struct Alt {
     pub skip_orig: bool,
 }
 
+/// An optional index in four bytes (`u32::MAX` stands for none). The instruction record has
+/// several, and `vmlinux.o` has millions of records: `Option<u32>` would take eight each.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OptIndex(u32);
+
+impl OptIndex {
+    /// No index.
+    pub const NONE: OptIndex = OptIndex(u32::MAX);
+
+    /// The index, if any.
+    #[inline]
+    pub fn get(self) -> Option<u32> {
+        (self.0 != u32::MAX).then_some(self.0)
+    }
+
+    /// True when there is an index.
+    #[inline]
+    pub fn is_some(self) -> bool {
+        self.0 != u32::MAX
+    }
+
+    /// True when there is none.
+    #[inline]
+    pub fn is_none(self) -> bool {
+        self.0 == u32::MAX
+    }
+}
+
+impl From<Option<u32>> for OptIndex {
+    /// `Some(u32::MAX)` cannot be stored; no object has that many instructions or symbols
+    /// (the program model refuses one that would).
+    #[inline]
+    fn from(v: Option<u32>) -> OptIndex {
+        OptIndex(v.unwrap_or(u32::MAX))
+    }
+}
+
+impl std::fmt::Debug for OptIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// One decoded instruction plus everything the graph stage learns about it.
+///
+/// There is one per instruction (millions in `vmlinux.o`), so it is kept small: optional
+/// links are [`OptIndex`]es, and what few instructions have (stack operations, alternative
+/// paths, jump tables) lives in side tables of [`Program`], reached by index.
 #[derive(Clone, Debug)]
 pub struct Insn {
-    /// Section index.
-    pub sec: u32,
     /// Offset in the section.
     pub offset: u64,
+    /// Section index.
+    pub sec: u32,
+    /// objtool's `insn->immediate` for direct jumps and calls (their displacement); 0 for
+    /// every other instruction, whose immediate nothing reads.
+    pub immediate: i32,
+    /// The function or label symbol covering the instruction.
+    pub sym: OptIndex,
+    /// Where a direct jump goes, inside this object.
+    pub jump_dest: OptIndex,
+    /// The symbol a call (or sibling call) goes to.
+    pub call_dest: OptIndex,
+    /// The first relocation inside the instruction's bytes: an index in its section's
+    /// `relocs` (objtool's `insn_reloc`, asked of most instructions by several passes).
+    reloc: OptIndex,
+    /// Stack operations (removed for ordinary calls): an index in [`Program::stack_ops`].
+    ops: OptIndex,
+    /// What few instructions have (an alternative group, alternative paths, a switch
+    /// table): an index in [`Program::extras`].
+    extra: OptIndex,
     /// Length in bytes.
     pub len: u8,
     /// Control-flow kind (changed by the graph stage for retpolines, return thunks and
     /// intra-function calls).
     pub kind: InsnKind,
-    /// Stack operations (removed for ordinary calls).
-    pub ops: StackOps,
-    /// objtool's `insn->immediate`.
-    pub immediate: i64,
-    /// The function or label symbol covering the instruction.
-    pub sym: Option<SymId>,
-    /// Execution does not continue after this instruction.
-    pub dead_end: bool,
-    /// Not validated (`STACK_FRAME_NON_STANDARD`): no CFI, hence an undefined ORC entry.
-    pub ignore: bool,
-    /// Do not follow this instruction's alternatives.
-    pub ignore_alts: bool,
-    /// Carries an unwind hint: its CFI is given, not computed.
-    pub hint: bool,
-    /// `UNWIND_HINT_SAVE` is here.
-    pub save: bool,
-    /// `UNWIND_HINT_RESTORE` is here.
-    pub restore: bool,
-    /// A retpoline or return-thunk site, or annotated safe.
-    pub retpoline_safe: bool,
-    /// Annotated as needing no ENDBR.
-    pub noendbr: bool,
-    /// Where a direct jump goes, inside this object.
-    pub jump_dest: Option<InsnId>,
-    /// The symbol a call (or sibling call) goes to.
-    pub call_dest: Option<SymId>,
-    /// For a dynamic jump through a switch table: the table's first relocation
-    /// (section index, index into that section's `relocs`).
-    pub jump_table: Option<(u32, u32)>,
-    /// The first earlier instruction that jumps forward to this one (jump-table search).
-    pub first_jump_src: Option<InsnId>,
-    /// Alternative paths starting here (most recently added first, as objtool keeps them).
-    /// Boxed: almost no instruction has any, and this record exists per instruction.
-    pub alts: Option<Box<Vec<Alt>>>,
-    /// The alternative group this instruction belongs to.
-    pub alt_group: Option<u32>,
-    /// A NOP objtool invents to pad a short replacement; not in any section's range.
-    pub fake: bool,
     /// `instrumentation_begin()` (+1) and `instrumentation_end()` (-1) annotations here.
     pub instr: i8,
-    /// An entry point of the `--unret` walk.
-    pub unret: bool,
+    /// Yes/no facts (bits of [`Insn`]'s accessors: `dead_end`, `ignore`, ...), packed: there
+    /// are ten, and a record per instruction.
+    flags: u16,
+}
+
+/// Declares the flag bits of [`Insn`] with a reader and a setter each.
+macro_rules! insn_flags {
+    ($($bit:literal $name:ident $set:ident: $doc:literal;)*) => {
+        impl Insn {
+            $(
+                #[doc = $doc]
+                #[inline]
+                pub fn $name(&self) -> bool {
+                    self.flags & (1 << $bit) != 0
+                }
+
+                #[doc = concat!("Sets [`Insn::", stringify!($name), "`].")]
+                #[inline]
+                pub fn $set(&mut self, on: bool) {
+                    if on {
+                        self.flags |= 1 << $bit;
+                    } else {
+                        self.flags &= !(1 << $bit);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+insn_flags! {
+    0 dead_end set_dead_end: "Execution does not continue after this instruction.";
+    1 ignore set_ignore: "Not validated (`STACK_FRAME_NON_STANDARD`): no CFI, hence an undefined ORC entry.";
+    2 ignore_alts set_ignore_alts: "Do not follow this instruction's alternatives.";
+    3 hint set_hint: "Carries an unwind hint: its CFI is given, not computed.";
+    4 save set_save: "`UNWIND_HINT_SAVE` is here.";
+    5 restore set_restore: "`UNWIND_HINT_RESTORE` is here.";
+    6 retpoline_safe set_retpoline_safe: "A retpoline or return-thunk site, or annotated safe.";
+    7 noendbr set_noendbr: "Annotated as needing no ENDBR.";
+    8 fake set_fake: "A NOP objtool invents to pad a short replacement; not in any section's range.";
+    9 unret set_unret: "An entry point of the `--unret` walk.";
 }
 
 impl Insn {
-    /// A decoded instruction that nothing is known about yet.
-    pub fn new(sec: u32, offset: u64, len: u8, kind: InsnKind, ops: StackOps, immediate: i64) -> Insn {
+    /// A decoded instruction that nothing is known about yet; its stack operations are
+    /// [`Program::stack_ops`]`[ops]` (`None`: it has none).
+    fn with_ops(sec: u32, offset: u64, len: u8, kind: InsnKind, ops: Option<u32>, immediate: i64) -> Insn {
+        let branch = kind.is_static_jump() || kind == InsnKind::Call;
         Insn {
-            sec,
             offset,
+            sec,
+            // A direct branch's displacement is rel8 or rel32.
+            immediate: if branch { immediate as i32 } else { 0 },
+            sym: OptIndex::NONE,
+            jump_dest: OptIndex::NONE,
+            call_dest: OptIndex::NONE,
+            reloc: OptIndex::NONE,
+            ops: ops.into(),
+            extra: OptIndex::NONE,
             len,
             kind,
-            ops,
-            immediate,
-            sym: None,
+            instr: 0,
             // ud2 is a dead end unless annotated reachable (GCC 7 emits it for divisions by
             // zero).
-            dead_end: kind == InsnKind::Bug,
-            ignore: false,
-            ignore_alts: false,
-            hint: false,
-            save: false,
-            restore: false,
-            retpoline_safe: false,
-            noendbr: false,
-            jump_dest: None,
-            call_dest: None,
-            jump_table: None,
-            first_jump_src: None,
-            alts: None,
-            alt_group: None,
-            fake: false,
-            instr: 0,
-            unret: false,
+            flags: if kind == InsnKind::Bug { 1 } else { 0 },
         }
     }
 
-    /// The alternative paths starting here.
-    pub fn alts(&self) -> &[Alt] {
-        self.alts.as_deref().map_or(&[], |v| v.as_slice())
-    }
-
-    /// Adds an alternative path in front of the others (objtool prepends).
-    pub fn push_alt_front(&mut self, alt: Alt) {
-        self.alts.get_or_insert_with(Default::default).insert(0, alt);
+    /// A NOP objtool invents (no stack operations, no branch).
+    pub fn fake_nop(sec: u32, offset: u64, len: u8) -> Insn {
+        let mut insn = Insn::with_ops(sec, offset, len, InsnKind::Nop, None, 0);
+        insn.set_fake(true);
+        insn
     }
 
     /// Offset just past the instruction.
     pub fn end(&self) -> u64 {
         self.offset + u64::from(self.len)
+    }
+}
+
+/// What few instructions have, kept beside their records.
+#[derive(Clone, Debug)]
+struct Extra {
+    /// The alternative group the instruction belongs to.
+    alt_group: OptIndex,
+    /// Alternative paths starting here, most recently added first.
+    alts: Vec<Alt>,
+    /// For a dynamic jump through a switch table: (section index, index of the table's first
+    /// relocation in that section's `relocs`).
+    jump_table: Option<(u32, u32)>,
+}
+
+impl Default for Extra {
+    fn default() -> Extra {
+        Extra { alt_group: OptIndex::NONE, alts: Vec::new(), jump_table: None }
     }
 }
 
@@ -221,9 +299,13 @@ pub struct Program<'d> {
     pub symbols: Vec<Symbol<'d>>,
     /// Instructions, section by section, then fake NOPs.
     pub insns: Vec<Insn>,
+    /// The stack operations of the instructions that have any (most have none).
+    stack_ops: Vec<StackOps>,
+    /// What few instructions have, by [`Insn`]'s `extra` index.
+    extras: Vec<Extra>,
     /// The first symbol of each name (a `vmlinux.o` has hundreds of thousands: looking names
     /// up by scanning was most of `check`'s time there).
-    by_name: std::collections::HashMap<&'d str, SymId>,
+    by_name: rustc_hash::FxHashMap<&'d str, SymId>,
     /// Warnings name a place by the alias of the symbol containing it (objtool 7.x: the last
     /// symbol of the same address, type and size, e.g. `init_module` for a module's init
     /// function), not by the symbol itself (6.12).
@@ -234,6 +316,18 @@ impl<'d> Program<'d> {
     /// Reads sections and symbols, and decodes every executable section.
     /// Reads `file` as objtool of `era` does.
     pub fn build(file: &ElfFile<'d>, era: orc_flow::KernelEra) -> Result<Program<'d>, Fatal> {
+        Program::build_with_threads(file, era, 1)
+    }
+
+    /// [`Program::build`], decoding each large executable section with up to `threads`
+    /// threads (the result is the same as with one).
+    pub fn build_with_threads(file: &ElfFile<'d>, era: orc_flow::KernelEra, threads: usize) -> Result<Program<'d>, Fatal> {
+        Program::build_in_chunks(file, era, threads, MIN_CHUNK)
+    }
+
+    /// [`Program::build_with_threads`], with sections split in chunks of at least
+    /// `min_chunk` bytes.
+    fn build_in_chunks(file: &ElfFile<'d>, era: orc_flow::KernelEra, threads: usize, min_chunk: u64) -> Result<Program<'d>, Fatal> {
         let mut sections = Vec::with_capacity(file.section_count());
         sections.push(Section {
             index: 0,
@@ -248,6 +342,7 @@ impl<'d> Program<'d> {
             relocs: Vec::new(),
             syms: Vec::new(),
             max_end: Vec::new(),
+            insn_at: Vec::new(),
         });
         for s in file.sections() {
             let s = s.map_err(|e| Fatal::new(e.to_string()))?;
@@ -257,7 +352,10 @@ impl<'d> Program<'d> {
                 Some(r) => file.relocations(r).map_err(|e| Fatal::new(e.to_string()))?,
                 None => Vec::new(),
             };
-            relocs.sort_by_key(|r| r.offset);
+            // Usually in order already; a stable sort would still allocate half their size.
+            if !relocs.is_sorted_by_key(|r| r.offset) {
+                relocs.sort_by_key(|r| r.offset);
+            }
             sections.push(Section {
                 index: s.index,
                 name,
@@ -271,6 +369,7 @@ impl<'d> Program<'d> {
                 relocs,
                 syms: Vec::new(),
                 max_end: Vec::new(),
+            insn_at: Vec::new(),
             });
         }
 
@@ -298,7 +397,7 @@ impl<'d> Program<'d> {
                 embedded_insn: global && (name == "retbleed_return_thunk" || name == "srso_safe_ret"),
                 fentry: global && name == "__fentry__",
                 local_label: sym.kind == SymbolKind::NoType && name.starts_with(".L"),
-                warned: Cell::new(false),
+                warned: AtomicBool::new(false),
             });
         }
         for sym in symbols.iter().skip(1) {
@@ -328,48 +427,120 @@ impl<'d> Program<'d> {
                 return Err(Fatal::new(format!("can't find reloc entry symbol {} (relocations of {})", r.symbol, sec.name)));
             }
         }
+        let mut by_name = rustc_hash::FxHashMap::with_capacity_and_hasher(symbols.len(), Default::default());
+        for s in symbols.iter().skip(1) {
+            by_name.entry(s.name).or_insert(s.index);
+        }
         link_aliases(&sections, &mut symbols);
         if era.cold_parents_by_file_scope() {
             link_cold_parts_by_file_scope(&sections, &mut symbols)?;
         } else {
-            link_cold_parts(&mut symbols)?;
-        }
-
-        let mut by_name = std::collections::HashMap::with_capacity(symbols.len());
-        for s in symbols.iter().skip(1) {
-            by_name.entry(s.name).or_insert(s.index);
+            link_cold_parts(&mut symbols, &by_name)?;
         }
         let names_by_alias = era.warnings_name_aliases();
-        let mut program = Program { sections, symbols, insns: Vec::new(), by_name, names_by_alias };
-        program.decode()?;
+        let mut program = Program {
+            sections,
+            symbols,
+            insns: Vec::new(),
+            stack_ops: Vec::new(),
+            extras: Vec::new(),
+            by_name,
+            names_by_alias,
+        };
+        program.decode(threads, min_chunk)?;
         Ok(program)
     }
 
-    fn decode(&mut self) -> Result<(), Fatal> {
+    fn decode(&mut self, threads: usize, min_chunk: u64) -> Result<(), Fatal> {
         for si in 0..self.sections.len() {
             if !self.sections[si].exec {
                 continue;
             }
             let start = self.insns.len() as InsnId;
             let data = self.sections[si].data;
-            let mut decoder = SectionDecoder::new(data);
+            let bounds = self.chunk_bounds(si, threads, min_chunk);
             // Decode straight into the records (no intermediate list: on a large module that
-            // list alone was as big as the records).
-            let (sections, symbols, insns) = (&self.sections, &self.symbols, &mut self.insns);
+            // list alone was as big as the records), except for the chunks other threads
+            // decode, which come back as small `Decoded` values.
+            let Program { sections, symbols, insns, stack_ops, .. } = self;
+            let (sections, symbols) = (&*sections, &*symbols);
             insns.reserve(data.len() / 4);
-            let mut offset = 0u64;
-            while (offset as usize) < data.len() {
-                let d = decoder
-                    .decode_at(offset, |off| containing(sections, symbols, si, off, |s| s.is_func()).is_some())
-                    .map_err(|e| Fatal::new(format!("{}+0x{:x}: can't decode instruction", sections[si].name, e.offset)))?;
-                offset = d.end();
-                insns.push(Insn::new(si as u32, d.offset, d.len, d.kind, d.stack_ops, d.immediate));
+            let in_function = |off: u64| containing(sections, symbols, si, off, |s| s.is_func()).is_some();
+            let (first, others) = std::thread::scope(|scope| {
+                let workers: Vec<_> = bounds
+                    .windows(2)
+                    .skip(1)
+                    .map(|w| {
+                        let (from, to) = (w[0], w[1]);
+                        let in_function = &in_function;
+                        scope.spawn(move || decode_chunk(data, from, to, in_function))
+                    })
+                    .collect();
+                let first = decode_into(sections, si, 0, bounds[1], &in_function, insns, stack_ops);
+                let others: Vec<_> = workers.into_iter().map(|w| w.join().ok()).collect();
+                (first, others)
+            });
+            // A chunk counts only if the one before ended exactly where it starts (the linear
+            // sweep from the section's start reaches the same boundary); otherwise decode the
+            // rest here, as one thread would have.
+            let mut at = first?;
+            for (k, chunk) in others.into_iter().enumerate() {
+                if at != bounds[k + 1] {
+                    break;
+                }
+                match chunk {
+                    Some(Ok(chunk)) => at = chunk.append_to(sections, si, insns, stack_ops),
+                    Some(Err(offset)) => return Err(Fatal::new(format!("{}+0x{:x}: can't decode instruction", sections[si].name, offset))),
+                    None => break,
+                }
+            }
+            if (at as usize) < data.len() {
+                decode_into(sections, si, at, data.len() as u64, &in_function, insns, stack_ops)?;
+            }
+            if self.insns.len() >= u32::MAX as usize {
+                return Err(Fatal::new("more than 2^32 instructions".to_string()));
             }
             let end = self.insns.len() as InsnId;
             self.sections[si].insns = start..end;
+            let blocks = data.len() / INSN_BLOCK + 1;
+            let mut insn_at = Vec::with_capacity(blocks + 1);
+            let mut id = start;
+            for b in 0..=blocks {
+                while id < end && self.insns[id as usize].offset < (b * INSN_BLOCK) as u64 {
+                    id += 1;
+                }
+                insn_at.push(id);
+            }
+            self.sections[si].insn_at = insn_at;
             self.assign_symbols(si)?;
         }
         Ok(())
+    }
+
+    /// Where the decoding of a section is split between threads: `0`, then the starts of
+    /// functions near equal fractions of it, then its size. One chunk for small sections (a
+    /// thread costs more than it saves) or one thread.
+    fn chunk_bounds(&self, si: usize, threads: usize, min_chunk: u64) -> Vec<u64> {
+        let sec = &self.sections[si];
+        let size = sec.data.len() as u64;
+        let mut bounds = vec![0];
+        // (Chunks give offsets as 32-bit deltas.)
+        let chunks = if size > u64::from(u32::MAX) { 1 } else { (threads as u64).min(size / min_chunk.max(1)).max(1) };
+        for k in 1..chunks {
+            let target = size * k / chunks;
+            let first = sec.syms.partition_point(|&s| self.symbols[s as usize].offset < target);
+            let start = sec.syms[first..]
+                .iter()
+                .map(|&s| &self.symbols[s as usize])
+                .find(|s| s.is_func())
+                .map(|s| s.offset)
+                .filter(|&o| o < size && o > *bounds.last().unwrap_or(&0));
+            if let Some(o) = start {
+                bounds.push(o);
+            }
+        }
+        bounds.push(size);
+        bounds
     }
 
     /// objtool's rule: every FUNC/NOTYPE symbol (its canonical alias) claims the instructions
@@ -398,7 +569,7 @@ impl<'d> Program<'d> {
             let last = self.sections[si].insns.end;
             let mut i = first;
             while i < last && self.insns[i as usize].offset < end {
-                self.insns[i as usize].sym = Some(s);
+                self.insns[i as usize].sym = Some(s).into();
                 i += 1;
             }
         }
@@ -407,15 +578,96 @@ impl<'d> Program<'d> {
 
     /// The instruction starting exactly at `offset` of section `sec`.
     pub fn find_insn(&self, sec: usize, offset: u64) -> Option<InsnId> {
-        let range = self.sections.get(sec)?.insns.clone();
-        let slice = &self.insns[range.start as usize..range.end as usize];
-        slice.binary_search_by_key(&offset, |i| i.offset).ok().map(|k| range.start + k as InsnId)
+        let s = self.sections.get(sec)?;
+        let block = usize::try_from(offset / INSN_BLOCK as u64).ok()?;
+        let mut id = *s.insn_at.get(block)?;
+        while id < s.insns.end {
+            let at = self.insns[id as usize].offset;
+            if at >= offset {
+                return (at == offset).then_some(id);
+            }
+            id += 1;
+        }
+        None
+    }
+
+    /// Every relocation inside the instruction's bytes, in offset order.
+    pub fn insn_relocs(&self, id: InsnId) -> &[Relocation] {
+        let insn = &self.insns[id as usize];
+        let Some(k) = insn.reloc.get() else { return &[] };
+        let relocs = &self.sections[insn.sec as usize].relocs[k as usize..];
+        let n = relocs.iter().take_while(|r| r.offset < insn.end()).count();
+        &relocs[..n]
+    }
+
+    /// The instruction's stack operations.
+    #[inline]
+    pub fn ops(&self, id: InsnId) -> StackOps {
+        match self.insns[id as usize].ops.get() {
+            Some(k) => self.stack_ops[k as usize],
+            None => StackOps::NONE,
+        }
+    }
+
+    /// Removes an instruction's stack operations (a call's: the callee's return undoes its
+    /// push).
+    pub fn remove_ops(&mut self, id: InsnId) {
+        self.insns[id as usize].ops = OptIndex::NONE;
+    }
+
+    fn extra(&self, id: InsnId) -> Option<&Extra> {
+        self.insns[id as usize].extra.get().map(|k| &self.extras[k as usize])
+    }
+
+    fn extra_mut(&mut self, id: InsnId) -> &mut Extra {
+        let k = match self.insns[id as usize].extra.get() {
+            Some(k) => k as usize,
+            None => {
+                self.extras.push(Extra::default());
+                self.insns[id as usize].extra = Some((self.extras.len() - 1) as u32).into();
+                self.extras.len() - 1
+            }
+        };
+        &mut self.extras[k]
+    }
+
+    /// The alternative group the instruction belongs to.
+    #[inline]
+    pub fn alt_group(&self, id: InsnId) -> Option<u32> {
+        self.extra(id).and_then(|e| e.alt_group.get())
+    }
+
+    /// Puts the instruction in an alternative group.
+    pub fn set_alt_group(&mut self, id: InsnId, group: u32) {
+        self.extra_mut(id).alt_group = Some(group).into();
+    }
+
+    /// The alternative paths starting at the instruction, most recently added first (as
+    /// objtool keeps them).
+    #[inline]
+    pub fn alts(&self, id: InsnId) -> &[Alt] {
+        self.extra(id).map_or(&[], |e| &e.alts)
+    }
+
+    /// Adds an alternative path in front of the instruction's others (objtool prepends).
+    pub fn push_alt_front(&mut self, id: InsnId, alt: Alt) {
+        self.extra_mut(id).alts.insert(0, alt);
+    }
+
+    /// The switch table of a dynamic jump: (section index, index of its first relocation).
+    pub fn jump_table(&self, id: InsnId) -> Option<(u32, u32)> {
+        self.extra(id).and_then(|e| e.jump_table)
+    }
+
+    /// Records the switch table of a dynamic jump.
+    pub fn set_jump_table(&mut self, id: InsnId, table: (u32, u32)) {
+        self.extra_mut(id).jump_table = Some(table);
     }
 
     /// The next instruction of the same section.
     pub fn next_in_sec(&self, id: InsnId) -> Option<InsnId> {
         let insn = &self.insns[id as usize];
-        if insn.fake {
+        if insn.fake() {
             return None;
         }
         let next = id + 1;
@@ -425,7 +677,7 @@ impl<'d> Program<'d> {
     /// The previous instruction of the same section.
     pub fn prev_in_sec(&self, id: InsnId) -> Option<InsnId> {
         let insn = &self.insns[id as usize];
-        if insn.fake || id == 0 {
+        if insn.fake() || id == 0 {
             return None;
         }
         (id > self.sections[insn.sec as usize].insns.start).then(|| id - 1)
@@ -433,7 +685,7 @@ impl<'d> Program<'d> {
 
     /// The STT_FUNC symbol covering the instruction (objtool's `insn_func`).
     pub fn insn_func(&self, id: InsnId) -> Option<SymId> {
-        self.insns[id as usize].sym.filter(|&s| self.symbols[s as usize].is_func())
+        self.insns[id as usize].sym.get().filter(|&s| self.symbols[s as usize].is_func())
     }
 
     /// The symbol's parent function (itself unless it is a `.cold` part).
@@ -491,10 +743,8 @@ impl<'d> Program<'d> {
     /// The relocation inside an instruction's bytes (objtool's `insn_reloc`).
     pub fn insn_reloc(&self, id: InsnId) -> Option<&Relocation> {
         let insn = &self.insns[id as usize];
-        if insn.fake {
-            return None;
-        }
-        self.reloc_in(insn.sec as usize, insn.offset, u64::from(insn.len))
+        let k = insn.reloc.get()?;
+        self.sections[insn.sec as usize].relocs.get(k as usize)
     }
 
     /// objtool's `offstr`: `func+0xoff` (the containing function, else any containing
@@ -564,7 +814,7 @@ fn null_symbol<'d>() -> Symbol<'d> {
         embedded_insn: false,
         fentry: false,
         local_label: false,
-        warned: Cell::new(false),
+        warned: AtomicBool::new(false),
     }
 }
 
@@ -602,14 +852,15 @@ fn link_aliases(sections: &[Section<'_>], symbols: &mut [Symbol<'_>]) {
 
 /// `foo.cold` parts: link them to `foo`, and shrink `foo` when the part sits at its end
 /// (`-fno-reorder-functions` puts it inside).
-fn link_cold_parts(symbols: &mut [Symbol<'_>]) -> Result<(), Fatal> {
+fn link_cold_parts(symbols: &mut [Symbol<'_>], by_name: &rustc_hash::FxHashMap<&str, SymId>) -> Result<(), Fatal> {
     for i in 1..symbols.len() {
         if !symbols[i].is_func() || symbols[i].sec.is_none() {
             continue;
         }
         let Some(at) = symbols[i].name.find(".cold") else { continue };
         let parent_name = &symbols[i].name[..at];
-        let Some(p) = symbols.iter().skip(1).position(|s| s.name == parent_name).map(|p| p + 1) else {
+        // The first symbol of that name (a scan per part was quadratic in vmlinux.o).
+        let Some(p) = by_name.get(parent_name).map(|&p| p as usize) else {
             return Err(Fatal::new(format!("{}(): can't find parent function", symbols[i].name)));
         };
         symbols[i].pfunc = p as SymId;
@@ -688,4 +939,185 @@ fn containing(sections: &[Section<'_>], symbols: &[Symbol<'_>], sec: usize, offs
             let sym = &symbols[s as usize];
             sym.len != 0 && offset - sym.offset < sym.len && sym.kind != SymbolKind::Section && pred(sym)
         })
+}
+
+/// Sections below this many bytes per thread are decoded by one thread.
+const MIN_CHUNK: u64 = 1 << 20;
+
+/// Decodes section `si` from `from` while the offset is below `to`, appending records to
+/// `insns`; returns where the last instruction ends.
+fn decode_into(
+    sections: &[Section<'_>],
+    si: usize,
+    from: u64,
+    to: u64,
+    in_function: &(impl Fn(u64) -> bool + Sync),
+    insns: &mut Vec<Insn>,
+    stack_ops: &mut Vec<StackOps>,
+) -> Result<u64, Fatal> {
+    let section = &sections[si];
+    let mut decoder = SectionDecoder::new(section.data);
+    let relocs = &section.relocs;
+    let mut next_reloc = relocs.partition_point(|r| r.offset < from);
+    let mut offset = from;
+    while offset < to {
+        let d = decoder
+            .decode_at(offset, in_function)
+            .map_err(|e| Fatal::new(format!("{}+0x{:x}: can't decode instruction", section.name, e.offset)))?;
+        offset = d.end();
+        let ops = (!d.stack_ops.is_empty()).then(|| {
+            stack_ops.push(d.stack_ops);
+            (stack_ops.len() - 1) as u32
+        });
+        let mut insn = Insn::with_ops(si as u32, d.offset, d.len, d.kind, ops, d.immediate);
+        insn.reloc = first_reloc_in(relocs, &mut next_reloc, d.offset, d.end());
+        insns.push(insn);
+    }
+    Ok(offset)
+}
+
+/// The first of `relocs` (sorted by offset) inside `[start, end)`, searched from `*next`,
+/// which moves up to `start`: instructions and relocations both go up by offset, so one merge
+/// finds every instruction's relocation without a search.
+fn first_reloc_in(relocs: &[Relocation], next: &mut usize, start: u64, end: u64) -> OptIndex {
+    while *next < relocs.len() && relocs[*next].offset < start {
+        *next += 1;
+    }
+    let found = *next < relocs.len() && relocs[*next].offset < end;
+    found.then_some(*next as u32).into()
+}
+
+/// An instruction a worker thread decoded: what the record is made of, in 16 bytes.
+struct Decoded {
+    /// Offset from the chunk's start.
+    delta: u32,
+    /// The immediate as [`Insn`] keeps it (a branch's displacement fits).
+    immediate: i32,
+    /// Index in the chunk's own stack operations.
+    ops: OptIndex,
+    len: u8,
+    kind: InsnKind,
+}
+
+/// The instructions of one chunk of a section, decoded by a worker thread.
+struct Chunk {
+    /// Where it starts.
+    from: u64,
+    insns: Vec<Decoded>,
+    stack_ops: Vec<StackOps>,
+    /// Where the last instruction ends.
+    end: u64,
+}
+
+impl Chunk {
+    /// Appends the chunk's records (stack operations renumbered, relocations found);
+    /// returns where it ends.
+    fn append_to(self, sections: &[Section<'_>], si: usize, insns: &mut Vec<Insn>, stack_ops: &mut Vec<StackOps>) -> u64 {
+        let base = stack_ops.len() as u32;
+        stack_ops.extend_from_slice(&self.stack_ops);
+        let relocs = &sections[si].relocs;
+        let mut next_reloc = relocs.partition_point(|r| r.offset < self.from);
+        for d in &self.insns {
+            let offset = self.from + u64::from(d.delta);
+            let mut insn = Insn::with_ops(si as u32, offset, d.len, d.kind, d.ops.get().map(|k| k + base), i64::from(d.immediate));
+            insn.reloc = first_reloc_in(relocs, &mut next_reloc, offset, offset + u64::from(d.len));
+            insns.push(insn);
+        }
+        self.end
+    }
+}
+
+/// Decodes `data` from `from` while the offset is below `to` (a worker thread's share of a
+/// section); an error is the offset that does not decode.
+fn decode_chunk(data: &[u8], from: u64, to: u64, in_function: &(impl Fn(u64) -> bool + Sync)) -> Result<Chunk, u64> {
+    let mut decoder = SectionDecoder::new(data);
+    let mut chunk = Chunk { from, insns: Vec::with_capacity(((to - from) / 4) as usize), stack_ops: Vec::new(), end: from };
+    while chunk.end < to {
+        let d = decoder.decode_at(chunk.end, in_function).map_err(|e| e.offset)?;
+        chunk.end = d.end();
+        let ops = (!d.stack_ops.is_empty()).then(|| {
+            chunk.stack_ops.push(d.stack_ops);
+            (chunk.stack_ops.len() - 1) as u32
+        });
+        let delta = u32::try_from(d.offset - from).map_err(|_| d.offset)?;
+        chunk.insns.push(Decoded { delta, immediate: d.immediate as i32, ops: ops.into(), len: d.len, kind: d.kind });
+    }
+    Ok(chunk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `vmlinux.o` has millions of instruction records: their size is most of `check`'s
+    /// memory there (they were 128 bytes each).
+    #[test]
+    fn instruction_record_stays_small() {
+        let size = std::mem::size_of::<Insn>();
+        eprintln!("Insn: {size} bytes");
+        assert!(size <= 48, "Insn grew to {size} bytes");
+        assert_eq!(std::mem::size_of::<OptIndex>(), 4);
+        // The state before each instruction.
+        assert_eq!(std::mem::size_of::<Option<orc_stack::CfiId>>(), 4);
+    }
+
+    fn functions(stray: &str) -> Vec<u8> {
+        let mut src = String::from(".text\n");
+        for i in 0..64 {
+            src += &format!(".globl f{i}\n.type f{i},@function\nf{i}:\npush %rbp\nmov %rsp,%rbp\nsub $16,%rsp\n");
+            src += &format!("call f{}\nadd $16,%rsp\npop %rbp\nret\nint3\n.size f{i}, .-f{i}\n", (i + 1) % 64);
+            if i % 5 == 2 {
+                src += stray;
+            }
+        }
+        orc_testkit::assemble(&src)
+    }
+
+    fn describe(p: &Program<'_>) -> Vec<String> {
+        (0..p.insns.len() as InsnId).map(|id| format!("{:?} {:?} {:?}", p.insns[id as usize], p.ops(id), p.extra(id))).collect()
+    }
+
+    /// Functions split between threads give the records one thread makes.
+    #[test]
+    fn threads_decode_what_one_thread_decodes() {
+        let bytes = functions(".byte 0x90\n");
+        let file = ElfFile::parse(&bytes).expect("assembled object");
+        let one = Program::build_in_chunks(&file, orc_flow::KernelEra::V6_12, 1, 64).expect("one thread");
+        assert!(one.insns.len() > 64 * 8);
+        let text = one.sections.iter().position(|s| s.name == ".text").expect(".text");
+        for threads in [2, 3, 8, 64] {
+            let many = Program::build_in_chunks(&file, orc_flow::KernelEra::V6_12, threads, 64).expect("threads");
+            assert!(many.chunk_bounds(text, threads, 64).len() > 2, "{threads} threads: the section is split");
+            assert_eq!(describe(&one), describe(&many), "{threads} threads");
+            for (a, b) in one.sections.iter().zip(&many.sections) {
+                assert_eq!((&a.insns, &a.insn_at), (&b.insns, &b.insn_at));
+            }
+        }
+    }
+
+    /// A stray `e9` (a 5-byte jmp to the linear sweep) swallows the next function's first
+    /// bytes: a chunk starting there is not what the sweep decodes, and the answer is the
+    /// sweep's (here objtool's refusal of a function that starts inside an instruction).
+    #[test]
+    fn a_chunk_the_sweep_does_not_reach_gives_way() {
+        let bytes = functions(".byte 0xe9\n");
+        let file = ElfFile::parse(&bytes).expect("assembled object");
+        let message = |threads| match Program::build_in_chunks(&file, orc_flow::KernelEra::V6_12, threads, 64) {
+            Ok(_) => "no error".to_string(),
+            Err(fatal) => fatal.warning.message,
+        };
+        let one = message(1);
+        assert!(one.contains("can't find starting instruction"), "{one}");
+        for threads in [2, 3, 8, 64] {
+            assert_eq!(message(threads), one, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn optional_index_round_trips() {
+        assert_eq!(OptIndex::from(None).get(), None);
+        assert_eq!(OptIndex::from(Some(0)).get(), Some(0));
+        assert_eq!(OptIndex::from(Some(u32::MAX - 1)).get(), Some(u32::MAX - 1));
+        assert!(OptIndex::NONE.is_none() && OptIndex::from(Some(7)).is_some());
+    }
 }

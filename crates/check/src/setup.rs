@@ -69,11 +69,11 @@ impl Checker<'_> {
 
         for a in of(AnnotationKind::IgnoreAlts) {
             let Some(id) = self.insn_at(a.site) else { return Err(Fatal::new("bad .discard.ignore_alts entry")) };
-            self.p.insns[id as usize].ignore_alts = true;
+            self.p.insns[id as usize].set_ignore_alts(true);
         }
         for a in of(AnnotationKind::NoEndbr) {
             let Some(id) = self.insn_at(a.site) else { return Err(Fatal::new("bad .discard.noendbr entry")) };
-            self.p.insns[id as usize].noendbr = true;
+            self.p.insns[id as usize].set_noendbr(true);
         }
 
         if self.opts.stackval || self.opts.orc || self.opts.uaccess || self.opts.noinstr || self.opts.hack_jump_label {
@@ -93,7 +93,7 @@ impl Checker<'_> {
             insn.kind = InsnKind::JumpUnconditional;
             let (sec, dest) = (insn.sec as usize, insn.end().wrapping_add(insn.immediate as u64));
             match self.p.find_insn(sec, dest) {
-                Some(d) => self.p.insns[id as usize].jump_dest = Some(d),
+                Some(d) => self.p.insns[id as usize].jump_dest = Some(d).into(),
                 None => {
                     let insn = &self.p.insns[id as usize];
                     return Err(Fatal::at(
@@ -119,7 +119,7 @@ impl Checker<'_> {
             let Some(id) = target else {
                 return Err(Fatal::new(format!("can't find {what} insn at {}+0x{:x}", self.p.sections[sec].name, a.site.offset)));
             };
-            self.p.insns[id as usize].dead_end = a.kind == AnnotationKind::Unreachable;
+            self.p.insns[id as usize].set_dead_end(a.kind == AnnotationKind::Unreachable);
         }
 
         self.add_jump_table_alts()?;
@@ -131,7 +131,7 @@ impl Checker<'_> {
             if !matches!(insn.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic | InsnKind::Return | InsnKind::Nop) {
                 return Err(Fatal::at(self.p.offstr(insn.sec as usize, insn.offset), "retpoline_safe hint not an indirect jump/call/ret/nop"));
             }
-            self.p.insns[id as usize].retpoline_safe = true;
+            self.p.insns[id as usize].set_retpoline_safe(true);
         }
         for a in of(AnnotationKind::InstrEnd) {
             let Some(id) = self.insn_at(a.site) else { return Err(Fatal::new("bad .discard.instr_end entry")) };
@@ -146,7 +146,7 @@ impl Checker<'_> {
         for a in of(AnnotationKind::UnretBegin) {
             // objtool's message names the wrong section here; kept, as it is what users see.
             let Some(id) = self.insn_at(a.site) else { return Err(Fatal::new("bad .discard.instr_end entry")) };
-            self.p.insns[id as usize].unret = true;
+            self.p.insns[id as usize].set_unret(true);
         }
         Ok(())
     }
@@ -188,7 +188,7 @@ impl Checker<'_> {
             let Some(sec) = s.sec else { continue };
             let mut it = self.p.find_insn(sec, s.offset);
             while let Some(id) = it {
-                self.p.insns[id as usize].ignore = true;
+                self.p.insns[id as usize].set_ignore(true);
                 it = self.next_insn_same_func(id);
             }
         }
@@ -264,7 +264,7 @@ impl Checker<'_> {
             if hint.kind == HintKind::RegsPartial && self.opts.ibt {
                 let insn = &self.p.insns[id as usize];
                 if let Some(sym) = self.p.find_symbol_by_offset(insn.sec as usize, insn.offset) {
-                    if self.p.is_global(sym) && insn.kind != InsnKind::Endbr && !insn.noendbr {
+                    if self.p.is_global(sym) && insn.kind != InsnKind::Endbr && !insn.noendbr() {
                         self.warn_insn(id, "UNWIND_HINT_IRET_REGS without ENDBR".to_string());
                     }
                 }
@@ -275,14 +275,14 @@ impl Checker<'_> {
                 Fatal::at(self.p.offstr(insn.sec as usize, insn.offset), e.to_string())
             })?;
             let insn = &mut self.p.insns[id as usize];
-            insn.hint = action.is_hint();
+            insn.set_hint(action.is_hint());
             match action {
                 HintAction::State(state) => {
                     let c = self.intern(&state);
                     self.insn_cfi[id as usize] = Some(c);
                 }
-                HintAction::Save => insn.save = true,
-                HintAction::Restore => insn.restore = true,
+                HintAction::Save => insn.set_save(true),
+                HintAction::Restore => insn.set_restore(true),
                 // Not produced: `stack_hint` keeps RET_OFFSET records a state hint.
                 HintAction::RetOffset(_) => {}
             }
@@ -296,7 +296,7 @@ impl Checker<'_> {
         let mut warnings = 0;
         for id in 0..self.p.insns.len() as InsnId {
             let insn = &self.p.insns[id as usize];
-            if insn.fake || insn.retpoline_safe {
+            if insn.fake() || insn.retpoline_safe() {
                 continue;
             }
             let message = match insn.kind {

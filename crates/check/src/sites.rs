@@ -189,7 +189,7 @@ impl Checker<'_> {
                     continue;
                 }
                 let insn = &self.p.insns[id as usize];
-                if let Some(s) = insn.sym {
+                if let Some(s) = insn.sym.get() {
                     let sym = &self.p.symbols[s as usize];
                     if self.opts.module
                         && sym.kind == SymbolKind::Func

@@ -35,7 +35,7 @@ impl Checker<'_> {
         let mut it = Some(first);
         while let Some(id) = it {
             let insn = &self.p.insns[id as usize];
-            if insn.fake {
+            if insn.fake() {
                 break;
             }
             if matches!(insn.kind, InsnKind::Call | InsnKind::CallDynamic) {

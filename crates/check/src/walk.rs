@@ -45,7 +45,7 @@ impl Checker<'_> {
     /// The instruction executed after `id`: the next one in the section, except at the end of
     /// a replacement, where execution continues after the original (patching is in place).
     pub(crate) fn next_insn_to_validate(&self, id: InsnId) -> Option<InsnId> {
-        if let Some(g) = self.p.insns[id as usize].alt_group {
+        if let Some(g) = self.p.alt_group(id) {
             let group = &self.groups[g as usize];
             if let Some(nop) = group.nop {
                 if Some(id) == group.last_insn {
@@ -70,7 +70,7 @@ impl Checker<'_> {
     /// Stores the instruction's state in its site's shared per-byte array; a different state
     /// already there is the "stack layout conflict" of alternatives.
     fn propagate_alt_cfi(&mut self, id: InsnId) -> Walk {
-        let Some(g) = self.p.insns[id as usize].alt_group else { return Ok(()) };
+        let Some(g) = self.p.alt_group(id) else { return Ok(()) };
         let Some(cfi) = self.insn_cfi[id as usize] else {
             self.warn("CFI missing".to_string());
             return Err(());
@@ -101,13 +101,12 @@ impl Checker<'_> {
 
     /// Applies the instruction's stack operations to the state.
     fn handle_insn_ops(&mut self, id: InsnId, next: Option<InsnId>, state: &mut InsnState) -> Walk {
-        let insn = &self.p.insns[id as usize];
         // Copied out (two inline slots, no allocation) so that warnings can borrow `self`.
-        let ops = insn.ops;
-        let in_alt = insn.alt_group.is_some();
+        let ops = self.p.ops(id);
+        let in_alt = self.p.alt_group(id).is_some();
         let ctx = OpContext {
             in_function: self.p.insn_func(id).is_some(),
-            next_has_hint: next.is_some_and(|n| self.p.insns[n as usize].hint),
+            next_has_hint: next.is_some_and(|n| self.p.insns[n as usize].hint()),
             stackval: self.opts.stackval,
         };
         for &op in ops.iter() {
@@ -191,9 +190,19 @@ impl Checker<'_> {
     }
 
     /// objtool's `validate_branch`.
-    pub(crate) fn validate_branch(&mut self, func: Option<SymId>, start: InsnId, mut state: InsnState) -> Walk {
+    pub(crate) fn validate_branch(&mut self, func: Option<SymId>, start: InsnId, state: InsnState) -> Walk {
+        self.validate_branch_from(func, start, state, None)
+    }
+
+    /// [`Checker::validate_branch`], given the interned handle of `state.cfi` when the caller
+    /// knows it.
+    fn validate_branch_from(&mut self, func: Option<SymId>, start: InsnId, mut state: InsnState, known: Option<orc_stack::CfiId>) -> Walk {
         let mut id = start;
         let mut prev: Option<InsnId> = None;
+        // The interned handle of `state.cfi` while it is known (equal states have one handle):
+        // most instructions leave the state alone, and comparing or hashing it at each one
+        // was a good part of the walk.
+        let mut current: Option<orc_stack::CfiId> = known;
         let sec = self.p.insns[start as usize].sec as usize;
         loop {
             let next = self.next_insn_to_validate(id);
@@ -210,7 +219,7 @@ impl Checker<'_> {
                     return Err(());
                 }
             }
-            if func.is_some() && self.p.insns[id as usize].ignore {
+            if func.is_some() && self.p.insns[id as usize].ignore() {
                 self.warn_insn(id, "BUG: why am I validating an ignored function?".to_string());
                 return Err(());
             }
@@ -218,7 +227,7 @@ impl Checker<'_> {
             let visited_bit = VISITED_BRANCH << u8::from(state.uaccess);
             let visited = self.visited[id as usize];
             if visited & VISITED_BRANCH_MASK != 0 {
-                if !self.p.insns[id as usize].hint {
+                if !self.p.insns[id as usize].hint() && (current.is_none() || self.insn_cfi[id as usize] != current) {
                     let stored = self.insn_cfi[id as usize].map(|c| self.cfi(c));
                     match stored {
                         None => {
@@ -242,8 +251,8 @@ impl Checker<'_> {
             }
 
             let insn = &self.p.insns[id as usize];
-            if insn.hint {
-                if insn.restore {
+            if insn.hint() {
+                if insn.restore() {
                     // UNWIND_HINT_RESTORE: the state saved by the nearest SAVE before it.
                     let mut save = None;
                     let sym_start = func.map(|f| self.p.symbols[f as usize].offset);
@@ -252,7 +261,7 @@ impl Checker<'_> {
                         if self.p.insns[i as usize].offset < lo {
                             break;
                         }
-                        if self.p.insns[i as usize].save {
+                        if self.p.insns[i as usize].save() {
                             save = Some(i);
                             break;
                         }
@@ -272,30 +281,34 @@ impl Checker<'_> {
                     self.insn_cfi[id as usize] = self.insn_cfi[save as usize];
                 }
                 match self.insn_cfi[id as usize] {
-                    Some(c) => state.cfi = *self.cfi(c),
+                    Some(c) => {
+                        state.cfi = *self.cfi(c);
+                        current = Some(c);
+                    }
                     None => {
                         self.warn("CFI missing".to_string());
                         return Err(());
                     }
                 }
             } else {
-                let reuse = prev.and_then(|p| self.insn_cfi[p as usize]).filter(|&c| *self.cfi(c) == state.cfi);
-                self.insn_cfi[id as usize] = Some(match reuse {
+                let c = match current {
                     Some(c) => c,
                     None => self.intern(&state.cfi),
-                });
+                };
+                current = Some(c);
+                self.insn_cfi[id as usize] = Some(c);
             }
             self.visited[id as usize] |= visited_bit;
 
             self.propagate_alt_cfi(id)?;
 
             let insn = &self.p.insns[id as usize];
-            if !insn.ignore_alts && !insn.alts().is_empty() {
-                let alts = insn.alts().to_vec();
+            if !insn.ignore_alts() && !self.p.alts(id).is_empty() {
+                let alts = self.p.alts(id).to_vec();
                 let mut skip_orig = false;
                 for alt in alts {
                     skip_orig |= alt.skip_orig;
-                    self.validate_branch(func, alt.insn, state.clone())?;
+                    self.validate_branch_from(func, alt.insn, state.clone(), current)?;
                 }
                 if skip_orig {
                     return Ok(());
@@ -303,6 +316,9 @@ impl Checker<'_> {
             }
 
             self.handle_insn_ops(id, next, &mut state)?;
+            if !self.p.ops(id).is_empty() {
+                current = current.filter(|&c| *self.cfi(c) == state.cfi);
+            }
 
             let insn = &self.p.insns[id as usize];
             match insn.kind {
@@ -313,15 +329,15 @@ impl Checker<'_> {
                         self.warn_insn(id, "call without frame pointer save/setup".to_string());
                         return Err(());
                     }
-                    if self.p.insns[id as usize].dead_end {
+                    if self.p.insns[id as usize].dead_end() {
                         return Ok(());
                     }
                 }
                 InsnKind::JumpConditional | InsnKind::JumpUnconditional => {
                     if self.is_sibling_call(id) {
                         self.validate_sibling_call(id, &state)?;
-                    } else if let Some(dest) = self.p.insns[id as usize].jump_dest {
-                        self.validate_branch(func, dest, state.clone())?;
+                    } else if let Some(dest) = self.p.insns[id as usize].jump_dest.get() {
+                        self.validate_branch_from(func, dest, state.clone(), current)?;
                     }
                     if self.p.insns[id as usize].kind == InsnKind::JumpUnconditional {
                         return Ok(());
@@ -337,7 +353,7 @@ impl Checker<'_> {
                 }
                 InsnKind::ContextSwitch => {
                     if func.is_some() {
-                        if !next.is_some_and(|n| self.p.insns[n as usize].hint) {
+                        if !next.is_some_and(|n| self.p.insns[n as usize].hint()) {
                             self.warn_insn(id, "unsupported instruction in callable function".to_string());
                             return Err(());
                         }
@@ -380,7 +396,7 @@ impl Checker<'_> {
                 _ => {}
             }
 
-            if self.p.insns[id as usize].dead_end {
+            if self.p.insns[id as usize].dead_end() {
                 return Ok(());
             }
             let Some(n) = next else {
@@ -440,7 +456,7 @@ impl Checker<'_> {
             return Ok(());
         }
         let Some(id) = self.p.find_insn(sec, sym.offset) else { return Ok(()) };
-        if self.p.insns[id as usize].ignore || self.visited[id as usize] != 0 {
+        if self.p.insns[id as usize].ignore() || self.visited[id as usize] != 0 {
             return Ok(());
         }
         if self.opts.uaccess {
@@ -459,7 +475,7 @@ impl Checker<'_> {
         let mut warnings = 0;
         for id in 0..self.p.insns.len() as InsnId {
             let insn = &self.p.insns[id as usize];
-            if insn.fake || !insn.hint || self.visited[id as usize] != 0 || insn.ignore {
+            if insn.fake() || !insn.hint() || self.visited[id as usize] != 0 || insn.ignore() {
                 continue;
             }
             let state = InsnState::new(CfiState::UNKNOWN);
@@ -482,7 +498,7 @@ impl Checker<'_> {
                     continue;
                 }
                 if let Some(prev) = self.p.prev_in_sec(id) {
-                    if self.p.insns[prev as usize].dead_end {
+                    if self.p.insns[prev as usize].dead_end() {
                         if let Some(dest) = self.call_dest(prev) {
                             let name = self.p.symbols[dest as usize].name;
                             let text = if self.era.noreturn_warning_names_noreturns_h() {
@@ -506,7 +522,7 @@ impl Checker<'_> {
     /// objtool's `ignore_unreachable_insn`: unreached code that is not worth a warning.
     fn ignore_unreachable_insn(&mut self, start: InsnId) -> bool {
         let insn = &self.p.insns[start as usize];
-        if insn.ignore || matches!(insn.kind, InsnKind::Nop | InsnKind::Trap) {
+        if insn.ignore() || matches!(insn.kind, InsnKind::Nop | InsnKind::Trap) {
             return true;
         }
         let sec = insn.sec as usize;
@@ -527,12 +543,12 @@ impl Checker<'_> {
                 if self.p.insns[id as usize].offset >= end {
                     break;
                 }
-                if let Some(dest) = self.p.insns[id as usize].jump_dest {
+                if let Some(dest) = self.p.insns[id as usize].jump_dest.get() {
                     if let Some(df) = self.p.insn_func(dest) {
                         if self.p.symbols[df as usize].name.contains(".cold") {
                             let mut d = Some(dest);
                             while let Some(x) = d {
-                                self.p.insns[x as usize].ignore = true;
+                                self.p.insns[x as usize].set_ignore(true);
                                 d = self.next_insn_same_func(x);
                             }
                         }
@@ -550,8 +566,8 @@ impl Checker<'_> {
         if let Some(prev) = self.p.prev_in_sec(start) {
             let insn = &self.p.insns[start as usize];
             let to_bug = insn.kind == InsnKind::JumpUnconditional
-                && insn.jump_dest.is_some_and(|d| self.p.insns[d as usize].kind == InsnKind::Bug);
-            if self.p.insns[prev as usize].dead_end && (insn.kind == InsnKind::Bug || to_bug) {
+                && insn.jump_dest.get().is_some_and(|d| self.p.insns[d as usize].kind == InsnKind::Bug);
+            if self.p.insns[prev as usize].dead_end() && (insn.kind == InsnKind::Bug || to_bug) {
                 return true;
             }
         }
@@ -568,7 +584,7 @@ impl Checker<'_> {
                 }
             }
             if insn.kind == InsnKind::JumpUnconditional {
-                match insn.jump_dest {
+                match insn.jump_dest.get() {
                     Some(d) if self.p.insn_func(d) == self.p.insn_func(id) => {
                         id = d;
                         continue;

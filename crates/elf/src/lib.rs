@@ -14,6 +14,7 @@
 
 mod error;
 mod file;
+mod append;
 pub mod compare;
 pub mod modinfo;
 pub mod orc;

@@ -161,13 +161,37 @@ const MAX_ALIGN: u64 = 1 << 24;
 /// (`vmlinux.o`: millions of relocations) takes as long as a good part of the analysis, so a
 /// caller may read it on another thread while the analysis runs, then [`Rewriter::finish`].
 pub struct Rewriter<'data> {
-    builder: Builder<'data>,
+    how: How<'data>,
     input_len: usize,
 }
 
+/// How an object is rewritten.
+enum How<'data> {
+    /// Sections kept in place, the new ones appended ([`crate::append`]): most objects.
+    Append(crate::append::Layout<'data>),
+    /// Rebuilt and laid out anew by `object`'s builder: the others.
+    Rebuild(Box<Builder<'data>>),
+}
+
 impl<'data> Rewriter<'data> {
-    /// Reads `input` into the rebuilder.
+    /// Reads `input` for rewriting: its section headers when the appending writer takes it
+    /// (cheap), else the whole object into the rebuilder.
     pub fn read(input: &'data [u8]) -> Result<Self, ElfError> {
+        Self::read_as(input, true)
+    }
+
+    /// [`Rewriter::read`], always through the rebuilder (`append: false`): the two writers
+    /// must make the same object, and tests compare them.
+    pub fn read_as(input: &'data [u8], append: bool) -> Result<Self, ElfError> {
+        let how = match append.then(|| crate::append::Layout::read(input)).transpose()?.flatten() {
+            Some(layout) => How::Append(layout),
+            None => How::Rebuild(Box::new(Self::builder(input)?)),
+        };
+        Ok(Rewriter { how, input_len: input.len() })
+    }
+
+    /// The rebuilder's view of `input`, with every section's alignment one it can lay out.
+    fn builder(input: &'data [u8]) -> Result<Builder<'data>, ElfError> {
         let mut builder = Builder::read64(input)
             .map_err(|e| ElfError::Malformed(format!("cannot rewrite: {e}")))?;
         // The builder aligns each section's new offset by its `sh_addralign` as if it were a
@@ -187,16 +211,45 @@ impl<'data> Rewriter<'data> {
                 _ => {}
             }
         }
-        Ok(Rewriter { builder, input_len: input.len() })
+        Ok(builder)
     }
 
     /// Makes `changes` and returns the new file.
     pub fn finish(self, changes: &Changes<'_>) -> Result<Vec<u8>, ElfError> {
-        apply(self.builder, self.input_len, changes)
+        let mut out = Vec::with_capacity(self.input_len + self.input_len / 8);
+        match self.how {
+            How::Append(layout) => layout.write(changes, &mut out)?,
+            How::Rebuild(builder) => apply(*builder, changes)?
+                .write(&mut out)
+                .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?,
+        }
+        Ok(out)
+    }
+
+    /// Makes `changes` and writes the new file to `out` as it is laid out, without holding a
+    /// copy of it in memory (`vmlinux.o`'s is as large as the input). On an error part of it
+    /// may have been written: write to a temporary file.
+    pub fn finish_to(self, changes: &Changes<'_>, out: impl std::io::Write) -> Result<(), ElfError> {
+        let io = |e: std::io::Error| ElfError::Malformed(format!("cannot write: {e}"));
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+        match self.how {
+            How::Append(layout) => {
+                layout.write(changes, &mut out)?;
+                std::io::Write::flush(&mut out).map_err(io)
+            }
+            How::Rebuild(builder) => {
+                let mut stream = object::write::StreamingBuffer::new(out);
+                apply(*builder, changes)?
+                    .write(&mut stream)
+                    .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?;
+                stream.flush().map_err(io)
+            }
+        }
     }
 }
 
-fn apply(mut builder: Builder<'_>, input_len: usize, changes: &Changes<'_>) -> Result<Vec<u8>, ElfError> {
+/// Makes `changes` in the rebuilder: what is left is laying the file out.
+fn apply<'data>(mut builder: Builder<'data>, changes: &Changes<'_>) -> Result<Builder<'data>, ElfError> {
     let tables = changes.tables;
     let orc = changes.orc.filter(|r| !r.is_empty());
     if orc.is_some()
@@ -370,11 +423,7 @@ fn apply(mut builder: Builder<'_>, input_len: usize, changes: &Changes<'_>) -> R
         add_rela(&mut builder, ".orc_unwind_ip", symtab, ip_id, relocations);
     }
 
-    let mut out = Vec::with_capacity(input_len + input_len / 8);
-    builder
-        .write(&mut out)
-        .map_err(|e| ElfError::Malformed(format!("cannot write: {e}")))?;
-    Ok(out)
+    Ok(builder)
 }
 
 /// Overwrites instructions in their sections' data and makes the relocation inside each

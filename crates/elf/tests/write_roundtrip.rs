@@ -114,3 +114,59 @@ fn find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
     }
     None
 }
+
+/// The appending writer (sections kept in place) and the rebuilder (`object`'s builder) make
+/// the same object, as a linker sees it, for every kind of change: instructions overwritten
+/// with their relocation made `R_X86_64_NONE`, local and global symbols added (the globals
+/// renumbered behind the new locals), site tables of each slot kind, keys, ORC rows, and a
+/// section symbol made for a section that has none.
+#[test]
+fn appending_and_rebuilding_make_the_same_object() {
+    use orc_elf::write::{Changes, InsnPatch, NewSymbol, Rewriter, SiteRow, SiteTable, Slot};
+    let source = "\t.text\n\t.globl f\n\t.type f,@function\nf:\n\tcall g\n\tjmp h\n\tret\n\t.size f, .-f\n\
+                  \t.globl key\n\t.data\nkey:\n\t.quad f\n\t.quad g\n\
+                  \t.section .text.other,\"ax\"\nh:\n\tret\n";
+    let input = assemble(source);
+    let file = ElfFile::parse(&input).unwrap();
+    let text = file.section_by_name(".text").unwrap().unwrap().index;
+    let other = file.section_by_name(".text.other").unwrap().unwrap().index;
+    let key = file.symbols().position(|s| s.is_ok_and(|s| s.name == "key")).unwrap() + 1;
+    let enc = |e: Entry| Layout::V3.encode(e).unwrap();
+    let orc = [
+        OrcRow { section: text, offset: 0, raw: enc(Entry::call(8)) },
+        OrcRow { section: text, offset: 10, raw: enc(Entry::UNDEFINED) },
+        OrcRow { section: other, offset: 0, raw: enc(Entry::call(8)) },
+        OrcRow { section: other, offset: 1, raw: enc(Entry::UNDEFINED) },
+    ];
+    let site = |section, offset, key| SiteRow { section, offset, key };
+    let tables = [
+        SiteTable { name: ".static_call_sites".into(), rows: vec![site(text, 0, Some((key, 0))), site(text, 5, Some((key, 1)))], slot: Slot::Pc32 },
+        SiteTable { name: ".return_sites".into(), rows: vec![site(text, 10, None), site(other, 0, None)], slot: Slot::Pc32 },
+        SiteTable { name: "__mcount_loc".into(), rows: vec![site(text, 0, None)], slot: Slot::Abs64 },
+        SiteTable { name: ".call_sites".into(), rows: vec![], slot: Slot::Pc32 },
+    ];
+    let patches = [InsnPatch { section: text, offset: 0, bytes: vec![0x0f, 0x1f, 0x44, 0x00, 0x00], reloc_offset: Some(1) }];
+    let symbols = [
+        NewSymbol { name: "__pfx_f".into(), section: text, value: 0, size: 0, info: 0x12 },
+        NewSymbol { name: "__pfx_local".into(), section: other, value: 0, size: 1, info: 0x02 },
+    ];
+    let changes = Changes { tables: &tables, orc: Some(&orc), patches: &patches, symbols: &symbols };
+    let appended = Rewriter::read_as(&input, true).unwrap().finish(&changes).unwrap();
+    let rebuilt = Rewriter::read_as(&input, false).unwrap().finish(&changes).unwrap();
+    let mut streamed = Vec::new();
+    Rewriter::read(&input).unwrap().finish_to(&changes, &mut streamed).unwrap();
+    assert_eq!(streamed, appended);
+    let (a, b) = (ElfFile::parse(&appended).unwrap(), ElfFile::parse(&rebuilt).unwrap());
+    let comparison = orc_elf::compare::compare_objects(&a, &b, 20).unwrap();
+    assert!(comparison.identical(), "{comparison:?}");
+    // The appended object keeps the input's sections where they were.
+    let before = file.section_by_name(".data").unwrap().unwrap();
+    let after = a.section_by_name(".data").unwrap().unwrap();
+    let at = |data: &[u8], file: &[u8]| data.as_ptr() as usize - file.as_ptr() as usize;
+    assert_eq!((at(before.data, &input), before.data), (at(after.data, &appended), after.data));
+    // Refused twice, by both.
+    for append in [true, false] {
+        let err = Rewriter::read_as(&appended, append).unwrap().finish(&changes).unwrap_err();
+        assert!(err.to_string().contains("already has"), "{err}");
+    }
+}

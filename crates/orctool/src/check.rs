@@ -302,6 +302,8 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         module: args.module,
         assume_intra_function_calls: !args.like_objtool,
         strict_alternatives: args.strict_alternatives,
+        // Several objects are checked in parallel already; one object gets the threads.
+        threads: if args.files.len() == 1 { jobs(args) } else { 1 },
     };
     let not_written: Vec<&str> = [
         (args.cfi || args.fineibt, ".cfi_sites"),
@@ -315,8 +317,9 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
         let _ = writeln!(out, "orctool: {name}: note: validated, but not written yet: {}", not_written.join(", "));
     }
 
-    // One object and a second thread: read the object for rewriting while the analysis runs
-    // (on vmlinux.o reading it is a good part of the whole job).
+    // One object and a second thread: read the object for rewriting while the analysis runs.
+    // Most objects are rewritten by appending, whose reading is only the section headers;
+    // those the builder rebuilds (section groups) are read whole, which takes a while.
     let overlap = overlaps(args, path);
     let (analysis, early_rewriter) = if overlap {
         std::thread::scope(|scope| {
@@ -364,11 +367,28 @@ fn run_inner(args: &CheckArgs, path: &Path, out: &mut String) -> Result<i32, Fil
                 Some(r) => r,
                 None => Rewriter::read(&bytes),
             };
-            let written = rewriter.and_then(|r| r.finish(&changes)).map_err(|e| {
+            let rewriter = rewriter.map_err(|e| {
                 out.truncate(before_warnings);
                 FileError::new(path, e)
             })?;
-            write_checked(args, path, identity.as_ref(), &written)?;
+            // Streamed into the temporary file: no second copy of a vmlinux.o-sized object.
+            let mut failed_to_build = false;
+            let target = args.output.as_deref().unwrap_or(path);
+            write_checked_with(args, path, identity.as_ref(), |file| {
+                let mut sink = FirstIoError::new(file);
+                rewriter.finish_to(&changes, &mut sink).map_err(|e| match sink.error.take() {
+                    Some(io) => write_failure(target, io),
+                    None => {
+                        failed_to_build = true;
+                        FileError::new(path, e)
+                    }
+                })
+            })
+            .inspect_err(|_| {
+                if failed_to_build {
+                    out.truncate(before_warnings);
+                }
+            })?;
         }
     }
     Ok(if args.werror && !analysis.warnings.is_empty() { 1 } else { 0 })
@@ -411,6 +431,17 @@ fn site_tables(sites: &orc_check::sites::SiteRows) -> Vec<SiteTable> {
 /// `--backup`) if it is still the file that was read (`read_as`). Returns where it went.
 pub fn write_checked<'p>(args: &'p CheckArgs, path: &'p Path, read_as: Option<&Identity>, bytes: &[u8]) -> Result<&'p Path, FileError> {
     let target = args.output.as_deref().unwrap_or(path);
+    write_checked_with(args, path, read_as, |file| file.write_all(bytes).map_err(|e| write_failure(target, e)))
+}
+
+/// [`write_checked`] with the contents written by `write` into the temporary file.
+pub fn write_checked_with<'p>(
+    args: &'p CheckArgs,
+    path: &'p Path,
+    read_as: Option<&Identity>,
+    write: impl FnOnce(&mut std::fs::File) -> Result<(), FileError>,
+) -> Result<&'p Path, FileError> {
+    let target = args.output.as_deref().unwrap_or(path);
     if let Some(read_as) = read_as.filter(|_| args.output.is_none()) {
         if Identity::of(path)? != *read_as {
             return Err(FileError::new(path, "changed on disk while it was checked (another writer?): left as it is now, nothing written"));
@@ -423,7 +454,7 @@ pub fn write_checked<'p>(args: &'p CheckArgs, path: &'p Path, read_as: Option<&I
         write_atomically(Path::new(&orig), &original)?;
     }
     let fresh = !target.exists();
-    write_atomically(target, bytes)?;
+    write_atomically_with(target, write)?;
     if fresh {
         // A new output file gets the input's mode: a rewritten program stays executable.
         if let Ok(meta) = std::fs::metadata(path) {
@@ -447,22 +478,68 @@ pub fn ignore_file_size_signal() {
 /// Writes through a temporary file in the same directory and renames it over `target`, so a
 /// failure never leaves a half-written object.
 pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    write_atomically_with(target, |file| file.write_all(bytes).map_err(|e| write_failure(target, e)))
+}
+
+/// The system's reason a write of `target` failed, without the temporary file's name that
+/// tempfile adds to it.
+fn write_failure(target: &Path, e: std::io::Error) -> FileError {
+    let code = e.raw_os_error().or_else(|| {
+        let inner = std::error::Error::source(e.get_ref()?)?;
+        inner.downcast_ref::<std::io::Error>()?.raw_os_error()
+    });
+    let plain = code.map_or(e, std::io::Error::from_raw_os_error);
+    FileError::new(target, format!("cannot write the result: {plain}"))
+}
+
+/// A writer over the temporary file that keeps the first I/O error, so that a streamed write
+/// that fails (a full disk, the file-size limit) is reported with the system's reason, as a
+/// plain write is, and not as the builder's wrapped message.
+struct FirstIoError<'f> {
+    file: &'f mut std::fs::File,
+    error: Option<std::io::Error>,
+}
+
+impl<'f> FirstIoError<'f> {
+    fn new(file: &'f mut std::fs::File) -> Self {
+        FirstIoError { file, error: None }
+    }
+
+    fn keep<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r {
+            if self.error.is_none() {
+                self.error = Some(e.raw_os_error().map_or_else(|| std::io::Error::from(e.kind()), std::io::Error::from_raw_os_error));
+            }
+        }
+        r
+    }
+}
+
+impl std::io::Write for FirstIoError<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = std::io::Write::write(self.file, buf);
+        self.keep(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = std::io::Write::flush(self.file);
+        self.keep(r)
+    }
+}
+
+/// [`write_atomically`] with the contents written by `write` into the temporary file (which
+/// is removed if `write` fails).
+pub fn write_atomically_with(
+    target: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> Result<(), FileError>,
+) -> Result<(), FileError> {
     ignore_file_size_signal();
-    // The system's reason, without the temporary file's name that tempfile adds to it.
-    let fail = |e: std::io::Error| {
-        let code = e.raw_os_error().or_else(|| {
-            let inner = std::error::Error::source(e.get_ref()?)?;
-            inner.downcast_ref::<std::io::Error>()?.raw_os_error()
-        });
-        let plain = code.map_or(e, std::io::Error::from_raw_os_error);
-        FileError::new(target, format!("cannot write the result: {plain}"))
-    };
     let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-    tmp.write_all(bytes).and_then(|()| tmp.flush()).map_err(fail)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| write_failure(target, e))?;
+    write(tmp.as_file_mut())?;
     if let Ok(meta) = std::fs::metadata(target) {
         let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
     }
-    tmp.persist(target).map_err(|e| fail(e.error))?;
+    tmp.persist(target).map_err(|e| write_failure(target, e.error))?;
     Ok(())
 }

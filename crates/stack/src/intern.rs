@@ -1,18 +1,30 @@
 //! Sharing identical states: most instructions of a function have the same state as their
 //! neighbour, and objtool stores one copy of each distinct state.
 
+use core::num::NonZeroU32;
+
 use rustc_hash::FxHashMap;
 
 use crate::state::CfiState;
 
 /// A handle to an interned [`CfiState`]: equal handles mean equal states (all fields).
+///
+/// Stored as index + 1, so that `Option<CfiId>` takes four bytes: `orc-check` keeps one per
+/// instruction.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct CfiId(u32);
+pub struct CfiId(NonZeroU32);
 
 impl CfiId {
     /// The handle's index in interning order.
     pub const fn index(self) -> usize {
-        self.0 as usize
+        (self.0.get() - 1) as usize
+    }
+
+    const fn from_index(index: u32) -> CfiId {
+        match NonZeroU32::new(index.wrapping_add(1)) {
+            Some(n) => CfiId(n),
+            None => panic!("fewer than 2^32 - 1 distinct states"),
+        }
     }
 }
 
@@ -37,9 +49,9 @@ impl Default for Interner {
 
 impl Interner {
     /// The handle of [`CfiState::UNKNOWN`].
-    pub const UNKNOWN: CfiId = CfiId(0);
+    pub const UNKNOWN: CfiId = CfiId::from_index(0);
     /// The handle of [`CfiState::FUNCTION_ENTRY`].
-    pub const FUNCTION_ENTRY: CfiId = CfiId(1);
+    pub const FUNCTION_ENTRY: CfiId = CfiId::from_index(1);
 
     /// An interner holding the two predefined states.
     pub fn new() -> Interner {
@@ -57,7 +69,7 @@ impl Interner {
         if let Some(&id) = self.ids.get(state) {
             return id;
         }
-        let id = CfiId(u32::try_from(self.states.len()).expect("fewer than 2^32 distinct states"));
+        let id = CfiId::from_index(u32::try_from(self.states.len()).expect("fewer than 2^32 distinct states"));
         self.states.push(*state);
         self.ids.insert(*state, id);
         id
