@@ -35,6 +35,11 @@
 #   compare  every object both tools processed: inputs byte-identical, outputs as whole objects
 #            (`orctool compare-objects`, or `orctool dump` + section and symbol lists while it does not exist);
 #            `orctool dump` of both vmlinux images
+#   partial  (only with --stage partial; for a build still running) the objects of every directory kbuild has
+#            finished (the members of each built-in.a) linked into one object as vmlinux.o is, the tree's
+#            objtool and orctool run on it with the flags kbuild gives vmlinux.o, compared as whole objects
+#            and by their warnings; with --config debian, the ORC of each of its functions against the same
+#            function in Debian's shipped vmlinux (scripts/lib/orc-by-function.py). Results in partial/
 #   boot     both kernels under QEMU (TCG) with a busybox initramfs that exercises the ORC unwinder (sysrq-t,
 #            /proc/*/stack, stack tracer, function tracer and events with stack traces, a kprobe, a livepatch
 #            transition) and prints markers; the console logs are parsed by scripts/lib/kernel-console.py
@@ -52,7 +57,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 die()  { echo "kernel-build: error: $*" >&2; exit 2; }
 note() { echo "kernel-build: $*" >&2; }
 
-STAGES="source config objtool orctool compare boot"
+STAGES="source config objtool orctool compare boot partial"
+DEFAULT_STAGES="source config objtool orctool compare boot"   # partial only when asked for
 MAIN_ORCTOOL=/work/main/target/release/orctool
 
 CONFIG_NAME=small orctool_arg= jobs=2 timeout=600 list_only=0
@@ -76,7 +82,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || die "-j wants a positive number, got '$jobs'"
 [[ $timeout =~ ^[1-9][0-9]*$ ]] || die "--timeout wants a positive number of seconds, got '$timeout'"
-wanted() { [[ ${#only[@]} -eq 0 || -n ${only[$1]-} ]]; }
+wanted() { if [[ ${#only[@]} -eq 0 ]]; then [[ " $DEFAULT_STAGES " == *" $1 "* ]]; else [[ -n ${only[$1]-} ]]; fi; }
 
 cache=$(corpus_cache)
 corpus_ready 6.12 || { note "the 6.12 corpus is missing: running scripts/fetch-corpus.sh 6.12"; "$here/fetch-corpus.sh" 6.12 >&2; }
@@ -499,6 +505,16 @@ if [[ $list_only -eq 0 ]] && wanted compare; then
                 fi
             done
             debian_line=${debian_line%; }
+            # The sample modules against the ones Debian ships (the 6.12 corpus), by `orctool dump`.
+            mod_same=0 mod_n=0 mod_diff=
+            for m in $SAMPLE_MODULES; do
+                [[ -f $cache/corpus/6.12/modules/$m ]] || continue   # the livepatch sample is not Debian's
+                mod_n=$((mod_n + 1))
+                if cmp -s <("$orc" dump "$cache/corpus/6.12/modules/$m" 2>&1) <("$orc" dump "$orc_run/image/modules/$m" 2>&1); then
+                    mod_same=$((mod_same + 1))
+                else mod_diff+=" $(basename "$m")"; fi
+            done
+            debian_line+="; sample modules built with orctool: ORC identical to Debian's shipped .ko for $mod_same of $mod_n${mod_diff:+ (different:$mod_diff)}"
         fi
         # The final images as whole files: only the build-id note (a hash over the whole file, symbol table
         # order included) may differ.
@@ -522,6 +538,85 @@ if [[ $list_only -eq 0 ]] && wanted compare; then
         stage_end compare "$cmp_key"
     fi
     grep -qx 'compare: result PASS' "$out/summary" || failed=1
+fi
+
+# ================================================================== stage 7: partial
+# vmlinux_o_flags: what kbuild passes objtool for vmlinux.o under $obj/.config (scripts/Makefile.lib's
+# objtool-args and scripts/Makefile.vmlinux_o), for an object linked before kbuild got there.
+vmlinux_o_flags() {
+    local c=$obj/.config f=()
+    on() { grep -qx "CONFIG_$1=y" "$c"; }
+    if on X86_KERNEL_IBT || on LTO_CLANG; then
+        on HAVE_JUMP_LABEL_HACK && f+=(--hacks=jump_label)
+        on HAVE_NOINSTR_HACK && f+=(--hacks=noinstr)
+        on MITIGATION_CALL_DEPTH_TRACKING && f+=(--hacks=skylake)
+        on X86_KERNEL_IBT && f+=(--ibt)
+        on FINEIBT && f+=(--cfi)
+        if on FTRACE_MCOUNT_USE_OBJTOOL; then f+=(--mcount); on HAVE_OBJTOOL_NOP_MCOUNT && f+=(--mnop); fi
+        on UNWINDER_ORC && f+=(--orc)
+        on MITIGATION_RETPOLINE && f+=(--retpoline)
+        on MITIGATION_RETHUNK && f+=(--rethunk)
+        on MITIGATION_SLS && f+=(--sls)
+        on STACK_VALIDATION && f+=(--stackval)
+        on HAVE_STATIC_CALL_INLINE && f+=(--static-call)
+        on HAVE_UACCESS_VALIDATION && f+=(--uaccess)
+        { on GCOV_KERNEL || on KCOV; } && f+=(--no-unreachable)
+        on PREFIX_SYMBOLS && f+=("--prefix=$(sed -n 's/^CONFIG_FUNCTION_PADDING_BYTES=//p' "$c")")
+    fi
+    on GCOV_KERNEL && f+=(--no-unreachable)
+    if on NOINSTR_VALIDATION; then
+        f+=(--noinstr); { on MITIGATION_UNRET_ENTRY || on MITIGATION_SRSO; } && f+=(--unret)
+    fi
+    printf '%s\n' "${f[@]}" --link
+}
+
+if [[ $list_only -eq 0 ]] && wanted partial; then
+    resolve_orctool
+    tree_objtool=$obj/tools/objtool/objtool
+    [[ -x $tree_objtool ]] || die "partial: no $tree_objtool yet (the objtool build has not built it)"
+    pd=$bdir/partial
+    stage_begin partial
+    rm -rf "$pd"; mkdir -p "$pd"
+    # The members of every finished directory's built-in.a (thin archives of object paths), once each, in
+    # the order of the archives' paths; objects the tool already rewrote (a finished build) are not taken.
+    (cd "$obj" && find . -path ./tools -prune -o -name built-in.a -print | sed 's|^\./||' | sort \
+        | while IFS= read -r a; do ar t "$a"; done | awk '!seen[$0]++' \
+        | while IFS= read -r o; do [[ -f $o ]] && ! readelf -SW "$o" 2> /dev/null | grep -q ' \.orc_unwind ' && echo "$o"; done) > "$pd/objects"
+    [[ -s $pd/objects ]] || die "partial: no finished directory yet (no built-in.a in $obj)"
+    mapfile -t partial_flags < <(vmlinux_o_flags)
+    printf '%s\n' "${partial_flags[*]}" > "$pd/flags"
+    (cd "$obj" && ld -m elf_x86_64 -z noexecstack --no-warn-rwx-segments -r -o "$pd/in.o" @"$pd/objects") \
+        || die "partial: ld -r of $(wc -l < "$pd/objects") objects failed"
+    cp "$pd/in.o" "$pd/objtool.o"; cp "$pd/in.o" "$pd/orctool.o"
+    /usr/bin/time -f '%e %U %S %M' -o "$pd/objtool.time" "$tree_objtool" "${partial_flags[@]}" "$pd/objtool.o" 2> "$pd/objtool.err" || true
+    /usr/bin/time -f '%e %U %S %M' -o "$pd/orctool.time" "$orc" check "${partial_flags[@]}" "$pd/orctool.o" 2> "$pd/orctool.err" || true
+    # Warnings: the file name is each tool's own temporary name, the rest must agree.
+    for t in objtool orctool; do grep -i 'warning' "$pd/$t.err" | sed 's|^[^:]*/[a-z]*tool\.o: ||' | sort > "$pd/$t.warnings" || true; done
+    if cmp -s "$pd/objtool.warnings" "$pd/orctool.warnings"; then warn_line="identical ($(wc -l < "$pd/objtool.warnings") warnings)"
+    else warn_line="DIFFERENT ($(diff "$pd/objtool.warnings" "$pd/orctool.warnings" | grep -c '^[<>]') lines; $pd/*.warnings)"; fi
+    if "$orc" compare-objects "$pd/objtool.o" "$pd/orctool.o" > "$pd/compare" 2>&1; then obj_line=$(tail -n 1 "$pd/compare")
+    else obj_line="DIFFERENT: $(head -n 3 "$pd/compare" | tr '\n' ';')"; fi
+    fn_line="no shipped image to compare with (--config debian and scripts/fetch-images.sh 6.12)"
+    if [[ $CONFIG_NAME == debian && -f $cache/images/6.12/vmlinux ]]; then
+        "$orc" dump "$cache/images/6.12/vmlinux" > "$pd/debian.dump"
+        for t in objtool orctool; do
+            "$orc" dump "$pd/$t.o" > "$pd/$t.dump"
+            python3 "$here/lib/orc-by-function.py" "$pd/$t.o" "$pd/$t.dump" "$cache/images/6.12/vmlinux" "$pd/debian.dump" > "$pd/$t.by-function" || true
+        done
+        fn_line="objtool's: $(tail -n 1 "$pd/objtool.by-function"); orctool's: $(tail -n 1 "$pd/orctool.by-function")"
+    fi
+    {
+        printf 'partial: %d objects of finished directories (%s MB linked), flags %s\n' "$(wc -l < "$pd/objects")" \
+            "$(( $(stat -c %s "$pd/in.o") / 1048576 ))" "${partial_flags[*]}"
+        read -r e u sy m < "$pd/objtool.time"; printf 'partial: objtool %s s wall, %s s user, %s s sys, %d MB\n' "$e" "$u" "$sy" $((m / 1024))
+        read -r e u sy m < "$pd/orctool.time"; printf 'partial: orctool %s s wall, %s s user, %s s sys, %d MB\n' "$e" "$u" "$sy" $((m / 1024))
+        printf 'partial: whole objects: %s\npartial: warnings: %s\n' "$obj_line" "$warn_line"
+        printf "partial: ORC by function against Debian's shipped vmlinux: %s\n" "$fn_line"
+    } > "$pd/summary"
+    cat "$pd/summary" >&2
+    grep -q 'DIFFERENT' "$pd/summary" && failed=1
+    grep -q ' [1-9][0-9]* different;' "$pd/summary" && failed=1
+    stage_end partial "$(date +%s)"
 fi
 
 # ================================================================== stage 6: boot
