@@ -6,7 +6,8 @@
 #   VMLINUX_O  default: the input scripts/kernel-build.sh captured for the small 6.12 config; with
 #              --config debian, the one it captured for Debian's config (the gold vmlinux.o)
 #   --objtool  default: the objtool that build built (obj/tools/objtool/objtool)
-# The flags are the ones kbuild passed for that input (the capture's calls.tsv), else the small config's.
+# The flags are the ones kbuild passed for that input (the capture's calls.tsv), or the ones in a file
+# `flags` next to it (kernel-build.sh's partial stage writes one), else the small config's.
 # Both tools work on copies; each round checks that orctool's output is objtool's object
 # (orctool compare-objects). Prints a markdown table; the load average goes in its header, since
 # wall times on a loaded machine say little (compare user+sys then).
@@ -39,6 +40,8 @@ flags=(--hacks=jump_label --hacks=noinstr --hacks=skylake --ibt --orc --retpolin
 calls=$(dirname "$(dirname "$input")")/calls.tsv
 if [[ $input == */capture/in/vmlinux.o && -f $calls ]] && grep -q $'^vmlinux.o\t' "$calls"; then
     read -r -a flags <<< "$(awk -F'\t' '$1 == "vmlinux.o" { print $5; exit }' "$calls")"
+elif [[ -f $(dirname "$input")/flags ]]; then
+    read -r -a flags < "$(dirname "$input")/flags"
 fi
 echo "flags: ${flags[*]}" >&2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
