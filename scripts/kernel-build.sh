@@ -5,8 +5,8 @@
 # usage: scripts/kernel-build.sh [--config small|debian] [--orctool PATH] [-j N] [--stage S]... [--redo S]... [--timeout SEC]
 #   --config C      small (default): x86_64_defconfig plus what objtool's flags exercise, bzImage and a few
 #                   modules, minutes; debian: Debian's own .config of the 6.12 corpus kernel with Debian's
-#                   compiler and build identity, bzImage only (the image, not the ~4000 modules), hours on
-#                   2 cores; its compare stage also compares both images' ORC with Debian's shipped vmlinux
+#                   compiler and build identity, the image and a sample of 6 modules (not Debian's ~4000),
+#                   hours on 2 cores; its compare stage also compares both images' ORC with Debian's shipped vmlinux
 #                   (scripts/fetch-images.sh 6.12)
 #   --orctool PATH  the orctool binary (default /work/main/target/release/orctool if it exists, else
 #                   the one `cargo build --release -p orctool` makes in this repository)
