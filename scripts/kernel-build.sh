@@ -2,7 +2,12 @@
 # A real kernel built with orctool standing in for objtool, booted under QEMU, against the same kernel
 # built by the real objtool (issue 13). See docs/kernel-build.md.
 #
-# usage: scripts/kernel-build.sh [--orctool PATH] [-j N] [--stage S]... [--redo S]... [--timeout SEC]
+# usage: scripts/kernel-build.sh [--config small|debian] [--orctool PATH] [-j N] [--stage S]... [--redo S]... [--timeout SEC]
+#   --config C      small (default): x86_64_defconfig plus what objtool's flags exercise, bzImage and a few
+#                   modules, minutes; debian: Debian's own .config of the 6.12 corpus kernel with Debian's
+#                   compiler and build identity, the image and a sample of 6 modules (not Debian's ~4000),
+#                   hours on 2 cores; its compare stage also compares both images' ORC with Debian's shipped vmlinux
+#                   (scripts/fetch-images.sh 6.12)
 #   --orctool PATH  the orctool binary (default /work/main/target/release/orctool if it exists, else
 #                   the one `cargo build --release -p orctool` makes in this repository)
 #   -j N            make jobs for the kernel (default 2)
@@ -14,9 +19,12 @@
 # Stages (each prints its time; results cached under $ORCTOOL_CACHE/kernel, default ~/.cache/orctool/kernel):
 #   source   Debian's linux-source-6.12 of the 6.12 corpus (the .deb scripts/build-gold.sh downloads), extracted
 #            once into kernel/<version>/src; installs the build and boot packages with apt if missing
-#   config   x86_64_defconfig + the options of the small config (ORC, IBT, retpoline, rethunk, SLS, call depth
-#            tracking, Xen/PVH guest, ftrace, kprobes, livepatch, a few modules, the in-guest checks' needs),
-#            `make olddefconfig`; prints which of the wanted options really ended up set
+#   config   small: x86_64_defconfig + the options of the small config (ORC, IBT, retpoline, rethunk, SLS, call
+#            depth tracking, Xen/PVH guest, ftrace, kprobes, livepatch, a few modules, the in-guest checks'
+#            needs), `make olddefconfig`; prints which of the wanted options really ended up set.
+#            debian: the corpus kernel's config-<kver> (from its linux-image package), `make olddefconfig`;
+#            prints every line that olddefconfig changed (none when the toolchain is Debian's: gcc-12 12.2.0,
+#            binutils 2.40, pahole 1.24)
 #   objtool  `make bzImage modules` with objtool=<capture wrapper around the tree's own tools/objtool/objtool>;
 #            every invocation's arguments, wall time, peak memory, input and output object are saved in
 #            small/objtool/capture; the bzImage, vmlinux and modules in small/objtool/image
@@ -27,6 +35,11 @@
 #   compare  every object both tools processed: inputs byte-identical, outputs as whole objects
 #            (`orctool compare-objects`, or `orctool dump` + section and symbol lists while it does not exist);
 #            `orctool dump` of both vmlinux images
+#   partial  (only with --stage partial; for a build still running) the objects of every directory kbuild has
+#            finished (the members of each built-in.a) linked into one object as vmlinux.o is, the tree's
+#            objtool and orctool run on it with the flags kbuild gives vmlinux.o, compared as whole objects
+#            and by their warnings; with --config debian, the ORC of each of its functions against the same
+#            function in Debian's shipped vmlinux (scripts/lib/orc-by-function.py). Results in partial/
 #   boot     both kernels under QEMU (TCG) with a busybox initramfs that exercises the ORC unwinder (sysrq-t,
 #            /proc/*/stack, stack tracer, function tracer and events with stack traces, a kprobe, a livepatch
 #            transition) and prints markers; the console logs are parsed by scripts/lib/kernel-console.py
@@ -46,19 +59,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 die()  { echo "kernel-build: error: $*" >&2; exit 2; }
 note() { echo "kernel-build: $*" >&2; }
 
-STAGES="source config objtool orctool compare boot"
-CONFIG_NAME=small
+STAGES="source config objtool orctool compare boot partial"
+DEFAULT_STAGES="source config objtool orctool compare boot"   # partial only when asked for
 MAIN_ORCTOOL=/work/main/target/release/orctool
-# Fixed build identity, so that two builds of the same tree give the same bytes.
-export KBUILD_BUILD_TIMESTAMP='Thu Jan  1 00:00:00 UTC 2026' KBUILD_BUILD_USER=orctool KBUILD_BUILD_HOST=kbuild
-export KBUILD_BUILD_VERSION=1
-# The compiler Debian built the 6.12 corpus kernel with.
-CC_KERNEL=gcc-12
 
-orctool_arg= jobs=2 timeout=600 list_only=0
+CONFIG_NAME=small orctool_arg= jobs=2 timeout=600 list_only=0
 declare -A only=() redo=()
 while [[ $# -gt 0 ]]; do
     case $1 in
+        --config) [[ $# -ge 2 && ($2 == small || $2 == debian) ]] || die "--config wants small or debian"; CONFIG_NAME=$2; shift ;;
         --orctool) [[ $# -ge 2 ]] || die "--orctool needs a path"; orctool_arg=$2; shift ;;
         -j|--jobs) [[ $# -ge 2 ]] || die "$1 needs a number"; jobs=$2; shift ;;
         -j*) jobs=${1#-j} ;;
@@ -69,17 +78,52 @@ while [[ $# -gt 0 ]]; do
         --timeout) [[ $# -ge 2 ]] || die "--timeout needs seconds"; timeout=$2; shift ;;
         --list) list_only=1 ;;
         -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
-        *) echo "usage: $0 [--orctool PATH] [-j N] [--stage S]... [--redo S]... [--timeout SEC] [--list]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--config small|debian] [--orctool PATH] [-j N] [--stage S]... [--redo S]... [--timeout SEC] [--list]" >&2; exit 2 ;;
     esac
     shift
 done
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || die "-j wants a positive number, got '$jobs'"
 [[ $timeout =~ ^[1-9][0-9]*$ ]] || die "--timeout wants a positive number of seconds, got '$timeout'"
-wanted() { [[ ${#only[@]} -eq 0 || -n ${only[$1]-} ]]; }
+wanted() { if [[ ${#only[@]} -eq 0 ]]; then [[ " $DEFAULT_STAGES " == *" $1 "* ]]; else [[ -n ${only[$1]-} ]]; fi; }
 
 cache=$(corpus_cache)
 corpus_ready 6.12 || { note "the 6.12 corpus is missing: running scripts/fetch-corpus.sh 6.12"; "$here/fetch-corpus.sh" 6.12 >&2; }
 version=$(corpus_get 6.12 CORPUS_VERSION)      # 6.12.117-1~deb12u1
+kver=$(corpus_get 6.12 CORPUS_KVER)            # 6.12.117+deb12-amd64
+
+# What differs between the two configs: the compiler's name, the build identity, what is built.
+# KMAKE_VARS are make variables of every kernel make; BUILD_TARGETS what the two builds make.
+if [[ $CONFIG_NAME == small ]]; then
+    # The compiler Debian built the 6.12 corpus kernel with; a fixed build identity, so that two builds of
+    # the same tree give the same bytes.
+    CC_KERNEL=gcc-12
+    export KBUILD_BUILD_TIMESTAMP='Thu Jan  1 00:00:00 UTC 2026' KBUILD_BUILD_USER=orctool KBUILD_BUILD_HOST=kbuild
+    export KBUILD_BUILD_VERSION=1
+    KMAKE_VARS=()
+    BUILD_TARGETS="bzImage modules"
+    SAMPLE_MODULES=
+else
+    # Debian's: the compiler by the name its config records (CONFIG_CC_VERSION_TEXT), the release name, and the
+    # identity debian/rules gives kbuild (the banner of the shipped image says which: user, host, package
+    # version and date). The banner and the package id are strings in .rodata; code does not depend on them.
+    debian_config=$(compgen -G "$cache/corpus/6.12/boot/config-$kver" | head -n 1 || true)
+    [[ -n $debian_config ]] || die "no config-$kver in $cache/corpus/6.12/boot (scripts/fetch-corpus.sh 6.12 --refresh)"
+    CC_KERNEL=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\([^ ]*\) .*/\1/p' "$debian_config")
+    [[ -n $CC_KERNEL ]] || die "$debian_config: no CONFIG_CC_VERSION_TEXT"
+    banner_date=$(strings -n 20 "$cache/corpus/6.12/boot/vmlinuz-$kver" | sed -n "s/.*#1 .* Debian $version (\([0-9-]*\)).*/\1/p" | head -n 1)
+    [[ -n $banner_date ]] || die "no 'Debian $version (DATE)' banner in $cache/corpus/6.12/boot/vmlinuz-$kver"
+    export KBUILD_BUILD_TIMESTAMP="$banner_date" KBUILD_BUILD_VERSION_TIMESTAMP="Debian $version ($banner_date)"
+    export KBUILD_BUILD_USER=debian-kernel KBUILD_BUILD_HOST=lists.debian.org KBUILD_BUILD_VERSION=1
+    export DISTRIBUTION_OFFICIAL_BUILD=1 DISTRIBUTOR=Debian DISTRIBUTION_VERSION=$version
+    KMAKE_VARS=(KERNELRELEASE="$kver")
+    BUILD_TARGETS="bzImage"
+    # Not Debian's ~4000 modules (hours more on 2 cores): a sample built as single targets after the image,
+    # through the same objtool= path: what /init loads (null_blk, tun, veth), two small ones of the gold set
+    # (msr, cpuid), and the livepatch sample (a test module Debian's config does not build: its option
+    # is given on the command line; only that Makefile reads it).
+    SAMPLE_MODULES="drivers/block/null_blk/null_blk.ko drivers/net/tun.ko drivers/net/veth.ko
+        arch/x86/kernel/msr.ko arch/x86/kernel/cpuid.ko samples/livepatch/livepatch-sample.ko"
+fi
 kroot=$cache/kernel/$version
 src=$kroot/src
 bdir=$kroot/$CONFIG_NAME
@@ -97,8 +141,9 @@ as_root() {
     else die "need root for: $* (no sudo)"; fi
 }
 
-# Stage bookkeeping: a stage is done when its marker holds the key it was run with.
-marker() { printf '%s/.stage-%s\n' "$bdir" "$1"; }
+# Stage bookkeeping: a stage is done when its marker holds the key it was run with. The source tree is
+# shared by both configs: its marker is next to it, not in a config's directory.
+marker() { if [[ $1 == source ]]; then printf '%s/.stage-source\n' "$kroot"; else printf '%s/.stage-%s\n' "$bdir" "$1"; fi; }
 stage_done() { [[ -z ${redo[${1%%-*}]-} && -f $(marker "$1") && "$(cat "$(marker "$1")")" == "$2" ]]; }
 stage_t0=0
 stage_begin() { stage_t0=$(date +%s); rm -f "$(marker "$1")"; note "stage $1: running"; }
@@ -113,6 +158,8 @@ t_start=$(date +%s)
 
 # ================================================================== stage 1: source and packages
 PKGS="make bc flex bison libelf-dev libssl-dev cpio qemu-system-x86 busybox-static gcc-12 time"
+# Debian's config has DEBUG_INFO_BTF: pahole (bookworm's 1.24, the CONFIG_PAHOLE_VERSION Debian's config records).
+[[ $CONFIG_NAME == small ]] || PKGS+=" dwarves"
 need_pkgs() {
     local missing=() p
     for p in $PKGS; do
@@ -127,6 +174,13 @@ need_pkgs() {
 source_key="linux-source-6.12 $version"
 if [[ $list_only -eq 0 ]] && wanted source; then
     need_pkgs
+    # One source stage at a time across configs: a second script must not extract over (or delete) a tree
+    # the first one is extracting. A tree extracted by an older version of this script has its marker in small/.
+    exec 8> "$kroot/.source.lock"
+    flock 8
+    if [[ ! -f $(marker source) && -f $kroot/small/.stage-source && -f $src/Makefile ]]; then
+        cp "$kroot/small/.stage-source" "$(marker source)"
+    fi
     if stage_done source "$source_key" && [[ -f $src/Makefile ]]; then
         stage_skip source "$src"
     else
@@ -155,6 +209,7 @@ if [[ $list_only -eq 0 ]] && wanted source; then
         mv "$src.tmp" "$src"
         stage_end source "$source_key"
     fi
+    exec 8>&-
 fi
 
 # ================================================================== stage 2: the small config
@@ -178,7 +233,8 @@ WANTED_CONFIG=(
     DEBUG_FS=y SERIAL_8250=y SERIAL_8250_CONSOLE=y KALLSYMS=y
 )
 config_key=$(printf '%s\n' "$source_key" "$CC_KERNEL" "${WANTED_CONFIG[@]}" | sha256sum | cut -c1-16)
-kmake() { make -C "$src" O="$obj" CC="$CC_KERNEL" HOSTCC="$CC_KERNEL" -j "$jobs" "$@"; }
+[[ $CONFIG_NAME == small ]] || config_key=$(printf '%s\n' "$source_key" "$CC_KERNEL" "${KMAKE_VARS[@]}" | cat - "$debian_config" | sha256sum | cut -c1-16)
+kmake() { make -C "$src" O="$obj" CC="$CC_KERNEL" HOSTCC="$CC_KERNEL" "${KMAKE_VARS[@]}" -j "$jobs" "$@"; }
 
 # config_report: one line per wanted option, its value in .config, and a last count line.
 config_report() {
@@ -201,16 +257,26 @@ if [[ $list_only -eq 0 ]] && wanted config; then
     else
         stage_begin config
         mkdir -p "$obj"
-        kmake x86_64_defconfig > "$bdir/config.log" 2>&1 || { tail "$bdir/config.log" >&2; die "make x86_64_defconfig failed"; }
-        args=()
-        for w in "${WANTED_CONFIG[@]}"; do
-            name=${w%%=*} val=${w#*=}
-            case $val in y) args+=(--enable "$name") ;; m) args+=(--module "$name") ;; n) args+=(--disable "$name") ;;
-                *) args+=(--set-val "$name" "$val") ;; esac
-        done
-        "$src/scripts/config" --file "$obj/.config" "${args[@]}"
-        kmake olddefconfig >> "$bdir/config.log" 2>&1 || { tail "$bdir/config.log" >&2; die "make olddefconfig failed"; }
-        config_report > "$bdir/config.report"
+        if [[ $CONFIG_NAME == small ]]; then
+            kmake x86_64_defconfig > "$bdir/config.log" 2>&1 || { tail "$bdir/config.log" >&2; die "make x86_64_defconfig failed"; }
+            args=()
+            for w in "${WANTED_CONFIG[@]}"; do
+                name=${w%%=*} val=${w#*=}
+                case $val in y) args+=(--enable "$name") ;; m) args+=(--module "$name") ;; n) args+=(--disable "$name") ;;
+                    *) args+=(--set-val "$name" "$val") ;; esac
+            done
+            "$src/scripts/config" --file "$obj/.config" "${args[@]}"
+            kmake olddefconfig >> "$bdir/config.log" 2>&1 || { tail "$bdir/config.log" >&2; die "make olddefconfig failed"; }
+            config_report > "$bdir/config.report"
+        else
+            cp "$debian_config" "$obj/.config"
+            kmake olddefconfig > "$bdir/config.log" 2>&1 || { tail "$bdir/config.log" >&2; die "make olddefconfig failed"; }
+            # What olddefconfig changed in Debian's config (the toolchain's versions, options this toolchain lacks).
+            changed=$(diff <(grep '^CONFIG_\|^# CONFIG_' "$debian_config" | sort) <(grep '^CONFIG_\|^# CONFIG_' "$obj/.config" | sort) | grep '^[<>]' || true)
+            { [[ -z $changed ]] || printf '%s\n' "$changed" | sed 's/^/  /'
+              printf 'config debian: %s, make olddefconfig changed %d lines of it\n' "$(basename "$debian_config")" "$(grep -c . <<< "$changed" || true)"
+            } > "$bdir/config.report"
+        fi
         cat "$bdir/config.report" >&2
         stage_end config "$config_key"
     fi
@@ -270,10 +336,16 @@ run_build() {
     rm -rf "$cap" "$run/image"; mkdir -p "$cap"
     : > "$cap/calls.tsv"
     write_wrapper "$run/wrapper/objtool" "$cap" "$@"
-    note "$stage: make bzImage modules (log: $run/build.log)"
+    note "$stage: make $BUILD_TARGETS (log: $run/build.log)"
     t0=$(date +%s)
     rc=0
-    kmake objtool="$run/wrapper/objtool" bzImage modules > "$run/build.log" 2>&1 || rc=$?
+    # shellcheck disable=SC2086  # BUILD_TARGETS and SAMPLE_MODULES are lists of targets
+    kmake objtool="$run/wrapper/objtool" $BUILD_TARGETS > "$run/build.log" 2>&1 || rc=$?
+    if [[ $rc -eq 0 && -n $SAMPLE_MODULES ]]; then
+        note "$stage: make the sample modules (single targets; log: $run/build.log)"
+        # shellcheck disable=SC2086
+        kmake objtool="$run/wrapper/objtool" CONFIG_SAMPLE_LIVEPATCH=m $SAMPLE_MODULES >> "$run/build.log" 2>&1 || rc=$?
+    fi
     local build_s=$(( $(date +%s) - t0 ))
     if [[ $rc -ne 0 ]]; then
         tail -n 15 "$run/build.log" >&2
@@ -282,8 +354,9 @@ run_build() {
         cat "$run/summary" >&2
         return 1
     fi
-    # Every module and vmlinux.o went through the tool.
-    mods=$(sed 's/\.o$//' "$obj/modules.order")
+    # Every module and vmlinux.o went through the tool (no module when only the image is built).
+    mods=
+    [[ " $BUILD_TARGETS " != *" modules "* && -z $SAMPLE_MODULES ]] || mods=$(sed 's/\.o$//' "$obj/modules.order")
     local missing=0
     for m in vmlinux $mods; do
         cut -f1 "$cap/calls.tsv" | grep -qxF "$m.o" || { note "$stage: the tool never ran on $m.o"; missing=$((missing + 1)); }
@@ -310,10 +383,13 @@ run_build() {
 }
 
 objtool_run=$bdir/objtool
+# What the two builds make is part of their key (the sample modules of Debian's config).
+build_key=$config_key
+[[ -z $SAMPLE_MODULES ]] || build_key+=" modules-$(printf '%s\n' $SAMPLE_MODULES | sha256sum | cut -c1-8)"
 if [[ $list_only -eq 0 ]] && wanted objtool; then
     [[ -f $obj/.config ]] || die "no $obj/.config: run the config stage first"
     # kbuild builds the tree's own objtool (prepare: tools/objtool) before any object; the wrapper runs it.
-    run_build objtool "$objtool_run" "$config_key" "$obj/tools/objtool/objtool" || die "the objtool build failed (log: $objtool_run/build.log)"
+    run_build objtool "$objtool_run" "$build_key" "$obj/tools/objtool/objtool" || die "the objtool build failed (log: $objtool_run/build.log)"
 fi
 
 # ------------------------------------------------------------------ the orctool binary
@@ -343,7 +419,7 @@ resolve_orctool() {
 if [[ $list_only -eq 0 ]] && wanted orctool; then
     [[ -f $(marker objtool) ]] || die "the objtool stage has not been run (its build is the reference)"
     resolve_orctool
-    run_build orctool "$orc_run" "$config_key $orc_sha" "$orc_run/orctool" check || {
+    run_build orctool "$orc_run" "$build_key $orc_sha" "$orc_run/orctool" check || {
         failed=1; note "the orctool build failed (log: $orc_run/build.log)"; }
 fi
 
@@ -407,6 +483,41 @@ if [[ $list_only -eq 0 ]] && wanted compare; then
         lines=$(wc -l < "$out/vmlinux.objtool.dump")
         if cmp -s "$out/vmlinux.objtool.dump" "$out/vmlinux.orctool.dump"; then vml="identical ($lines lines)"
         else vml="DIFFERENT ($(diff "$out/vmlinux.objtool.dump" "$out/vmlinux.orctool.dump" | grep -c '^[<>]' || true) of $lines lines differ)"; fi
+        # Debian's config: both images' ORC against Debian's own image, the one its -dbg package ships.
+        shipped=$cache/images/6.12/vmlinux debian_line=
+        if [[ $CONFIG_NAME == debian && ! -f $shipped ]]; then
+            debian_line="SKIP: no $shipped (scripts/fetch-images.sh 6.12)"
+        elif [[ $CONFIG_NAME == debian ]]; then
+            "$orc" dump "$shipped" > "$out/vmlinux.debian.dump" 2>&1 || true
+            python3 "$here/lib/orc-dump-by-section.py" "$shipped" < "$out/vmlinux.debian.dump" > "$out/vmlinux.debian.by-section"
+            for who in objtool orctool; do
+                run_dir=$objtool_run; [[ $who == objtool ]] || run_dir=$orc_run
+                if cmp -s "$out/vmlinux.debian.dump" "$out/vmlinux.$who.dump"; then
+                    debian_line+="$who build identical ($(wc -l < "$out/vmlinux.debian.dump") lines); "; continue
+                fi
+                # Not identical as addresses: the same entries at the same offsets of each section?
+                python3 "$here/lib/orc-dump-by-section.py" "$run_dir/image/vmlinux" < "$out/vmlinux.$who.dump" > "$out/vmlinux.$who.by-section"
+                if cmp -s "$out/vmlinux.debian.by-section" "$out/vmlinux.$who.by-section"; then
+                    debian_line+="$who build identical as section+offset, not as addresses (sections moved: $(diff \
+                        <(python3 "$here/lib/orc-dump-by-section.py" --addresses "$shipped") \
+                        <(python3 "$here/lib/orc-dump-by-section.py" --addresses "$run_dir/image/vmlinux") \
+                        | sed -n 's/^> \([^ ]*\) .*/\1/p' | grep -E '^\.(text|init\.text|exit\.text|altinstr_aux)$' | tr '\n' ' ' | sed 's/ $//')); "
+                else
+                    debian_line+="$who build DIFFERENT ($(diff "$out/vmlinux.debian.by-section" "$out/vmlinux.$who.by-section" | grep -c '^[<>]' || true) lines differ as section+offset, first: $(diff "$out/vmlinux.debian.by-section" "$out/vmlinux.$who.by-section" | grep -m1 '^[<>]')); "
+                fi
+            done
+            debian_line=${debian_line%; }
+            # The sample modules against the ones Debian ships (the 6.12 corpus), by `orctool dump`.
+            mod_same=0 mod_n=0 mod_diff=
+            for m in $SAMPLE_MODULES; do
+                [[ -f $cache/corpus/6.12/modules/$m ]] || continue   # the livepatch sample is not Debian's
+                mod_n=$((mod_n + 1))
+                if cmp -s <("$orc" dump "$cache/corpus/6.12/modules/$m" 2>&1) <("$orc" dump "$orc_run/image/modules/$m" 2>&1); then
+                    mod_same=$((mod_same + 1))
+                else mod_diff+=" $(basename "$m")"; fi
+            done
+            debian_line+="; sample modules built with orctool: ORC identical to Debian's shipped .ko for $mod_same of $mod_n${mod_diff:+ (different:$mod_diff)}"
+        fi
         # The final images as whole files: only the build-id note (a hash over the whole file, symbol table
         # order included) may differ.
         python3 "$here/lib/elf-compare.py" "$objtool_run/image/vmlinux" "$orc_run/image/vmlinux" > "$out/vmlinux.elf-compare" 2>&1 < /dev/null || true
@@ -420,6 +531,7 @@ if [[ $list_only -eq 0 ]] && wanted compare; then
             printf 'compare: method: %s; elf-compare.py agrees on %d of %d\n' "$method" "$agree" $((n - only_a))
             printf 'compare: orctool dump of the two vmlinux: %s\n' "$vml"
             printf 'compare: the two vmlinux as whole objects (sections, symbols, relocations): %s\n' "$vmlinux_whole"
+            [[ -z $debian_line ]] || printf "compare: orctool dump against Debian's shipped vmlinux (%s): %s\n" "$shipped" "$debian_line"
             [[ ! -s $out/differences ]] || { echo "compare: what differs (objects):"; sed 's/^/  /' "$out/differences" | head -n 20; }
             if [[ $n -gt 0 && $only_a -eq 0 && $only_b -eq 0 && $in_same -eq $n && $out_same -eq $n && $vml == identical* && $vmlinux_whole == identical* ]]
             then echo "compare: result PASS"; else echo "compare: result FAIL"; fi
@@ -428,6 +540,85 @@ if [[ $list_only -eq 0 ]] && wanted compare; then
         stage_end compare "$cmp_key"
     fi
     grep -qx 'compare: result PASS' "$out/summary" || failed=1
+fi
+
+# ================================================================== stage 7: partial
+# vmlinux_o_flags: what kbuild passes objtool for vmlinux.o under $obj/.config (scripts/Makefile.lib's
+# objtool-args and scripts/Makefile.vmlinux_o), for an object linked before kbuild got there.
+vmlinux_o_flags() {
+    local c=$obj/.config f=()
+    on() { grep -qx "CONFIG_$1=y" "$c"; }
+    if on X86_KERNEL_IBT || on LTO_CLANG; then
+        on HAVE_JUMP_LABEL_HACK && f+=(--hacks=jump_label)
+        on HAVE_NOINSTR_HACK && f+=(--hacks=noinstr)
+        on MITIGATION_CALL_DEPTH_TRACKING && f+=(--hacks=skylake)
+        on X86_KERNEL_IBT && f+=(--ibt)
+        on FINEIBT && f+=(--cfi)
+        if on FTRACE_MCOUNT_USE_OBJTOOL; then f+=(--mcount); on HAVE_OBJTOOL_NOP_MCOUNT && f+=(--mnop); fi
+        on UNWINDER_ORC && f+=(--orc)
+        on MITIGATION_RETPOLINE && f+=(--retpoline)
+        on MITIGATION_RETHUNK && f+=(--rethunk)
+        on MITIGATION_SLS && f+=(--sls)
+        on STACK_VALIDATION && f+=(--stackval)
+        on HAVE_STATIC_CALL_INLINE && f+=(--static-call)
+        on HAVE_UACCESS_VALIDATION && f+=(--uaccess)
+        { on GCOV_KERNEL || on KCOV; } && f+=(--no-unreachable)
+        on PREFIX_SYMBOLS && f+=("--prefix=$(sed -n 's/^CONFIG_FUNCTION_PADDING_BYTES=//p' "$c")")
+    fi
+    on GCOV_KERNEL && f+=(--no-unreachable)
+    if on NOINSTR_VALIDATION; then
+        f+=(--noinstr); { on MITIGATION_UNRET_ENTRY || on MITIGATION_SRSO; } && f+=(--unret)
+    fi
+    printf '%s\n' "${f[@]}" --link
+}
+
+if [[ $list_only -eq 0 ]] && wanted partial; then
+    resolve_orctool
+    tree_objtool=$obj/tools/objtool/objtool
+    [[ -x $tree_objtool ]] || die "partial: no $tree_objtool yet (the objtool build has not built it)"
+    pd=$bdir/partial
+    stage_begin partial
+    rm -rf "$pd"; mkdir -p "$pd"
+    # The members of every finished directory's built-in.a (thin archives of object paths), once each, in
+    # the order of the archives' paths; objects the tool already rewrote (a finished build) are not taken.
+    (cd "$obj" && find . -path ./tools -prune -o -name built-in.a -print | sed 's|^\./||' | sort \
+        | while IFS= read -r a; do ar t "$a"; done | awk '!seen[$0]++' \
+        | while IFS= read -r o; do [[ -f $o ]] && ! readelf -SW "$o" 2> /dev/null | grep -q ' \.orc_unwind ' && echo "$o"; done) > "$pd/objects"
+    [[ -s $pd/objects ]] || die "partial: no finished directory yet (no built-in.a in $obj)"
+    mapfile -t partial_flags < <(vmlinux_o_flags)
+    printf '%s\n' "${partial_flags[*]}" > "$pd/flags"
+    (cd "$obj" && ld -m elf_x86_64 -z noexecstack --no-warn-rwx-segments -r -o "$pd/in.o" @"$pd/objects") \
+        || die "partial: ld -r of $(wc -l < "$pd/objects") objects failed"
+    cp "$pd/in.o" "$pd/objtool.o"; cp "$pd/in.o" "$pd/orctool.o"
+    /usr/bin/time -f '%e %U %S %M' -o "$pd/objtool.time" "$tree_objtool" "${partial_flags[@]}" "$pd/objtool.o" 2> "$pd/objtool.err" || true
+    /usr/bin/time -f '%e %U %S %M' -o "$pd/orctool.time" "$orc" check "${partial_flags[@]}" "$pd/orctool.o" 2> "$pd/orctool.err" || true
+    # Warnings: the file name is each tool's own temporary name, the rest must agree.
+    for t in objtool orctool; do grep -i 'warning' "$pd/$t.err" | sed 's|^[^:]*/[a-z]*tool\.o: ||' | sort > "$pd/$t.warnings" || true; done
+    if cmp -s "$pd/objtool.warnings" "$pd/orctool.warnings"; then warn_line="identical ($(wc -l < "$pd/objtool.warnings") warnings)"
+    else warn_line="DIFFERENT ($(diff "$pd/objtool.warnings" "$pd/orctool.warnings" | grep -c '^[<>]') lines; $pd/*.warnings)"; fi
+    if "$orc" compare-objects "$pd/objtool.o" "$pd/orctool.o" > "$pd/compare" 2>&1; then obj_line=$(tail -n 1 "$pd/compare")
+    else obj_line="DIFFERENT: $(head -n 3 "$pd/compare" | tr '\n' ';')"; fi
+    fn_line="no shipped image to compare with (--config debian and scripts/fetch-images.sh 6.12)"
+    if [[ $CONFIG_NAME == debian && -f $cache/images/6.12/vmlinux ]]; then
+        "$orc" dump "$cache/images/6.12/vmlinux" > "$pd/debian.dump"
+        for t in objtool orctool; do
+            "$orc" dump "$pd/$t.o" > "$pd/$t.dump"
+            python3 "$here/lib/orc-by-function.py" "$pd/$t.o" "$pd/$t.dump" "$cache/images/6.12/vmlinux" "$pd/debian.dump" > "$pd/$t.by-function" || true
+        done
+        fn_line="objtool's: $(tail -n 1 "$pd/objtool.by-function"); orctool's: $(tail -n 1 "$pd/orctool.by-function")"
+    fi
+    {
+        printf 'partial: %d objects of finished directories (%s MB linked), flags %s\n' "$(wc -l < "$pd/objects")" \
+            "$(( $(stat -c %s "$pd/in.o") / 1048576 ))" "${partial_flags[*]}"
+        read -r e u sy m < "$pd/objtool.time"; printf 'partial: objtool %s s wall, %s s user, %s s sys, %d MB\n' "$e" "$u" "$sy" $((m / 1024))
+        read -r e u sy m < "$pd/orctool.time"; printf 'partial: orctool %s s wall, %s s user, %s s sys, %d MB\n' "$e" "$u" "$sy" $((m / 1024))
+        printf 'partial: whole objects: %s\npartial: warnings: %s\n' "$obj_line" "$warn_line"
+        printf "partial: ORC by function against Debian's shipped vmlinux: %s\n" "$fn_line"
+    } > "$pd/summary"
+    cat "$pd/summary" >&2
+    grep -q 'DIFFERENT' "$pd/summary" && failed=1
+    grep -q ' [1-9][0-9]* different;' "$pd/summary" && failed=1
+    stage_end partial "$(date +%s)"
 fi
 
 # ================================================================== stage 6: boot
