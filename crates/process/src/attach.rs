@@ -43,7 +43,7 @@ impl StoppedProcess {
         let mut in_flight: Vec<i32> = Vec::new();
         let result = stopped.stop_all(&mut in_flight);
         if let Err(e) = result {
-            release(&in_flight);
+            release(pid, &in_flight);
             // `stopped` detaches the threads it holds when dropped.
             return Err(e);
         }
@@ -82,7 +82,7 @@ impl StoppedProcess {
                 }
             }
             while let Some(&tid) = in_flight.first() {
-                let state = wait_stopped(tid)?;
+                let state = wait_stopped(pid, tid)?;
                 in_flight.remove(0);
                 if let Some(pending) = state {
                     self.threads.push(StoppedThread { tid, pending });
@@ -116,8 +116,14 @@ impl StoppedProcess {
         let mut first = None;
         for t in self.threads.drain(..) {
             match ptrace::detach(Pid::from_raw(t.tid), t.pending) {
-                // Gone meanwhile (killed): nothing to let go.
-                Ok(()) | Err(Errno::ESRCH) => {}
+                Ok(()) => {}
+                // Killed meanwhile: a traced thread that dies stays a zombie until its tracer
+                // waits for it, and its process cannot be reaped by its parent before that.
+                // Not the leader: a wait for it could reap the whole process for good (when we
+                // are its parent too), and its exit status is the parent's to collect; it is
+                // released when its threads are and this tracer goes away.
+                Err(Errno::ESRCH) if t.tid != self.pid => reap_traced(t.tid),
+                Err(Errno::ESRCH) => {}
                 Err(e) => {
                     first.get_or_insert_with(|| ProcessError::process(t.tid, format!("cannot detach: {}", e.desc())));
                 }
@@ -133,12 +139,35 @@ impl Drop for StoppedProcess {
     }
 }
 
+/// Waits for a traced thread that a detach found no longer stopped (killed while we held it):
+/// it dies, and this tracer's wait releases it. A stop it makes first (a signal before the kill
+/// lands) is let go of like any other.
+fn reap_traced(tid: i32) {
+    loop {
+        match waitpid(Pid::from_raw(tid), Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(Errno::ECHILD) => return,
+            Ok(WaitStatus::Stopped(_, sig)) => {
+                if ptrace::detach(Pid::from_raw(tid), Some(sig)).is_ok() {
+                    return;
+                }
+            }
+            Ok(WaitStatus::PtraceEvent(..)) => {
+                if ptrace::detach(Pid::from_raw(tid), None).is_ok() {
+                    return;
+                }
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
 /// Lets go of threads seized by a failed attach: each is interrupted (if it was not yet),
 /// waited for, and detached; one that exited meanwhile needs nothing.
-fn release(tids: &[i32]) {
+fn release(pid: i32, tids: &[i32]) {
     for &tid in tids {
         let _ = ptrace::interrupt(Pid::from_raw(tid));
-        if let Ok(Some(pending)) = wait_stopped(tid) {
+        if let Ok(Some(pending)) = wait_stopped(pid, tid) {
             let _ = ptrace::detach(Pid::from_raw(tid), pending);
         }
     }
@@ -172,8 +201,20 @@ fn refusal(pid: i32, e: Errno) -> String {
 
 /// Waits until seized thread `tid` stops. `Ok(Some(pending))` once stopped (with the signal
 /// it was about to receive, if that is what stopped it); `Ok(None)` if it exited instead.
-fn wait_stopped(tid: i32) -> Result<Option<Option<Signal>>, ProcessError> {
+fn wait_stopped(pid: i32, tid: i32) -> Result<Option<Option<Signal>>, ProcessError> {
     loop {
+        // The leader's exit is looked at, not collected: when this process is also its parent
+        // (a test, a library user's own child), collecting it would take the exit status and
+        // the process away from its parent. Other threads' exits are collected: a traced thread
+        // that died stays until its tracer waits for it, and holds up its process's reaping.
+        if tid == pid {
+            let peek = WaitPidFlag::WEXITED | WaitPidFlag::WSTOPPED | WaitPidFlag::WNOWAIT | WaitPidFlag::__WALL;
+            match nix::sys::wait::waitid(nix::sys::wait::Id::Pid(Pid::from_raw(tid)), peek) {
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(Errno::ECHILD) => return Ok(None),
+                Err(Errno::EINTR) => continue,
+                _ => {}
+            }
+        }
         match waitpid(Pid::from_raw(tid), Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::PtraceEvent(..)) => return Ok(Some(None)),
             Ok(WaitStatus::Stopped(_, sig)) => return Ok(Some(Some(sig))),
@@ -205,7 +246,12 @@ pub fn thread_name(pid: i32, tid: i32) -> String {
 
 /// The thread's state in `/proc/PID/task/TID/stat` is Z (exited, not reaped) or X (dead).
 fn is_zombie(pid: i32, tid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else { return false };
+    // A thread whose exit ptrace saw (EPERM for an exit state) may be reaped by the time its
+    // stat is read: gone is exited too (live_faults' exiting threads hit this under load).
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) {
+        Ok(stat) => stat,
+        Err(e) => return e.kind() == std::io::ErrorKind::NotFound,
+    };
     // The state follows the command name, which is in parentheses and may hold anything.
     stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()).is_some_and(|st| st == "Z" || st == "X")
 }
