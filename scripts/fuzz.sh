@@ -76,6 +76,10 @@ run_one() {
     # -rss_limit_mb: the inputs are small, 2 GB is a leak.
     local more=()
     [ "$keep_going" = 1 ] && more=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+    # The smoke is part of the test command: a fixed seed and a fixed number of runs (not a
+    # time), so that it finds the same inputs on every machine and run: it fails when the code
+    # or the seeds change, never by chance.
+    [ "$smoke" = 1 ] && more+=(-seed=1 -runs=2000)
     local before
     before=$(ls "$art" | wc -l)
     "$bin/$t" "$corpus" "$cache/seeds/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \

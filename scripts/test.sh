@@ -22,7 +22,8 @@
 #      fails only if orctool cannot read a file). verify-exec on the test programs is part of
 #      step 2 (crates/orctool/tests/verify_exec_cli.rs), and so is SFrame v3 against sid's
 #      objdump --sframe on them (crates/orctool/tests/sframe_cli.rs, docs/sframe.md).
-#   7. a fuzz smoke: every fuzz target of fuzz/ built with libFuzzer and run 5 s (scripts/fuzz.sh).
+#   7. a fuzz smoke: every fuzz target of fuzz/ built with libFuzzer and run 2,000 inputs from
+#      a fixed seed (scripts/fuzz.sh --smoke: the same inputs on every run).
 # Set ORCTOOL_SKIP_CORPUS=1 to skip steps 1 and 3 (no network); the real-module tests then say
 # they were skipped. Ends with one line, `tests: N passed, M failed (...)`, counting every test of
 # every test binary of step 2 (a binary that crashed counts as one failure) and each script

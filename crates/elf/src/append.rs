@@ -163,6 +163,18 @@ impl<'data> Layout<'data> {
         for s in &shdrs {
             s.data(input)?;
         }
+        // A name offset past the end of its string table names nothing in the input, but would
+        // name one of the strings this writer appends (the fuzz target `check_kernel` found a
+        // section read back as `.orc_unwind_ip`): such files go to the rebuilder.
+        let shstrtab_len = shdrs[shstrndx].size;
+        if shdrs.iter().skip(1).any(|s| u64::from(s.name) >= shstrtab_len) {
+            return Ok(None);
+        }
+        let strtab_len = shdrs[strtab].size;
+        let symbols = shdrs[symtab].data(input)?;
+        if symbols.chunks_exact(SYM_SIZE).skip(1).any(|sym| u64::from(u32::from_le_bytes([sym[0], sym[1], sym[2], sym[3]])) >= strtab_len) {
+            return Ok(None);
+        }
         Ok(Some(Layout { input, shdrs, shstrndx, symtab }))
     }
 

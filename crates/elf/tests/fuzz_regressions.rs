@@ -38,3 +38,32 @@ fn section_alignments_of_zero_odd_and_huge() {
         assert_eq!(back.section_by_name(".comment.x").unwrap().unwrap().data, [1, 2, 3]);
     }
 }
+
+/// fuzz target `check_kernel` (after the appending writer came): a section whose name offset is
+/// past the end of the section name table names nothing, but once the writer appended its own
+/// names there it named `.orc_unwind_ip`, and the table read back from the wrong section. Such
+/// a file goes to the rebuilder, and whatever is written reads back as written.
+#[test]
+fn a_section_name_past_the_name_table() {
+    use orc_elf::write::OrcRow;
+    use orc_format::{Entry, Layout};
+    let object = orc_testkit::assemble("\t.text\nf:\n\tpush %rbp\n\tpop %rbp\n\tret\n\t.section .comment.x,\"\"\n\t.byte 1, 2, 3\n");
+    let file = ElfFile::parse(&object).unwrap();
+    let text = file.section_by_name(".text").unwrap().unwrap().index;
+    let comment = file.section_by_name(".comment.x").unwrap().unwrap().index;
+    let shstrndx = usize::from(u16::from_le_bytes([object[0x3e], object[0x3f]]));
+    let shoff = u64::from_le_bytes(object[0x28..0x30].try_into().unwrap()) as usize;
+    let shstrtab_size = u64::from_le_bytes(object[shoff + 64 * shstrndx + 32..shoff + 64 * shstrndx + 40].try_into().unwrap());
+    let mut bad = object.clone();
+    // The first name the writer appends starts right at the old end of the table.
+    let name_at = shoff + 64 * comment;
+    bad[name_at..name_at + 4].copy_from_slice(&(shstrtab_size as u32).to_le_bytes());
+    let enc = |e: Entry| Layout::V3.encode(e).unwrap();
+    let rows = [OrcRow { section: text, offset: 0, raw: enc(Entry::call(8)) }, OrcRow { section: text, offset: 1, raw: enc(Entry::call(16)) }];
+    let changes = Changes { tables: &[], orc: Some(&rows), patches: &[], symbols: &[] };
+    if let Ok(written) = Rewriter::read(&bad).and_then(|r| r.finish(&changes)) {
+        let back = ElfFile::parse(&written).unwrap();
+        let table = orc_elf::orc::read_orc_table(&back, Some(Layout::V3)).expect("the written table reads").expect("a table");
+        assert_eq!(table.len(), rows.len());
+    }
+}
